@@ -1,0 +1,95 @@
+//! Parsing of raw environment values. Strict on purpose: a trading system
+//! should refuse `P28_LATE_OBS_MAX_WAIT_MS=2s` at startup rather than run
+//! with a default the operator did not ask for.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::{ConfigError, ConfigErrorKind};
+
+/// Returns the trimmed UTF-8 text of a raw value, refusing empty and
+/// non-UTF-8 values (the contract lists the empty string as invalid).
+fn text(variable: &'static str, raw: OsString) -> Result<String, ConfigError> {
+    let raw = raw.into_string().map_err(|bad| {
+        ConfigError::new(variable, bad.to_string_lossy(), ConfigErrorKind::NotUnicode)
+    })?;
+    if raw.trim().is_empty() {
+        return Err(ConfigError::new(variable, raw, ConfigErrorKind::Empty));
+    }
+    Ok(raw)
+}
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, any case, blanks around ignored.
+pub(crate) fn flag(variable: &'static str, raw: OsString) -> Result<bool, ConfigError> {
+    let raw = text(variable, raw)?;
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(variable, raw, ConfigErrorKind::NotAFlag)),
+    }
+}
+
+/// A whole, non-negative number of milliseconds such as `2000`.
+pub(crate) fn millis(variable: &'static str, raw: OsString) -> Result<Duration, ConfigError> {
+    let raw = text(variable, raw)?;
+    match raw.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => Err(ConfigError::new(
+            variable,
+            raw,
+            ConfigErrorKind::NotMilliseconds,
+        )),
+    }
+}
+
+/// A whole, non-negative count such as `16384`.
+pub(crate) fn count(variable: &'static str, raw: OsString) -> Result<u64, ConfigError> {
+    let raw = text(variable, raw)?;
+    raw.trim()
+        .parse::<u64>()
+        .map_err(|_| ConfigError::new(variable, raw, ConfigErrorKind::NotACount))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> OsString {
+        OsString::from(s)
+    }
+
+    #[test]
+    fn flags_accept_the_documented_spellings_in_any_case_with_blanks() {
+        for yes in ["true", "TRUE", " True ", "1", "yes", "YES", "on", "On\t"] {
+            assert_eq!(flag("F", os(yes)), Ok(true), "{yes:?}");
+        }
+        for no in ["false", "False", "0", "no", " NO", "off", "OFF "] {
+            assert_eq!(flag("F", os(no)), Ok(false), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn flags_refuse_anything_else_and_name_the_value() {
+        for bad in ["ture", "2", "y", "enabled", "", "  "] {
+            let err = flag("F", os(bad)).unwrap_err();
+            assert_eq!(err.variable(), "F");
+            assert_eq!(err.value(), bad);
+        }
+    }
+
+    #[test]
+    fn millis_refuse_units_signs_fractions_and_overflow() {
+        assert_eq!(millis("M", os(" 2000 ")), Ok(Duration::from_millis(2000)));
+        for bad in ["2s", "-5", "1.5", "", "99999999999999999999999", "0x10"] {
+            let err = millis("M", os(bad)).unwrap_err();
+            assert_eq!(err.value(), bad, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_is_refused_not_ignored() {
+        use std::os::unix::ffi::OsStringExt;
+        let err = count("C", OsString::from_vec(vec![0x31, 0xff])).unwrap_err();
+        assert_eq!(err.kind(), &ConfigErrorKind::NotUnicode);
+    }
+}

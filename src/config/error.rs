@@ -1,0 +1,125 @@
+//! The error a bad setting produces: it names the variable and the value.
+
+use std::fmt;
+
+/// A setting that cannot be used, from the environment or from code.
+///
+/// The message names the environment variable that carries the setting and
+/// the value that was refused, so an operator can fix the env file without
+/// reading code:
+///
+/// ```
+/// use heat_observer::Config;
+///
+/// let err = Config::from_lookup(|name| {
+///     (name == "P28_LATE_OBS_POLL_MS").then(|| "2s".to_string())
+/// })
+/// .unwrap_err();
+/// assert_eq!(err.variable(), "P28_LATE_OBS_POLL_MS");
+/// assert_eq!(err.value(), "2s");
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid P28_LATE_OBS_POLL_MS="2s": expected a whole number of milliseconds"#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    kind: ConfigErrorKind,
+}
+
+/// What was wrong with a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The value was empty or blank.
+    Empty,
+    /// The value was not valid UTF-8.
+    NotUnicode,
+    /// A flag that is none of `true/false`, `1/0`, `yes/no`, `on/off`.
+    NotAFlag,
+    /// A number of milliseconds that is not a non-negative whole number.
+    NotMilliseconds,
+    /// A count that is not a non-negative whole number.
+    NotACount,
+    /// Below the smallest value the setting accepts.
+    TooSmall {
+        /// The smallest accepted value.
+        min: u64,
+    },
+    /// Above the largest value the setting accepts.
+    TooLarge {
+        /// The largest accepted value.
+        max: u64,
+    },
+    /// The poll interval is longer than the wait it divides.
+    PollExceedsWait {
+        /// The configured maximum wait, in milliseconds.
+        max_wait_ms: u64,
+    },
+    /// A key prefix or stream name that is empty or holds a control
+    /// character, or a stream name with braces.
+    BadName,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        variable: &'static str,
+        value: impl Into<String>,
+        kind: ConfigErrorKind,
+    ) -> Self {
+        Self {
+            variable,
+            value: value.into(),
+            kind,
+        }
+    }
+
+    /// The environment variable that carries the refused setting, for example
+    /// `P28_LATE_OBS_POLL_MS`. Settings that exist only in code are named by
+    /// their builder method, for example `stream`.
+    pub fn variable(&self) -> &'static str {
+        self.variable
+    }
+
+    /// The refused value, as it was written (milliseconds for durations set in
+    /// code).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What was wrong with it.
+    pub fn kind(&self) -> &ConfigErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}={:?}: ", self.variable, self.value)?;
+        match &self.kind {
+            ConfigErrorKind::Empty => f.write_str("the value is empty"),
+            ConfigErrorKind::NotUnicode => f.write_str("the value is not valid UTF-8"),
+            ConfigErrorKind::NotAFlag => {
+                f.write_str("expected one of true/false, 1/0, yes/no, on/off")
+            }
+            ConfigErrorKind::NotMilliseconds => {
+                f.write_str("expected a whole number of milliseconds")
+            }
+            ConfigErrorKind::NotACount => f.write_str("expected a whole number"),
+            ConfigErrorKind::TooSmall { min } => write!(f, "must be at least {min}"),
+            ConfigErrorKind::TooLarge { max } => write!(f, "must be at most {max}"),
+            ConfigErrorKind::PollExceedsWait { max_wait_ms } => write!(
+                f,
+                "the poll interval must not exceed {}={max_wait_ms}",
+                super::ENV_MAX_WAIT_MS
+            ),
+            ConfigErrorKind::BadName => f.write_str(
+                "must be non-empty, without control characters (or braces, in a stream name)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,115 @@
+//! [`Event`]: what the observer appends to the stream, and the order of its
+//! fields, which is part of the operator contract: the runbook reads
+//! `redis-cli XREVRANGE` output with awk and expects exactly one field
+//! (`wait_ms`) between `obs_point` and `heat_found`.
+
+use crate::ObsPoint;
+
+/// The stream fields of an event, in the order they are written.
+pub const EVENT_FIELDS: [&str; 8] = [
+    "plan_id",
+    "symbol",
+    "obs_point",
+    "wait_ms",
+    "heat_found",
+    "polls",
+    "max_wait_ms",
+    "ts_ms",
+];
+
+/// One observation's result, as appended to the observed stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Event {
+    /// The plan observed.
+    pub plan_id: String,
+    /// Its symbol, as the caller passed it.
+    pub symbol: String,
+    /// Where in the Apply flow it was observed.
+    pub obs_point: ObsPoint,
+    /// Milliseconds from the observe call to the look that decided.
+    pub wait_ms: u64,
+    /// Whether the heat key existed at that look (written `1` or `0`).
+    pub heat_found: bool,
+    /// How many looks were made, the deciding one included.
+    pub polls: u32,
+    /// The wait the observation was allowed (0 for a single look).
+    pub max_wait_ms: u64,
+    /// Wall-clock time of the deciding look, in Unix milliseconds.
+    pub ts_ms: u64,
+}
+
+impl Event {
+    /// The event's stream fields in contract order, values as written.
+    ///
+    /// ```
+    /// use heat_observer::EVENT_FIELDS;
+    /// assert_eq!(&EVENT_FIELDS[2..5], &["obs_point", "wait_ms", "heat_found"]);
+    /// ```
+    pub fn fields(&self) -> [(&'static str, String); 8] {
+        let [
+            plan_id,
+            symbol,
+            obs_point,
+            wait_ms,
+            heat_found,
+            polls,
+            max_wait_ms,
+            ts_ms,
+        ] = EVENT_FIELDS;
+        [
+            (plan_id, self.plan_id.clone()),
+            (symbol, self.symbol.clone()),
+            (obs_point, self.obs_point.as_str().to_owned()),
+            (wait_ms, self.wait_ms.to_string()),
+            (
+                heat_found,
+                if self.heat_found { "1" } else { "0" }.to_owned(),
+            ),
+            (polls, self.polls.to_string()),
+            (max_wait_ms, self.max_wait_ms.to_string()),
+            (ts_ms, self.ts_ms.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_follow_the_contract_order_and_encoding() {
+        let event = Event {
+            plan_id: "p1".into(),
+            symbol: "BTCUSDT".into(),
+            obs_point: ObsPoint::PUBLISH_PLAN_POST,
+            wait_ms: 612,
+            heat_found: true,
+            polls: 7,
+            max_wait_ms: 2000,
+            ts_ms: 1_769_600_000_000,
+        };
+        let fields = event.fields();
+        let names: Vec<_> = fields.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, EVENT_FIELDS);
+        let values: Vec<_> = fields.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                "p1",
+                "BTCUSDT",
+                "publish_plan_post",
+                "612",
+                "1",
+                "7",
+                "2000",
+                "1769600000000"
+            ]
+        );
+        let missed = Event {
+            heat_found: false,
+            ..event
+        };
+        assert_eq!(missed.fields()[4].1, "0");
+    }
+}

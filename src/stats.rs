@@ -1,0 +1,208 @@
+//! [`Stats`]: a snapshot of every counter and gauge, for code. The
+//! Prometheus rendering in [`crate::metrics`] is a pure function of it.
+
+use crate::ObsPoint;
+
+/// Upper bounds (milliseconds) of the wait histogram's buckets; a last
+/// `+Inf` bucket follows.
+pub const WAIT_BUCKETS_MS: [u64; 12] = [
+    50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000,
+];
+
+/// A snapshot of the observer's counters. Every observe call is counted in
+/// exactly one of the `refused_*` fields or in `accepted`; every accepted
+/// observation ends in exactly one of `found`, `not_found`, `deduplicated`,
+/// `failed`, `panicked`, `abandoned`, or is still `queued` or `in_flight`.
+///
+/// Fields are read one by one while workers run, so a snapshot taken during
+/// activity may be off by the jobs that moved meanwhile; after
+/// [`shutdown`](crate::LateObserver::shutdown) it is exact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Observations taken into the queue.
+    pub accepted: u64,
+    /// Refused because observing is disabled.
+    pub refused_disabled: u64,
+    /// Refused as invalid input (see [`InvalidInput`](crate::InvalidInput)).
+    pub refused_invalid: u64,
+    /// Refused because the queue was full.
+    pub refused_queue_full: u64,
+    /// Refused because the observer was shut down.
+    pub refused_shut_down: u64,
+    /// Events written with `heat_found=1`, all points.
+    pub found: u64,
+    /// Events written with `heat_found=0`, all points.
+    pub not_found: u64,
+    /// Observations whose `(plan_id, obs_point)` was already recorded.
+    pub deduplicated: u64,
+    /// Observations that ended without an event because the store failed:
+    /// the deciding look failed, or the write kept failing for the retry
+    /// window.
+    pub failed: u64,
+    /// Observations that ended because a store call panicked.
+    pub panicked: u64,
+    /// Observations dropped at shutdown, undecided or unwritten.
+    pub abandoned: u64,
+    /// Observations waiting in the queue.
+    pub queued: u64,
+    /// Observations held by workers (watched, or decided and not yet written).
+    pub in_flight: u64,
+    /// Worker threads running.
+    pub workers: u64,
+    /// Store calls that returned an error.
+    pub store_errors: u64,
+    /// [`Store::exists`](crate::Store::exists) calls (round trips).
+    pub exists_calls: u64,
+    /// Keys asked about in those calls.
+    pub keys_checked: u64,
+    /// [`Store::claim_and_append`](crate::Store::claim_and_append) calls.
+    pub append_calls: u64,
+    /// Claims sent in those calls, retries included.
+    pub claims_sent: u64,
+    /// Per observation point: the built-in points first, then others in the
+    /// order they first finished.
+    pub points: Vec<PointStats>,
+}
+
+/// The counters of one observation point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PointStats {
+    /// The point.
+    pub obs_point: ObsPoint,
+    /// Events written with `heat_found=1`.
+    pub found: u64,
+    /// Events written with `heat_found=0`.
+    pub not_found: u64,
+    /// Observations deduplicated.
+    pub deduplicated: u64,
+    /// Wait of the events with `heat_found=1`.
+    pub wait: WaitHistogram,
+}
+
+/// Distribution of waits, bucketed by [`WAIT_BUCKETS_MS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitHistogram {
+    /// Count per bucket (not cumulative); the last one is `+Inf`.
+    pub counts: [u64; WAIT_BUCKETS_MS.len() + 1],
+    /// Sum of the waits, in milliseconds.
+    pub sum_ms: u64,
+}
+
+impl WaitHistogram {
+    pub(crate) fn record(&mut self, wait_ms: u64) {
+        let bucket = WAIT_BUCKETS_MS
+            .iter()
+            .position(|&le| wait_ms <= le)
+            .unwrap_or(WAIT_BUCKETS_MS.len());
+        self.counts[bucket] += 1;
+        self.sum_ms += wait_ms;
+    }
+
+    /// Number of waits recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(upper bound in ms, cumulative count)` per bucket, `None` for `+Inf`.
+    pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        let bounds = WAIT_BUCKETS_MS.iter().map(|&b| Some(b)).chain([None]);
+        bounds.zip(self.counts.iter().scan(0, |acc, &n| {
+            *acc += n;
+            Some(*acc)
+        }))
+    }
+}
+
+impl PointStats {
+    pub(crate) fn new(obs_point: ObsPoint) -> Self {
+        Self {
+            obs_point,
+            found: 0,
+            not_found: 0,
+            deduplicated: 0,
+            wait: WaitHistogram::default(),
+        }
+    }
+
+    /// Share of written events with `heat_found=1`, if any were written.
+    pub fn coverage(&self) -> Option<f64> {
+        let total = self.found + self.not_found;
+        (total > 0).then(|| self.found as f64 / total as f64)
+    }
+}
+
+impl Stats {
+    /// Observe calls made: accepted plus refused.
+    pub fn calls(&self) -> u64 {
+        self.accepted + self.refused()
+    }
+
+    /// Observe calls refused at the door, all reasons.
+    pub fn refused(&self) -> u64 {
+        self.refused_disabled
+            + self.refused_invalid
+            + self.refused_queue_full
+            + self.refused_shut_down
+    }
+
+    /// Accepted observations that reached their end.
+    pub fn finished(&self) -> u64 {
+        self.found
+            + self.not_found
+            + self.deduplicated
+            + self.failed
+            + self.panicked
+            + self.abandoned
+    }
+
+    /// Every outcome by name, refusals and the still pending included; the
+    /// values sum to [`Stats::calls`] when the snapshot is exact.
+    pub fn outcomes(&self) -> [(&'static str, u64); 12] {
+        [
+            ("refused_disabled", self.refused_disabled),
+            ("refused_invalid", self.refused_invalid),
+            ("refused_queue_full", self.refused_queue_full),
+            ("refused_shut_down", self.refused_shut_down),
+            ("found", self.found),
+            ("not_found", self.not_found),
+            ("deduplicated", self.deduplicated),
+            ("failed", self.failed),
+            ("panicked", self.panicked),
+            ("abandoned", self.abandoned),
+            ("queued", self.queued),
+            ("in_flight", self.in_flight),
+        ]
+    }
+
+    /// Whether every call is accounted for: the outcomes sum to the calls.
+    pub fn is_balanced(&self) -> bool {
+        self.outcomes().iter().map(|(_, n)| n).sum::<u64>() == self.calls()
+    }
+
+    /// The counters of `point`, if it is known.
+    pub fn point(&self, point: ObsPoint) -> Option<&PointStats> {
+        self.points.iter().find(|p| p.obs_point == point)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_inclusive_and_cumulative() {
+        let mut h = WaitHistogram::default();
+        for ms in [0, 50, 51, 2000, 10_001] {
+            h.record(ms);
+        }
+        assert_eq!(h.count(), 5);
+        assert_eq!(h.sum_ms, 12_102);
+        let cum: Vec<_> = h.cumulative().collect();
+        assert_eq!(cum[0], (Some(50), 2));
+        assert_eq!(cum[1], (Some(100), 3));
+        assert_eq!(cum[8], (Some(2000), 4));
+        assert_eq!(cum.last(), Some(&(None, 5)));
+    }
+}

@@ -1,0 +1,154 @@
+//! The seam between the workers and Redis: what a worker needs, in batches.
+//!
+//! A [`Connector`] makes one [`Store`] per worker thread (on that thread, with
+//! no I/O: stores connect lazily). A store answers two batched questions per
+//! tick: which of these keys exist, and "claim these dedupe keys and append
+//! one event per claim won". [`MemoryStore`] implements both traits in memory,
+//! with switches for faults; the Redis implementation talks to a server.
+
+mod memory;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use memory::{Fault, Gate, MemoryStore, Op, StreamEntry};
+
+use crate::Event;
+
+/// One worker's access to the key-value store. Calls may block, but should
+/// be bounded by the store's own timeouts; a call that panics is caught by
+/// the worker, its jobs are counted as panicked, and the store is replaced
+/// with a fresh one from the [`Connector`].
+pub trait Store: Send {
+    /// Whether each key exists, in the order given; the result has exactly
+    /// `keys.len()` entries.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the answer could not be had; the worker keeps
+    /// the jobs and looks again at its next tick.
+    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError>;
+
+    /// For each claim, in order: set its dedupe key (only if absent, with the
+    /// stream's TTL, holding the claim's owner token) and, if that won,
+    /// append its event to the stream, trimmed to about `stream.maxlen`.
+    /// Claim and append are atomic together. A dedupe key already holding
+    /// the same owner token counts as [`Claimed::Appended`]: it is this
+    /// observer's own earlier attempt whose reply was lost.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the outcome is unknown; the worker retries the
+    /// same claims later, which the owner token makes safe.
+    fn claim_and_append(
+        &mut self,
+        stream: &StreamSpec,
+        claims: &[Claim<'_>],
+    ) -> Result<Vec<Claimed>, StoreError>;
+}
+
+/// Makes the [`Store`] of each worker. Called on the worker's thread when it
+/// starts and again after a store panicked; it must not block.
+pub trait Connector: Send + Sync + 'static {
+    /// The store it makes.
+    type Store: Store + 'static;
+
+    /// A store for worker `worker` (0-based). Connecting, if any, happens
+    /// lazily inside the store's calls.
+    fn connect(&self, worker: usize) -> Self::Store;
+
+    /// A description for logs, such as `redis 10.0.0.5:6379`; never
+    /// credentials.
+    fn describe(&self) -> String;
+}
+
+/// Where events go: the stream, its approximate length, the dedupe TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// The stream name.
+    pub name: String,
+    /// Approximate maximum length (`MAXLEN ~`).
+    pub maxlen: u64,
+    /// Lifetime of each dedupe key.
+    pub dedupe_ttl: Duration,
+}
+
+/// One event to append if its dedupe key can be claimed.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The key that makes the event unique per `(plan_id, obs_point)`.
+    pub dedupe_key: &'a str,
+    /// A token unique to this attempt's event, stored as the key's value.
+    pub owner: &'a str,
+    /// The event to append.
+    pub event: &'a Event,
+}
+
+/// What became of one [`Claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// The event is in the stream (appended now or by an earlier attempt
+    /// with the same owner).
+    Appended,
+    /// Someone else already recorded this `(plan_id, obs_point)`.
+    Duplicate,
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+/// The broad class of a [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// No connection could be made, or reconnecting is backing off.
+    Unavailable,
+    /// The server did not answer within the timeout.
+    Timeout,
+    /// The connection broke.
+    Io,
+    /// The server answered with an error.
+    Server,
+    /// A reply that does not fit the request.
+    Protocol,
+    /// Anything else, including faults injected in tests.
+    Other,
+}
+
+impl StoreError {
+    /// An error of `kind` described by `message`.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Its class.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// Its description.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            StoreErrorKind::Unavailable => "store unavailable",
+            StoreErrorKind::Timeout => "store timed out",
+            StoreErrorKind::Io => "store connection broke",
+            StoreErrorKind::Server => "store refused the command",
+            StoreErrorKind::Protocol => "unexpected store reply",
+            StoreErrorKind::Other => "store error",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}

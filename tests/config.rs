@@ -1,0 +1,183 @@
+//! Configuration: pinned defaults, strict parsing, errors that name the
+//! variable and the value, setters over the environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use heat_observer::*;
+
+fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_are_pinned() {
+    assert_eq!(ENV_ENABLED, "P28_LATE_OBS_ENABLED");
+    assert_eq!(ENV_MAX_WAIT_MS, "P28_LATE_OBS_MAX_WAIT_MS");
+    assert_eq!(ENV_POLL_MS, "P28_LATE_OBS_POLL_MS");
+    assert_eq!(ENV_WORKERS, "P28_LATE_OBS_WORKERS");
+    assert_eq!(ENV_QUEUE_CAPACITY, "P28_LATE_OBS_QUEUE_CAPACITY");
+    assert_eq!(ENV_IN_FLIGHT, "P28_LATE_OBS_IN_FLIGHT");
+    assert_eq!(ENV_DEDUPE_TTL_MS, "P28_LATE_OBS_DEDUPE_TTL_MS");
+    assert_eq!(ENV_STREAM_MAXLEN, "P28_LATE_OBS_STREAM_MAXLEN");
+    assert_eq!(ENV_REDIS_TIMEOUT_MS, "P28_LATE_OBS_REDIS_TIMEOUT_MS");
+    assert_eq!(ENV_SHUTDOWN_TIMEOUT_MS, "P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS");
+    assert_eq!(ENV_RETRY_MS, "P28_LATE_OBS_RETRY_MS");
+
+    let c = Config::default();
+    assert!(c.enabled());
+    assert_eq!(c.max_wait(), Duration::from_millis(2000));
+    assert_eq!(c.poll(), Duration::from_millis(100));
+    assert_eq!(c.workers(), 2);
+    assert_eq!(c.queue_capacity(), 16_384);
+    assert_eq!(c.max_in_flight(), 8192);
+    assert_eq!(c.dedupe_ttl(), Duration::from_secs(86_400));
+    assert_eq!(c.stream_maxlen(), 100_000);
+    assert_eq!(c.redis_timeout(), Duration::from_millis(50));
+    assert_eq!(c.shutdown_timeout(), Duration::from_millis(1000));
+    assert_eq!(c.retry_window(), Duration::from_millis(5000));
+    assert_eq!(c.heat_key("p1"), "quantum:harvest:heat:by_plan:p1");
+    assert_eq!(c.stream(), "quantum:stream:apply.heat.observed");
+    assert_eq!(c.warn_interval(), Duration::from_secs(10));
+    assert_eq!(MAX_PLAN_ID_LEN, 128);
+    assert_eq!(MAX_SYMBOL_LEN, 32);
+    assert_eq!(
+        metrics::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    // The defaults watch a burst of 10,000 plans at once.
+    assert!(c.workers() * c.max_in_flight() >= 10_000);
+    assert!(c.queue_capacity() >= 10_000);
+    assert_eq!(from(&[]), Ok(c.clone()));
+    assert_eq!(Config::builder().build(), Ok(c));
+}
+
+#[test]
+fn the_runbook_settings_are_read() {
+    let c = from(&[
+        ("P28_LATE_OBS_ENABLED", "true"),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "3000"),
+        ("P28_LATE_OBS_POLL_MS", "250"),
+        ("P28_LATE_OBS_WORKERS", "4"),
+        ("P28_LATE_OBS_QUEUE_CAPACITY", "100"),
+        ("P28_LATE_OBS_IN_FLIGHT", "1"),
+        ("P28_LATE_OBS_DEDUPE_TTL_MS", "60000"),
+        ("P28_LATE_OBS_STREAM_MAXLEN", "500"),
+        ("P28_LATE_OBS_REDIS_TIMEOUT_MS", "20"),
+        ("P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS", "0"),
+        ("P28_LATE_OBS_RETRY_MS", "0"),
+    ])
+    .unwrap();
+    assert_eq!(c.max_wait(), Duration::from_millis(3000));
+    assert_eq!(c.poll(), Duration::from_millis(250));
+    assert_eq!(
+        (c.workers(), c.queue_capacity(), c.max_in_flight()),
+        (4, 100, 1)
+    );
+    assert_eq!(c.dedupe_ttl(), Duration::from_secs(60));
+    assert_eq!(c.stream_maxlen(), 500);
+    assert_eq!(c.redis_timeout(), Duration::from_millis(20));
+    assert_eq!(c.shutdown_timeout(), Duration::ZERO);
+    assert_eq!(c.retry_window(), Duration::ZERO);
+    assert!(
+        !from(&[("P28_LATE_OBS_ENABLED", " OFF ")])
+            .unwrap()
+            .enabled()
+    );
+    assert!(!from(&[("P28_LATE_OBS_ENABLED", "0")]).unwrap().enabled());
+}
+
+#[test]
+fn every_invalid_value_is_an_error_naming_its_variable_and_value() {
+    let cases: &[(&str, &str)] = &[
+        ("P28_LATE_OBS_ENABLED", "ture"),
+        ("P28_LATE_OBS_ENABLED", ""),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "2s"),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "-5"),
+        ("P28_LATE_OBS_MAX_WAIT_MS", ""),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "0"),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "3600001"),
+        ("P28_LATE_OBS_POLL_MS", "0"),
+        ("P28_LATE_OBS_POLL_MS", "1.5"),
+        ("P28_LATE_OBS_POLL_MS", "2001"),
+        ("P28_LATE_OBS_WORKERS", "0"),
+        ("P28_LATE_OBS_WORKERS", "65"),
+        ("P28_LATE_OBS_WORKERS", "two"),
+        ("P28_LATE_OBS_QUEUE_CAPACITY", "0"),
+        ("P28_LATE_OBS_QUEUE_CAPACITY", "-1"),
+        ("P28_LATE_OBS_QUEUE_CAPACITY", "1048577"),
+        ("P28_LATE_OBS_IN_FLIGHT", "0"),
+        ("P28_LATE_OBS_DEDUPE_TTL_MS", "0"),
+        ("P28_LATE_OBS_STREAM_MAXLEN", "0"),
+        ("P28_LATE_OBS_REDIS_TIMEOUT_MS", "0"),
+        ("P28_LATE_OBS_REDIS_TIMEOUT_MS", "60001"),
+        ("P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS", "1s"),
+        ("P28_LATE_OBS_RETRY_MS", "600001"),
+    ];
+    for &(variable, value) in cases {
+        let err = from(&[(variable, value)]).unwrap_err();
+        assert_eq!(err.variable(), variable, "{variable}={value:?}: {err}");
+        assert_eq!(err.value(), value, "{variable}={value:?}: {err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains(variable) && shown.contains(&format!("{value:?}")),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn errors_say_what_was_expected() {
+    let err = from(&[("P28_LATE_OBS_POLL_MS", "3000")]).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ConfigErrorKind::PollExceedsWait { max_wait_ms: 2000 }
+    );
+    assert_eq!(
+        err.to_string(),
+        r#"invalid P28_LATE_OBS_POLL_MS="3000": the poll interval must not exceed P28_LATE_OBS_MAX_WAIT_MS=2000"#
+    );
+    let err = from(&[("P28_LATE_OBS_ENABLED", "ture")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"invalid P28_LATE_OBS_ENABLED="ture": expected one of true/false, 1/0, yes/no, on/off"#
+    );
+    let err = from(&[("P28_LATE_OBS_QUEUE_CAPACITY", "0")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"invalid P28_LATE_OBS_QUEUE_CAPACITY="0": must be at least 1"#
+    );
+}
+
+#[test]
+fn setters_override_the_environment_and_are_validated_too() {
+    let builder =
+        ConfigBuilder::from_lookup(|name| (name == ENV_POLL_MS).then(|| "500".to_string()))
+            .unwrap();
+    let c = builder
+        .clone()
+        .poll(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    assert_eq!(c.poll(), Duration::from_millis(50));
+    assert_eq!(
+        builder.clone().build().unwrap().poll(),
+        Duration::from_millis(500)
+    );
+    let err = builder.poll(Duration::ZERO).build().unwrap_err();
+    assert_eq!(err.variable(), ENV_POLL_MS);
+    let err = Config::builder().stream("").build().unwrap_err();
+    assert_eq!(err.variable(), "stream");
+    let err = Config::builder().stream("{s}").build().unwrap_err();
+    assert_eq!(err.kind(), &ConfigErrorKind::BadName);
+    let err = Config::builder()
+        .heat_key_prefix("a\nb")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.variable(), "heat_key_prefix");
+    assert!(!Config::disabled().enabled());
+}

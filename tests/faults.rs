@@ -1,0 +1,264 @@
+//! Failure modes: a full queue, a failing, panicking or hanging store, a
+//! thread that cannot be spawned. Faults are switched on in the in-memory
+//! store; workers are held at its gates instead of racing sleeps.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use heat_observer::{Config, ConfigBuilder, Fault, LateObserver, MemoryStore, Op, Refused};
+use support::{PATIENCE, events, ms, wait_stats};
+
+fn config() -> ConfigBuilder {
+    Config::builder().workers(1).max_wait(ms(50)).poll(ms(10))
+}
+
+fn heat_key(plan: &str) -> String {
+    Config::default().heat_key(plan)
+}
+
+#[test]
+fn a_full_queue_drops_exactly_the_overflow_and_counts_it() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    let config = config().max_in_flight(1).queue_capacity(4).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("held", "S").unwrap();
+    assert!(gate.wait_arrivals(1, PATIENCE)); // the worker is full and stuck
+    let results: Vec<_> = (0..7)
+        .map(|i| observer.observe_late(&format!("q{i}"), "S"))
+        .collect();
+    assert!(results[..4].iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(results[4..], [Err(Refused::QueueFull); 3]);
+    let stats = observer.stats();
+    assert_eq!(
+        (stats.accepted, stats.refused_queue_full, stats.queued),
+        (5, 3, 4)
+    );
+    drop(gate);
+    let stats = wait_stats(&observer, "every accepted job ends", |s| s.not_found == 5);
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn a_panicking_store_loses_only_its_jobs_and_every_worker_lives_on() {
+    support::quiet_injected_panics();
+    let store = MemoryStore::new();
+    let config = config().workers(2).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    store.set_fault(Op::Exists, Some(Fault::Panic));
+    for i in 0..10 {
+        observer.observe_late(&format!("boom-{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the jobs end as panicked", |s| s.panicked == 10);
+    store.set_fault(Op::Exists, None);
+    store.set_fault(Op::Append, Some(Fault::Panic));
+    store.insert_key(heat_key("boom-append"));
+    observer.observe_late("boom-append", "S").unwrap();
+    wait_stats(&observer, "the write panics", |s| s.panicked == 11);
+    store.set_fault(Op::Append, None);
+    for i in 0..20 {
+        store.insert_key(heat_key(&format!("after-{i}")));
+        observer.observe_late(&format!("after-{i}"), "S").unwrap();
+    }
+    let stats = wait_stats(&observer, "later jobs succeed", |s| s.found == 20);
+    assert_eq!(stats.workers, 2, "no worker died");
+    let report = observer.shutdown(PATIENCE);
+    assert!(report.stats.is_balanced(), "{:?}", report.stats);
+}
+
+#[test]
+fn shutdown_returns_within_its_bound_while_the_store_hangs() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    let config = config().workers(2).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    for i in 0..5 {
+        observer.observe_late(&format!("hang-{i}"), "S").unwrap();
+    }
+    assert!(gate.wait_arrivals(1, PATIENCE));
+    let start = Instant::now();
+    let report = observer.shutdown(ms(100));
+    let took = start.elapsed();
+    assert!(took >= ms(100), "it waited for the workers: {took:?}");
+    assert!(took < ms(400), "bounded by its timeout: {took:?}");
+    assert!(report.workers_not_stopped >= 1, "{report:?}");
+    assert!(!report.is_complete());
+    // The hung call returns later; its jobs are counted, nothing is lost.
+    drop(gate);
+    let stats = wait_stats(&observer, "the detached worker ends", |s| s.workers == 0);
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert_eq!(stats.accepted, 5);
+    assert_eq!(stats.in_flight + stats.queued, 0);
+}
+
+#[test]
+fn jobs_still_queued_at_shutdown_are_counted_as_abandoned_at_once() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    let config = config().max_in_flight(1).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("held", "S").unwrap();
+    assert!(gate.wait_arrivals(1, PATIENCE));
+    for i in 0..3 {
+        observer.observe_late(&format!("queued-{i}"), "S").unwrap();
+    }
+    let report = observer.shutdown(ms(20));
+    assert_eq!(report.workers_not_stopped, 1);
+    assert_eq!(report.stats.queued, 0);
+    assert_eq!(report.abandoned(), 3, "{report:?}");
+    assert_eq!(report.stats.in_flight, 1, "held by the stuck worker");
+    drop(gate);
+    let stats = wait_stats(&observer, "the held job ends", |s| {
+        s.in_flight == 0 && s.workers == 0
+    });
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn dropping_the_observer_is_bounded_by_the_shutdown_timeout() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    let config = config().shutdown_timeout(ms(100)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("stuck", "S").unwrap();
+    assert!(gate.wait_arrivals(1, PATIENCE));
+    let start = Instant::now();
+    drop(observer);
+    let took = start.elapsed();
+    assert!((ms(100)..ms(400)).contains(&took), "{took:?}");
+    drop(gate);
+}
+
+#[test]
+fn a_failed_last_look_ends_as_failed_without_an_event() {
+    let store = MemoryStore::new();
+    store.set_fault(Op::Exists, Some(Fault::Error));
+    let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
+    observer.observe_late("dark", "S").unwrap();
+    let stats = wait_stats(&observer, "the job fails", |s| s.failed == 1);
+    assert!(stats.store_errors >= 1);
+    assert!(events(&store).is_empty());
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn a_failed_look_before_the_deadline_is_retried_at_the_next_tick() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    store.set_fault(Op::Exists, Some(Fault::Error));
+    let config = config().max_wait(ms(2000)).poll(ms(10)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("blip", "S").unwrap();
+    assert!(gate.wait_arrivals(1, PATIENCE));
+    gate.pass(1); // this look fails
+    assert!(gate.wait_arrivals(2, PATIENCE));
+    store.set_fault(Op::Exists, None);
+    store.insert_key(heat_key("blip"));
+    drop(gate);
+    let stats = wait_stats(&observer, "the retry finds it", |s| s.found == 1);
+    assert_eq!(stats.store_errors, 1);
+    assert_eq!(
+        events(&store)[0].field("polls"),
+        Some("1"),
+        "failed looks are not polls"
+    );
+}
+
+#[test]
+fn a_failed_write_is_retried_and_written_once() {
+    let store = MemoryStore::new();
+    store.insert_key(heat_key("retry"));
+    store.set_fault(Op::Append, Some(Fault::Error));
+    let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
+    observer.observe_late("retry", "S").unwrap();
+    wait_stats(&observer, "two failed writes", |s| s.store_errors >= 2);
+    store.set_fault(Op::Append, None);
+    let stats = wait_stats(&observer, "the retry succeeds", |s| s.found == 1);
+    assert_eq!(stats.failed, 0);
+    assert_eq!(events(&store).len(), 1);
+    assert!(stats.claims_sent >= 3, "retried: {}", stats.claims_sent);
+}
+
+#[test]
+fn a_write_failing_for_the_whole_retry_window_ends_as_failed() {
+    let store = MemoryStore::new();
+    store.insert_key(heat_key("lost"));
+    store.set_fault(Op::Append, Some(Fault::Error));
+    let config = config().retry_window(ms(60)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("lost", "S").unwrap();
+    let stats = wait_stats(&observer, "the event fails", |s| s.failed == 1);
+    assert_eq!((stats.found, stats.in_flight), (0, 0));
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn decided_events_get_a_last_write_at_shutdown_the_rest_is_abandoned() {
+    let store = MemoryStore::new();
+    store.insert_key(heat_key("decided"));
+    let gate = store.hold(Op::Append);
+    let config = config().max_wait(ms(5000)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("decided", "S").unwrap();
+    observer.observe_late("undecided", "S").unwrap();
+    assert!(gate.wait_arrivals(1, PATIENCE));
+    // Let the write fail once, so the event is still held at shutdown.
+    store.set_fault(Op::Append, Some(Fault::Error));
+    gate.pass(1);
+    wait_stats(&observer, "the write failed", |s| s.store_errors == 1);
+    store.set_fault(Op::Append, None);
+    drop(gate);
+    let report = observer.shutdown(PATIENCE);
+    assert!(report.is_complete());
+    assert_eq!(
+        (report.stats.found, report.abandoned()),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(report.stats.is_balanced());
+}
+
+#[test]
+fn a_thread_that_cannot_be_spawned_is_an_error_not_a_panic() {
+    let store = MemoryStore::new();
+    let config = config()
+        .workers(3)
+        .worker_stack_size(usize::MAX / 2)
+        .build()
+        .unwrap();
+    let err = LateObserver::start(config, store.clone()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("could not spawn worker thread heat-observer-0"),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn observe_never_blocks_even_with_every_worker_stuck() {
+    let store = MemoryStore::new();
+    let gate = store.hold(Op::Exists);
+    let config = config()
+        .workers(2)
+        .max_in_flight(1)
+        .queue_capacity(8)
+        .build()
+        .unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    let start = Instant::now();
+    let results: Vec<_> = (0..10_000)
+        .map(|i| observer.observe_late(&format!("x{i}"), "S"))
+        .collect();
+    // Ten thousand calls against a wedged pool return; a blocking send
+    // would never get here.
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
+    assert!(
+        accepted <= 10,
+        "queue 8 plus at most one per worker: {accepted}"
+    );
+    assert_eq!(observer.stats().refused_queue_full, 10_000 - accepted);
+    drop(gate);
+}

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests. Each test binary compiles this
+//! module and uses a part of it.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use heat_observer::{LateObserver, MemoryStore, Stats, StreamEntry};
+
+/// Generous bound for conditions that normally hold within milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Waits until `cond` holds, checking every millisecond, for at most
+/// `PATIENCE`; panics with `what` if it never does.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until the observer's stats satisfy `cond` and returns them.
+pub fn wait_stats(
+    observer: &LateObserver,
+    what: &str,
+    mut cond: impl FnMut(&Stats) -> bool,
+) -> Stats {
+    let mut last = observer.stats();
+    wait_until(what, || {
+        last = observer.stats();
+        cond(&last)
+    });
+    last
+}
+
+/// The events of the default stream in `store`.
+pub fn events(store: &MemoryStore) -> Vec<StreamEntry> {
+    store.entries(heat_observer::DEFAULT_STREAM)
+}
+
+/// Names of this process's threads that start with `prefix` (Linux).
+pub fn threads_named(prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let comm = task.expect("task").path().join("comm");
+        if let Ok(name) = std::fs::read_to_string(comm) {
+            let name = name.trim_end().to_owned();
+            if name.starts_with(prefix) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Keeps the panics a test injects into the store (message containing
+/// "injected") out of the output; other panics print as usual.
+pub fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !msg.contains("injected") {
+                default(info);
+            }
+        }));
+    });
+}
