@@ -40,6 +40,29 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event for `plan_id` at `obs_point`, not found, with no wait and no
+    /// look yet; set the public fields to change that. Workers build their
+    /// own; this is for [`Store`](crate::Store) implementations and tests.
+    ///
+    /// ```
+    /// use heat_observer::{Event, ObsPoint};
+    /// let mut event = Event::new("p1", "BTCUSDT", ObsPoint::PUBLISH_PLAN_POST);
+    /// event.heat_found = true;
+    /// assert_eq!(event.fields()[4], ("heat_found", "1".to_string()));
+    /// ```
+    pub fn new(plan_id: impl Into<String>, symbol: impl Into<String>, obs_point: ObsPoint) -> Self {
+        Self {
+            plan_id: plan_id.into(),
+            symbol: symbol.into(),
+            obs_point,
+            wait_ms: 0,
+            heat_found: false,
+            polls: 0,
+            max_wait_ms: 0,
+            ts_ms: 0,
+        }
+    }
+
     /// The event's stream fields in contract order, values as written.
     ///
     /// ```

@@ -117,8 +117,9 @@ pub use obs_point::{MAX_OBS_POINT_LEN, ObsPoint};
 pub use observer::{LateObserver, Refused, StartError, startup_line};
 pub use stats::{PointStats, Stats, WAIT_BUCKETS_MS, WaitHistogram};
 pub use store::{
-    Claim, Claimed, Connector, Fault, Gate, MemoryStore, Op, Store, StoreError, StoreErrorKind,
-    StreamEntry, StreamSpec,
+    CLAIM_CHUNK, Claim, Claimed, Connector, EXISTS_CHUNK, Fault, Gate, MemoryStore, Op,
+    RedisConnector, RedisStore, RedisUrlError, Store, StoreError, StoreErrorKind, StreamEntry,
+    StreamSpec,
 };
 
 // Compiles the README's Rust examples as doctests.

@@ -4,14 +4,18 @@
 //! no I/O: stores connect lazily). A store answers two batched questions per
 //! tick: which of these keys exist, and "claim these dedupe keys and append
 //! one event per claim won". [`MemoryStore`] implements both traits in memory,
-//! with switches for faults; the Redis implementation talks to a server.
+//! with switches for faults; [`RedisConnector`] and [`RedisStore`] talk to a
+//! Redis server.
 
+mod backoff;
 mod memory;
+mod redis;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use memory::{Fault, Gate, MemoryStore, Op, StreamEntry};
+pub use redis::{CLAIM_CHUNK, EXISTS_CHUNK, RedisConnector, RedisStore, RedisUrlError};
 
 use crate::Event;
 

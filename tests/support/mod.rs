@@ -2,6 +2,8 @@
 //! module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::time::{Duration, Instant};
 
 use heat_observer::{LateObserver, MemoryStore, Stats, StreamEntry};
