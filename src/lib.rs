@@ -103,6 +103,7 @@ mod lifecycle;
 pub mod metrics;
 mod obs_point;
 mod observer;
+pub mod report;
 mod shared;
 mod stats;
 mod store;

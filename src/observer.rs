@@ -251,7 +251,8 @@ impl LateObserver {
     }
 
     /// Looks once at `plan_id`'s heat key, at observation point
-    /// `create_apply_plan`. The look happens on a worker, at its next tick.
+    /// `create_apply_plan`. The look happens on a worker, within about 10 ms
+    /// while the pool keeps up.
     ///
     /// # Errors
     /// [`Refused`] when the observation was not taken (counted either way).

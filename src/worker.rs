@@ -7,8 +7,9 @@
 //!    has passed otherwise (the last look at the deadline);
 //! 3. writes every decided job in one [`Store::claim_and_append`] call,
 //!    keeping failed writes for a later retry within the retry window;
-//! 4. sleeps until the next tick, deadline or retry, on the stop channel, so
-//!    shutdown cuts the sleep short. With nothing held it blocks on the queue.
+//! 4. sleeps until the next tick, deadline or retry (at most 10 ms while it
+//!    has room for more jobs), on the stop channel, so shutdown cuts the
+//!    sleep short. With nothing held it blocks on the queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -355,12 +356,17 @@ impl<C: Connector> Worker<C> {
     }
 
     /// The next tick, deadline or write retry, but never sooner than
-    /// `spacing` after the last look.
+    /// `spacing` after the last look. With room for more jobs, also no later
+    /// than `spacing` from now: new jobs are taken (and those already due,
+    /// like single looks, looked at) within `spacing`, not a tick later.
     fn next_wake(&self) -> Instant {
         let deadline = self.watching.iter().map(|w| w.job.deadline()).min();
         let mut wake = deadline.map_or(self.write_at, |d| d.min(self.next_tick));
         if !self.decided.is_empty() {
             wake = wake.min(self.write_at);
+        }
+        if self.held() < self.settings.config.max_in_flight() {
+            wake = wake.min(Instant::now() + self.settings.spacing);
         }
         match self.last_look {
             Some(last) => wake.max(last + self.settings.spacing),

@@ -1,0 +1,113 @@
+//! The coverage report: reads the newest events of the observed stream and
+//! prints, per observation point, events, `heat_found=1`, coverage and the
+//! wait percentiles of found keys; for the misses, whether the `by_plan` key
+//! exists now (it came after the deadline) or not (it never came), with a
+//! sentence of advice on `P28_LATE_OBS_MAX_WAIT_MS`.
+//!
+//! ```text
+//! cargo run --example coverage -- --redis redis://127.0.0.1:6379 --count 1000
+//! cargo run --example coverage -- --json
+//! ```
+
+#[path = "support/args.rs"]
+mod args;
+
+use args::{Args, Flag, fail, flag, opt};
+use heat_observer::report::{CoverageReport, FetchOptions};
+use heat_observer::{DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM};
+use serde_json::{Value, json};
+
+const ABOUT: &str = "Heat coverage per observation point, read from the observed stream.";
+
+const FLAGS: &[Flag] = &[
+    opt(
+        "--redis",
+        "URL",
+        "the Redis to read (default: REDIS_URL, else redis://127.0.0.1:6379)",
+    ),
+    opt(
+        "--stream",
+        "NAME",
+        "the observed stream (default quantum:stream:apply.heat.observed)",
+    ),
+    opt(
+        "--count",
+        "N",
+        "how many of the newest events to read (default 1000)",
+    ),
+    opt(
+        "--heat-key-prefix",
+        "PREFIX",
+        "prefix of the by_plan keys (default quantum:harvest:heat:by_plan:)",
+    ),
+    flag("--json", "print one JSON object instead of the table"),
+];
+
+fn main() {
+    let args = Args::parse(ABOUT, FLAGS);
+    let url = args
+        .opt("--redis")
+        .or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    let options = FetchOptions {
+        stream: args
+            .opt("--stream")
+            .unwrap_or_else(|| DEFAULT_STREAM.to_owned()),
+        count: args.get("--count", 1000),
+        heat_key_prefix: args
+            .opt("--heat-key-prefix")
+            .unwrap_or_else(|| DEFAULT_HEAT_KEY_PREFIX.to_owned()),
+        ..FetchOptions::default()
+    };
+    if options.count == 0 {
+        fail("--count must be at least 1");
+    }
+    let report = CoverageReport::fetch(&url, &options).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    if args.flag("--json") {
+        println!("{}", to_json(&options, &report));
+    } else if report.points.is_empty() {
+        println!(
+            "no observed events in {} (read the newest {})",
+            options.stream, options.count
+        );
+    } else {
+        println!(
+            "heat coverage of the newest {} entries of {}\n",
+            options.count, options.stream
+        );
+        print!("{report}");
+    }
+}
+
+fn to_json(options: &FetchOptions, report: &CoverageReport) -> Value {
+    let points: serde_json::Map<String, Value> = report
+        .points
+        .iter()
+        .map(|p| {
+            let waits = p
+                .wait_found_ms
+                .map(|w| json!({"p50": w.p50, "p90": w.p90, "p99": w.p99, "max": w.max}));
+            let value = json!({
+                "events": p.events,
+                "found": p.found,
+                "coverage": p.coverage(),
+                "wait_found_ms": waits,
+                "missed": p.missed(),
+                "came_late": p.came_late,
+                "never_came": p.never_came,
+                "max_wait_ms": p.max_wait_ms,
+                "advice": p.advice(),
+            });
+            (p.obs_point.clone(), value)
+        })
+        .collect();
+    json!({
+        "stream": options.stream,
+        "count": options.count,
+        "skipped": report.skipped,
+        "points": points,
+    })
+}

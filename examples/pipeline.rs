@@ -1,0 +1,469 @@
+//! The main job: the runbook's timeline, simulated, with the coverage it
+//! gets. Apply creates each plan (early look, `create_apply_plan`),
+//! publishes it and starts the late observer (`publish_plan_post`); the
+//! simulated HeatGate + HeatBridge write the plan's `by_plan` key after a
+//! lognormal delay, or never for a share of plans.
+//!
+//! ```text
+//! cargo run --release --example pipeline
+//! cargo run --release --example pipeline -- --plans 10000 --rate 2000 --json
+//! cargo run --release --example pipeline -- --redis redis://127.0.0.1:6379 --metrics-addr 127.0.0.1:9184
+//! ```
+
+#[path = "support/args.rs"]
+mod args;
+#[path = "support/metrics_http.rs"]
+mod metrics_http;
+#[path = "support/sim.rs"]
+pub mod sim;
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use args::{Args, Flag, fail, flag, opt};
+use heat_observer::report::{CoverageReport, ObservedEvent, PointReport};
+use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, RedisConnector, Stats};
+use serde_json::{Map, Value, json};
+use sim::{Bridge, Delays, Sink};
+
+const ABOUT: &str = "Simulates Apply, HeatGate and HeatBridge and reports the heat coverage of the \
+early look (create_apply_plan) and the late observer (publish_plan_post). Reads P28_LATE_OBS_*.";
+
+const FLAGS: &[Flag] = &[
+    opt("--plans", "N", "plans to run (default 1000)"),
+    opt(
+        "--rate",
+        "PER_SEC",
+        "plans per second, 0 = all at once (default 0)",
+    ),
+    opt(
+        "--bridge-median-ms",
+        "MS",
+        "median delay from publish to the key (default 500)",
+    ),
+    opt(
+        "--bridge-sigma",
+        "S",
+        "lognormal shape of that delay (default 0.8)",
+    ),
+    opt(
+        "--missing-pct",
+        "PCT",
+        "share of plans that never get a key (default 10)",
+    ),
+    opt("--seed", "N", "seed of the delays (default 1)"),
+    opt(
+        "--run-id",
+        "ID",
+        "prefix of plan ids (default: fresh per run)",
+    ),
+    opt(
+        "--redis",
+        "URL",
+        "run against this Redis (default: in memory)",
+    ),
+    opt(
+        "--metrics-addr",
+        "HOST:PORT",
+        "serve /metrics there while running",
+    ),
+    opt(
+        "--linger-s",
+        "S",
+        "keep serving /metrics this long after the run",
+    ),
+    flag(
+        "--json",
+        "print one JSON object at the end instead of the table",
+    ),
+];
+
+const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
+
+/// A run's settings (the flags). Public, like [`run`], for `tests/pipeline.rs`.
+pub struct Options {
+    pub plans: usize,
+    pub rate: f64,
+    pub median_ms: f64,
+    pub sigma: f64,
+    pub missing_pct: f64,
+    pub seed: u64,
+    pub run_id: String,
+    pub redis: Option<String>,
+    pub metrics_addr: Option<String>,
+    pub linger: Duration,
+    pub json: bool,
+}
+
+/// What a run measured.
+pub struct Outcome {
+    pub store: String,
+    pub stats: Stats,
+    pub report: CoverageReport,
+    /// Best coverage possible per point: share of plans whose key was
+    /// written before that point's deadline.
+    pub bound: [(ObsPoint, f64); 2],
+    pub wall: Duration,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse(ABOUT, FLAGS);
+    let options = Options {
+        plans: args.get("--plans", 1000),
+        rate: args.get("--rate", 0.0),
+        median_ms: args.get("--bridge-median-ms", 500.0),
+        sigma: args.get("--bridge-sigma", 0.8),
+        missing_pct: args.get("--missing-pct", 10.0),
+        seed: args.get("--seed", 1),
+        run_id: args.opt("--run-id").unwrap_or_else(sim::fresh_run_id),
+        redis: args.opt("--redis"),
+        metrics_addr: args.opt("--metrics-addr"),
+        linger: Duration::from_secs_f64(args.get("--linger-s", 0.0)),
+        json: args.flag("--json"),
+    };
+    if !(0.0..=100.0).contains(&options.missing_pct) {
+        fail("--missing-pct must be between 0 and 100");
+    }
+    let config = Config::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    let (outcome, metrics) = run(&options, config.clone());
+    if options.json {
+        println!("{}", to_json(&options, &config, &outcome));
+    } else {
+        print_table(&options, &config, &outcome);
+    }
+    if let Some(server) = metrics.filter(|_| !options.linger.is_zero()) {
+        log::info!(
+            "serving http://{}/metrics for {:?} more",
+            server.addr(),
+            options.linger
+        );
+        std::thread::sleep(options.linger);
+    }
+}
+
+/// Runs the simulation and reads its events back.
+pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::MetricsServer>) {
+    let memory = MemoryStore::new();
+    let (observer, sink, store) = match &options.redis {
+        None => {
+            let observer = LateObserver::start(config.clone(), memory.clone());
+            (
+                observer,
+                Sink::Memory(memory.clone()),
+                "memory store".to_owned(),
+            )
+        }
+        Some(url) => {
+            let connector =
+                RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
+            let store = format!("redis {}", connector.address());
+            let bridge = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .unwrap_or_else(|e| {
+                    fail(&format!("the simulated bridge cannot reach {store}: {e}"))
+                });
+            (
+                LateObserver::start(config.clone(), connector),
+                Sink::Redis(bridge),
+                store,
+            )
+        }
+    };
+    let observer = observer.unwrap_or_else(|e| fail(&e.to_string()));
+    let metrics = options.metrics_addr.as_deref().map(|addr| {
+        let serving = observer.clone();
+        let server = metrics_http::MetricsServer::start(&loopback_default(addr), move || {
+            serving.render_metrics()
+        })
+        .unwrap_or_else(|e| fail(&e));
+        log::info!("serving http://{}/metrics", server.addr());
+        server
+    });
+
+    let bridge = Bridge::start(sink, options.plans);
+    let mut delays = Delays::new(
+        options.median_ms,
+        options.sigma,
+        options.missing_pct,
+        options.seed,
+    );
+    let mut progress = Progress::new(!options.json && std::io::stderr().is_terminal());
+    let started = Instant::now();
+    let mut deadlines = Vec::with_capacity(options.plans);
+    for i in 0..options.plans {
+        if options.rate > 0.0 {
+            let due = started + Duration::from_secs_f64(i as f64 / options.rate);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        let plan = format!("{}-{i}", options.run_id);
+        let symbol = SYMBOLS[i % SYMBOLS.len()];
+        let created = Instant::now();
+        let _ = observer.observe_now(&plan, symbol); // create_apply_plan
+        // publish_plan would XADD to quantum:stream:apply.plan here.
+        let published = Instant::now();
+        let _ = observer.observe_late(&plan, symbol);
+        deadlines.push([created, published + config.max_wait()]);
+        if let Some(delay) = delays.draw() {
+            bridge.schedule(i, config.heat_key(&plan), published + delay);
+        }
+        progress.show(i + 1, options.plans, &observer);
+    }
+    // Wait for every accepted observation to end (deadline plus retries).
+    let give_up =
+        Instant::now() + config.max_wait() + config.retry_window() + Duration::from_secs(5);
+    while Instant::now() < give_up && !settled(&observer.stats()) {
+        progress.show(options.plans, options.plans, &observer);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    progress.done();
+    let written = bridge.finish();
+    let shutdown = observer.shutdown(config.shutdown_timeout());
+    let wall = started.elapsed();
+
+    let bound = [0, 1].map(|p| {
+        let hits = deadlines
+            .iter()
+            .zip(&written)
+            .filter(|(d, w)| w.by(d[p]))
+            .count();
+        (
+            ObsPoint::BUILT_IN[p],
+            hits as f64 / options.plans.max(1) as f64,
+        )
+    });
+    let events = read_events(options, &config, &memory);
+    let index = |e: &ObservedEvent| {
+        e.plan_id
+            .rsplit('-')
+            .next()
+            .and_then(|i| i.parse::<usize>().ok())
+    };
+    let has_key = |e: &ObservedEvent| {
+        index(e)
+            .and_then(|i| written.get(i))
+            .is_some_and(|w| w.exists())
+    };
+    let report = CoverageReport::build(&events, has_key);
+    let outcome = Outcome {
+        store,
+        stats: shutdown.stats,
+        report,
+        bound,
+        wall,
+    };
+    (outcome, metrics)
+}
+
+fn settled(s: &Stats) -> bool {
+    s.finished() >= s.accepted && s.queued == 0 && s.in_flight == 0
+}
+
+/// This run's events, read back from where they were written.
+fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<ObservedEvent> {
+    let prefix = format!("{}-", options.run_id);
+    let entries: Vec<(String, Vec<(String, String)>)> = match &options.redis {
+        None => memory
+            .entries(config.stream())
+            .into_iter()
+            .map(|e| (e.id, e.fields))
+            .collect(),
+        Some(url) => {
+            let read = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .and_then(|mut con| {
+                    redis::cmd("XREVRANGE")
+                        .arg(config.stream())
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(options.plans * 4 + 1000)
+                        .query::<Vec<(String, Vec<String>)>>(&mut con)
+                });
+            read.unwrap_or_else(|e| fail(&format!("cannot read the stream back: {e}")))
+                .into_iter()
+                .rev()
+                .map(|(id, flat)| {
+                    (
+                        id,
+                        flat.chunks_exact(2)
+                            .map(|p| (p[0].clone(), p[1].clone()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        }
+    };
+    entries
+        .iter()
+        .filter_map(|(id, fields)| ObservedEvent::from_fields(id.clone(), fields).ok())
+        .filter(|e| e.plan_id.starts_with(&prefix))
+        .collect()
+}
+
+/// `9184` or `:9184` mean loopback; anything else is used as given.
+fn loopback_default(addr: &str) -> String {
+    let port = addr.strip_prefix(':').unwrap_or(addr);
+    if port.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+fn point_report(outcome: &Outcome, point: ObsPoint) -> Option<&PointReport> {
+    outcome
+        .report
+        .points
+        .iter()
+        .find(|p| p.obs_point == point.as_str())
+}
+
+fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
+    println!(
+        "heat coverage of run {} ({} plans, {}, wait {} ms, poll {} ms, {:.1} s)\n",
+        options.run_id,
+        options.plans,
+        outcome.store,
+        config.max_wait().as_millis(),
+        config.poll().as_millis(),
+        outcome.wall.as_secs_f64()
+    );
+    println!(
+        "{:<18} {:>8} {:>12} {:>9} {:>13}   {:<28}   misses: came late / never",
+        "obs point",
+        "observed",
+        "heat_found=1",
+        "coverage",
+        "best possible",
+        "wait ms p50/p90/p99/max",
+    );
+    for (point, bound) in outcome.bound {
+        let stats = outcome.stats.point(point);
+        let (found, observed) = stats.map_or((0, 0), |p| (p.found, p.found + p.not_found));
+        let report = point_report(outcome, point);
+        let waits = report
+            .and_then(|r| r.wait_found_ms)
+            .map_or("-".to_owned(), |w| {
+                format!("{} / {} / {} / {}", w.p50, w.p90, w.p99, w.max)
+            });
+        let misses = report.map_or("-".to_owned(), |r| {
+            format!("{} / {}", r.came_late, r.never_came)
+        });
+        println!(
+            "{:<18} {:>8} {:>12} {:>8.1}% {:>12.1}%   {:<28}   {}",
+            point.as_str(),
+            observed,
+            found,
+            100.0 * ratio(found, observed),
+            100.0 * bound,
+            waits,
+            misses
+        );
+    }
+    let s = &outcome.stats;
+    println!(
+        "\noutcomes: found {}, not found {}, deduplicated {}, failed {}, panicked {}, abandoned {}",
+        s.found, s.not_found, s.deduplicated, s.failed, s.panicked, s.abandoned
+    );
+    println!(
+        "refused:  disabled {}, invalid {}, queue full {}, shut down {}   (of {} observe calls)",
+        s.refused_disabled,
+        s.refused_invalid,
+        s.refused_queue_full,
+        s.refused_shut_down,
+        s.calls()
+    );
+    if let Some(late) = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST) {
+        println!("advice:   {}", late.advice());
+    }
+}
+
+pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
+    let mut points = Map::new();
+    for (point, bound) in outcome.bound {
+        let stats = outcome.stats.point(point);
+        let (found, observed) = stats.map_or((0, 0), |p| (p.found, p.found + p.not_found));
+        let report = point_report(outcome, point);
+        let waits = report
+            .and_then(|r| r.wait_found_ms)
+            .map(|w| json!({"p50": w.p50, "p90": w.p90, "p99": w.p99, "max": w.max}));
+        points.insert(
+            point.as_str().to_owned(),
+            json!({
+                "observed": observed,
+                "found": found,
+                "coverage": ratio(found, observed),
+                "bound": bound,
+                "wait_found_ms": waits,
+                "came_late": report.map_or(0, |r| r.came_late),
+                "never_came": report.map_or(0, |r| r.never_came),
+            }),
+        );
+    }
+    let outcomes: Map<String, Value> = outcome
+        .stats
+        .outcomes()
+        .iter()
+        .map(|(name, n)| (name.to_string(), json!(n)))
+        .collect();
+    json!({
+        "run_id": options.run_id,
+        "store": outcome.store,
+        "plans": options.plans,
+        "bound": outcome.bound[1].1,
+        "config": {
+            "enabled": config.enabled(),
+            "max_wait_ms": config.max_wait().as_millis() as u64,
+            "poll_ms": config.poll().as_millis() as u64,
+            "workers": config.workers(),
+        },
+        "points": points,
+        "outcomes": outcomes,
+        "calls": outcome.stats.calls(),
+        "wall_s": outcome.wall.as_secs_f64(),
+    })
+}
+
+fn ratio(n: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { n as f64 / of as f64 }
+}
+
+/// A progress line on stderr, redrawn at most every 100 ms, when it is a
+/// terminal.
+struct Progress {
+    on: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Progress { on, last: None }
+    }
+
+    fn show(&mut self, submitted: usize, plans: usize, observer: &LateObserver) {
+        if !self.on
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let s = observer.stats();
+        eprint!(
+            "\r  plans {submitted}/{plans}   decided {}   found {}   watching {}   queued {}   ",
+            s.finished(),
+            s.found,
+            s.in_flight,
+            s.queued
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}

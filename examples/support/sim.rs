@@ -1,0 +1,216 @@
+//! The simulated HeatGate + HeatBridge of the examples: after a plan is
+//! published, its `by_plan` key is written after a delay drawn from a
+//! lognormal distribution (seeded, so runs repeat), or never, for a share of
+//! plans (`missing_inputs`). The bridge records when each key was really
+//! written, which gives the best coverage possible for a run (the bound).
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use heat_observer::MemoryStore;
+
+/// SplitMix64: small, seedable, good enough to draw delays.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Bridge delays: lognormal around a median, and a share of plans with no
+/// key at all.
+pub struct Delays {
+    median_ms: f64,
+    sigma: f64,
+    missing: f64,
+    rng: Rng,
+}
+
+impl Delays {
+    pub fn new(median_ms: f64, sigma: f64, missing_pct: f64, seed: u64) -> Self {
+        Delays {
+            median_ms,
+            sigma,
+            missing: missing_pct / 100.0,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// The delay from publish to the key, or `None` if it never comes.
+    pub fn draw(&mut self) -> Option<Duration> {
+        let missing = self.rng.unit() <= self.missing;
+        let ms = self.median_ms * (self.sigma * self.rng.normal()).exp();
+        (!missing).then(|| Duration::from_secs_f64(ms / 1000.0))
+    }
+}
+
+/// Where the bridge writes keys.
+pub enum Sink {
+    Memory(MemoryStore),
+    Redis(redis::Connection),
+}
+
+impl Sink {
+    /// Writes `keys` (one round trip for Redis); returns whether it worked.
+    fn write(&mut self, keys: &[String]) -> bool {
+        match self {
+            Sink::Memory(store) => {
+                keys.iter().for_each(|k| store.insert_key(k.clone()));
+                true
+            }
+            Sink::Redis(con) => {
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.cmd("SET").arg(key).arg(1).arg("EX").arg(3600).ignore();
+                }
+                pipe.exec(con).is_ok()
+            }
+        }
+    }
+}
+
+/// What became of one plan's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWrite {
+    /// No key was scheduled (missing inputs) or its write failed.
+    Never,
+    /// Written on schedule, at this time.
+    At(Instant),
+    /// Scheduled after the run ended and written then, early: it counts as
+    /// having come, never as written before a deadline.
+    Flushed,
+}
+
+impl KeyWrite {
+    /// Whether the key was written by `deadline`.
+    pub fn by(self, deadline: Instant) -> bool {
+        matches!(self, KeyWrite::At(at) if at <= deadline)
+    }
+
+    /// Whether the key exists now.
+    pub fn exists(self) -> bool {
+        self != KeyWrite::Never
+    }
+}
+
+struct Due {
+    at: Instant,
+    plan: usize,
+    key: String,
+}
+
+/// The bridge thread: takes (plan, key, due time), writes each key when due.
+pub struct Bridge {
+    tx: Sender<Due>,
+    stop: Sender<()>,
+    handle: JoinHandle<Vec<KeyWrite>>,
+}
+
+impl Bridge {
+    pub fn start(sink: Sink, plans: usize) -> Bridge {
+        let (tx, rx) = unbounded();
+        let (stop, stop_rx) = unbounded();
+        let handle = thread::Builder::new()
+            .name("sim-bridge".into())
+            .spawn(move || run(sink, plans, rx, stop_rx))
+            .expect("spawn the bridge thread");
+        Bridge { tx, stop, handle }
+    }
+
+    /// Schedules plan `plan`'s key to be written at `at`.
+    pub fn schedule(&self, plan: usize, key: String, at: Instant) {
+        let _ = self.tx.send(Due { at, plan, key });
+    }
+
+    /// Writes every key still scheduled at once (they come late, as they
+    /// would have), stops, and says what became of each plan's key.
+    pub fn finish(self) -> Vec<KeyWrite> {
+        let _ = self.stop.send(());
+        self.handle.join().expect("bridge thread")
+    }
+}
+
+fn run(mut sink: Sink, plans: usize, rx: Receiver<Due>, stop: Receiver<()>) -> Vec<KeyWrite> {
+    let mut written = vec![KeyWrite::Never; plans];
+    let mut heap: BinaryHeap<Reverse<(Instant, usize, String)>> = BinaryHeap::new();
+    let mut stopping = false;
+    let mut failures = 0u64;
+    loop {
+        while let Ok(d) = rx.try_recv() {
+            heap.push(Reverse((d.at, d.plan, d.key)));
+        }
+        stopping |= stop.try_recv().is_ok();
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while heap
+            .peek()
+            .is_some_and(|Reverse((at, ..))| stopping || *at <= now)
+        {
+            let Reverse((_, plan, key)) = heap.pop().expect("peeked");
+            due.push((plan, key));
+        }
+        if !due.is_empty() {
+            let keys: Vec<String> = due.iter().map(|(_, k)| k.clone()).collect();
+            if sink.write(&keys) {
+                let done = if stopping {
+                    KeyWrite::Flushed
+                } else {
+                    KeyWrite::At(Instant::now())
+                };
+                due.iter().for_each(|(plan, _)| written[*plan] = done);
+            } else {
+                failures += 1;
+            }
+            continue;
+        }
+        if stopping {
+            break;
+        }
+        let next = heap.peek().map(|Reverse((at, ..))| *at);
+        let wake = next
+            .unwrap_or(now + Duration::from_millis(50))
+            .min(now + Duration::from_millis(50));
+        match rx.recv_deadline(wake) {
+            Ok(d) => heap.push(Reverse((d.at, d.plan, d.key))),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+        }
+    }
+    if failures > 0 {
+        log::warn!("the simulated bridge failed {failures} writes");
+    }
+    written
+}
+
+/// A run id no other run has: `run-<unix ms in hex>-<pid>`.
+pub fn fresh_run_id() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("run-{ms:x}-{}", std::process::id())
+}

@@ -1,0 +1,127 @@
+//! `/metrics` as the examples serve it, and the rendered text checked by
+//! Prometheus's own `promtool check metrics` (Debian's `prometheus`
+//! package; `.ci/run` installs it and sets HEAT_OBSERVER_REQUIRE_PROMTOOL=1).
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/support/metrics_http.rs"]
+mod metrics_http;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, metrics};
+use support::{ms, wait_stats};
+
+/// An observer that has been through every kind of outcome.
+fn busy_observer() -> LateObserver {
+    let store = MemoryStore::new();
+    store.insert_key(Config::default().heat_key("found"));
+    let config = Config::builder()
+        .max_wait(ms(30))
+        .poll(ms(10))
+        .build()
+        .unwrap();
+    let observer = LateObserver::start(config, store).unwrap();
+    observer.observe_late("found", "S").unwrap();
+    observer.observe_late("missed", "S").unwrap();
+    observer.observe_now("found", "S").unwrap();
+    observer
+        .observe(
+            ObsPoint::new("custom.point-1").unwrap(),
+            "found",
+            "S",
+            ms(30),
+        )
+        .unwrap();
+    let _ = observer.observe_late("", "S");
+    wait_stats(&observer, "all four written", |s| {
+        s.found + s.not_found == 4
+    });
+    observer.observe_late("found", "S").unwrap();
+    wait_stats(&observer, "the repeat deduplicated", |s| {
+        s.deduplicated == 1
+    });
+    observer
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_owned();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or("")
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+#[test]
+fn metrics_are_served_with_the_prometheus_content_type() {
+    let observer = busy_observer();
+    let serving = observer.clone();
+    let server =
+        metrics_http::MetricsServer::start("127.0.0.1:0", move || serving.render_metrics())
+            .unwrap();
+    let (status, content_type, body) = get(server.addr(), "/metrics");
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(content_type, metrics::CONTENT_TYPE);
+    assert_eq!(body, observer.render_metrics());
+    assert!(
+        body.contains("p28_observed_total{obs_point=\"publish_plan_post\",heat_found=\"1\"} 1\n")
+    );
+    let (status, _, _) = get(server.addr(), "/");
+    assert!(status.ends_with("404 Not Found"), "{status}");
+}
+
+fn promtool(text: &str) -> Option<(bool, String)> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        if std::env::var("HEAT_OBSERVER_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
+            panic!("promtool is not on PATH and HEAT_OBSERVER_REQUIRE_PROMTOOL=1");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED promtool check: promtool is not on PATH (apt-get install prometheus) ***"
+        );
+        return None;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success() && said.trim().is_empty(), said))
+}
+
+#[test]
+fn promtool_accepts_the_rendered_metrics() {
+    let observer = busy_observer();
+    let Some((clean, said)) = promtool(&observer.render_metrics()) else {
+        return;
+    };
+    assert!(clean, "promtool: {said}");
+    // The check can fail: a counter without _total is linted.
+    let (clean, said) =
+        promtool("# HELP p28_bad A counter.\n# TYPE p28_bad counter\np28_bad 1\n").unwrap();
+    assert!(!clean, "promtool let a bad name through: {said}");
+}
