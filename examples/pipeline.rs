@@ -158,14 +158,15 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
             let connector =
                 RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
             let store = format!("redis {}", connector.address());
-            let bridge = redis::Client::open(url.as_str())
+            // Fail early and clearly if the bridge cannot reach Redis.
+            redis::Client::open(url.as_str())
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
                 .unwrap_or_else(|e| {
                     fail(&format!("the simulated bridge cannot reach {store}: {e}"))
                 });
             (
                 LateObserver::start(config.clone(), connector),
-                Sink::Redis(bridge),
+                Sink::redis(url),
                 store,
             )
         }

@@ -42,7 +42,7 @@ pub const MAX_WORKERS: usize = 64;
 /// Capacity of the queue between `observe_*` and the workers.
 pub const ENV_QUEUE_CAPACITY: &str = "P28_LATE_OBS_QUEUE_CAPACITY";
 /// Default of [`ENV_QUEUE_CAPACITY`]. The channel allocates every slot up
-/// front (64 bytes each, about 1 MiB in all), and a burst of 10,000 plans fits
+/// front (128 bytes each, 2 MiB in all), and a burst of 10,000 plans fits
 /// even before a worker wakes up.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The largest accepted queue capacity or in-flight limit.

@@ -1,6 +1,7 @@
-//! The live counters behind [`Stats`]. Callers touch only `accepted` and the
-//! refusal counters, which sit on their own cache lines so that the
-//! workers' updates do not slow the publish path.
+//! The live counters behind [`Stats`], but for `accepted`, which lives with
+//! the rest of what an accepted observe call touches (`observer::Front`).
+//! The refusal counters, touched by callers on the cold paths only, have a
+//! cache line of their own, away from the workers' counters.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
@@ -51,7 +52,6 @@ pub(crate) enum Loss {
 
 #[derive(Debug)]
 pub(crate) struct Counters {
-    accepted: Padded<AtomicU64>,
     refused: Padded<[AtomicU64; 4]>,
     worker: WorkerCounters,
     points: Mutex<Vec<PointStats>>,
@@ -74,7 +74,6 @@ struct WorkerCounters {
 impl Default for Counters {
     fn default() -> Self {
         Self {
-            accepted: Padded::default(),
             refused: Padded::default(),
             worker: WorkerCounters::default(),
             points: Mutex::new(
@@ -88,10 +87,7 @@ impl Default for Counters {
 }
 
 impl Counters {
-    pub(crate) fn accepted(&self) {
-        self.accepted.0.fetch_add(1, Relaxed);
-    }
-
+    #[cold]
     pub(crate) fn refused(&self, why: Refusal) {
         self.refused.0[why as usize].fetch_add(1, Relaxed);
     }
@@ -160,9 +156,9 @@ impl Counters {
         self.worker.store_errors.fetch_add(1, Relaxed);
     }
 
-    /// A snapshot; `queued` comes from the channel, which only the caller of
-    /// this function can see.
-    pub(crate) fn snapshot(&self, queued: u64) -> Stats {
+    /// A snapshot; `accepted` and `queued` come from the observer's front
+    /// and its channel, which only the caller of this function can see.
+    pub(crate) fn snapshot(&self, accepted: u64, queued: u64) -> Stats {
         let w = &self.worker;
         let points = self
             .points
@@ -171,7 +167,7 @@ impl Counters {
             .clone();
         let refused = |r: Refusal| self.refused.0[r as usize].load(Relaxed);
         Stats {
-            accepted: self.accepted.0.load(Relaxed),
+            accepted,
             refused_disabled: refused(Refusal::Disabled),
             refused_invalid: refused(Refusal::Invalid),
             refused_queue_full: refused(Refusal::QueueFull),

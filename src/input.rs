@@ -81,10 +81,10 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
     if symbol.len() > MAX_SYMBOL_LEN {
         return Err(InvalidInput::SymbolTooLong { len: symbol.len() });
     }
-    if plan_id.chars().any(char::is_control) {
+    if has_control(plan_id) {
         return Err(InvalidInput::ControlCharacter { field: "plan_id" });
     }
-    if symbol.chars().any(char::is_control) {
+    if has_control(symbol) {
         return Err(InvalidInput::ControlCharacter { field: "symbol" });
     }
     if wait > MAX_WAIT_LIMIT {
@@ -93,6 +93,22 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
         });
     }
     Ok(())
+}
+
+/// Whether `s` holds a control character (Unicode category Cc: C0, DEL,
+/// C1). It runs on the caller's thread, so it is a short byte loop: no char
+/// decoding, and little code to fetch when the caller's caches are cold. C0
+/// and DEL are single bytes; C1 (U+0080..U+009F) is 0xC2 followed by
+/// 0x80..=0x9F.
+fn has_control(s: &str) -> bool {
+    let mut after_c2 = false;
+    for &b in s.as_bytes() {
+        if b < 0x20 || b == 0x7f || (after_c2 && b <= 0x9f) {
+            return true;
+        }
+        after_c2 = b == 0xc2;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -108,6 +124,14 @@ mod tests {
         let id = "a".repeat(MAX_PLAN_ID_LEN);
         let sym = "S".repeat(MAX_SYMBOL_LEN);
         assert_eq!(validate(&id, &sym, MAX_WAIT_LIMIT), Ok(()));
+    }
+
+    #[test]
+    fn the_byte_scan_agrees_with_char_is_control_on_every_code_point() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = format!("a{c}b");
+            assert_eq!(has_control(&s), c.is_control(), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

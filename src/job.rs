@@ -1,23 +1,48 @@
-//! [`Job`]: one observation on its way from the caller to a worker. Every
-//! slot of the bounded channel is allocated up front, so the job is kept to
-//! one heap allocation and 56 bytes.
+//! [`Job`]: one observation on its way from the caller to a worker.
+//!
+//! The plan id and symbol are stored inline when they fit (78 bytes
+//! together, enough for a UUID and any exchange symbol), so the caller's
+//! thread allocates nothing: a job allocated there and freed on a worker
+//! would leave the caller without its allocator's thread cache and make it
+//! take the allocator's lock against the workers (2-3 µs calls, measured by
+//! the benchmark). Longer ids go to the heap. The job is 120 bytes; with the
+//! channel's stamp a slot is two cache lines, and the channel allocates
+//! every slot up front (16,384 slots: 2 MiB).
 
 use std::time::{Duration, Instant};
 
 use crate::ObsPoint;
 
+/// Bytes of plan id plus symbol stored without allocating.
+pub(crate) const INLINE: usize = 78;
+
+enum Text {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    /// Kept out of line: the common, inline path stays a few cache lines.
+    #[cold]
+    #[inline(never)]
+    fn on_heap(plan_id: &str, symbol: &str) -> Text {
+        Text::Heap(format!("{plan_id}{symbol}").into_boxed_str())
+    }
+}
+
 pub(crate) struct Job {
-    /// The plan id immediately followed by the symbol, in one allocation.
-    text: Box<str>,
-    plan_id_len: u32,
+    /// The plan id immediately followed by the symbol.
+    text: Text,
+    plan_id_len: u8,
     wait_ms: u32,
     point: ObsPoint,
     observed_at: Instant,
 }
 
 impl Job {
-    /// `plan_id` and `symbol` are already validated (bounded lengths), and
-    /// `wait` is at most an hour, so the narrowing casts cannot truncate.
+    /// `plan_id` and `symbol` are already validated (at most 128 and 32
+    /// bytes), and `wait` is at most an hour, so the narrowing casts cannot
+    /// truncate.
     pub(crate) fn new(
         point: ObsPoint,
         plan_id: &str,
@@ -25,24 +50,48 @@ impl Job {
         wait: Duration,
         observed_at: Instant,
     ) -> Job {
-        let mut text = String::with_capacity(plan_id.len() + symbol.len());
-        text.push_str(plan_id);
-        text.push_str(symbol);
+        let len = plan_id.len() + symbol.len();
+        let text = if len <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..plan_id.len()].copy_from_slice(plan_id.as_bytes());
+            buf[plan_id.len()..len].copy_from_slice(symbol.as_bytes());
+            Text::Inline {
+                len: len as u8,
+                buf,
+            }
+        } else {
+            Text::on_heap(plan_id, symbol)
+        };
         Job {
-            text: text.into_boxed_str(),
-            plan_id_len: plan_id.len() as u32,
+            text,
+            plan_id_len: plan_id.len() as u8,
             wait_ms: wait.as_millis() as u32,
             point,
             observed_at,
         }
     }
 
+    fn text(&self) -> &str {
+        match &self.text {
+            // Built from two `&str`s, so the bytes are UTF-8 and the split
+            // between them falls on a character boundary.
+            Text::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Text::Heap(text) => text,
+        }
+    }
+
     pub(crate) fn plan_id(&self) -> &str {
-        &self.text[..self.plan_id_len as usize]
+        self.text()
+            .get(..usize::from(self.plan_id_len))
+            .unwrap_or("")
     }
 
     pub(crate) fn symbol(&self) -> &str {
-        &self.text[self.plan_id_len as usize..]
+        self.text()
+            .get(usize::from(self.plan_id_len)..)
+            .unwrap_or("")
     }
 
     pub(crate) fn point(&self) -> ObsPoint {
@@ -67,28 +116,39 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MAX_PLAN_ID_LEN, MAX_SYMBOL_LEN};
 
     #[test]
-    fn job_is_small_and_round_trips_its_fields() {
-        assert!(
-            std::mem::size_of::<Job>() <= 56,
-            "{}",
-            std::mem::size_of::<Job>()
-        );
+    fn a_job_is_two_cache_lines_with_its_channel_stamp() {
+        assert_eq!(std::mem::size_of::<Job>(), 120);
+    }
+
+    #[test]
+    fn short_and_long_texts_round_trip() {
         let t = Instant::now();
-        let job = Job::new(
-            ObsPoint::PUBLISH_PLAN_POST,
-            "plan-7",
-            "ETHUSDT",
-            Duration::from_millis(2000),
-            t,
-        );
-        assert_eq!(job.plan_id(), "plan-7");
-        assert_eq!(job.symbol(), "ETHUSDT");
-        assert_eq!(job.point(), ObsPoint::PUBLISH_PLAN_POST);
-        assert_eq!(job.deadline(), t + Duration::from_millis(2000));
-        let empty_symbol = Job::new(ObsPoint::CREATE_APPLY_PLAN, "p", "", Duration::ZERO, t);
-        assert_eq!((empty_symbol.plan_id(), empty_symbol.symbol()), ("p", ""));
-        assert_eq!(empty_symbol.deadline(), t);
+        let long_id = "é".repeat(MAX_PLAN_ID_LEN / 2);
+        let long_symbol = "S".repeat(MAX_SYMBOL_LEN);
+        let cases = [
+            ("plan-7", "ETHUSDT"),
+            ("p", ""),
+            ("6f1c1b8e-3f0a-4a8e-9d55-0b6f3c2a7e91", "1000SHIBUSDT"),
+            (long_id.as_str(), long_symbol.as_str()),
+            ("ü-plan", "€"),
+        ];
+        for (plan, symbol) in cases {
+            let job = Job::new(
+                ObsPoint::PUBLISH_PLAN_POST,
+                plan,
+                symbol,
+                Duration::from_millis(2000),
+                t,
+            );
+            assert_eq!((job.plan_id(), job.symbol()), (plan, symbol));
+            let inline = matches!(job.text, Text::Inline { .. });
+            assert_eq!(inline, plan.len() + symbol.len() <= INLINE, "{plan}");
+        }
+        let job = Job::new(ObsPoint::CREATE_APPLY_PLAN, "p", "S", Duration::ZERO, t);
+        assert_eq!(job.point(), ObsPoint::CREATE_APPLY_PLAN);
+        assert_eq!(job.deadline(), t);
     }
 }

@@ -25,9 +25,10 @@
 //!
 //! # What happens to an observation
 //!
-//! * `observe_*` validates its arguments, offers one 56-byte job to a bounded
-//!   queue with `try_send`, and returns. It takes no lock, makes no Redis
-//!   call, and never blocks or panics. When the queue is full the job is
+//! * `observe_*` validates its arguments, offers one 120-byte job to a
+//!   bounded queue with `try_send`, and returns. It takes no lock, makes no
+//!   Redis call, allocates nothing (for a plan id and symbol of up to 78
+//!   bytes together), and never blocks or panics. When the queue is full the job is
 //!   dropped and counted as `refused_queue_full`, and a warning is logged at
 //!   most once per interval with the count since the previous one.
 //! * Each worker holds up to `max_in_flight` jobs and checks all their keys
@@ -108,6 +109,7 @@ mod shared;
 mod stats;
 mod store;
 mod throttle;
+mod watchlist;
 mod worker;
 
 pub use config::*;

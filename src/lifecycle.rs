@@ -2,7 +2,6 @@
 //! until the deadline, join only the workers that finished, count what is
 //! still queued as abandoned, and detach the rest.
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,7 +96,7 @@ impl Inner {
                 return report;
             }
             Lifecycle::Disabled => {
-                self.shared.closed.store(true, SeqCst);
+                self.close();
                 let report = self.report(start, 0, 0);
                 *life = Lifecycle::Stopped(report.clone());
                 return report;
@@ -109,7 +108,7 @@ impl Inner {
         };
         drop(life);
 
-        self.shared.closed.store(true, SeqCst);
+        self.close();
         drop(stop);
         let mut stopped = 0;
         while stopped < handles.len() {
@@ -124,8 +123,8 @@ impl Inner {
             }
             stopped += 1;
         }
-        if let Some(queue) = &self.queue {
-            let queued = queue.rx.try_iter().count() as u64;
+        if let Some(rx) = &self.rx {
+            let queued = rx.try_iter().count() as u64;
             self.shared.counters.abandoned_in_queue(queued);
         }
         let report = self.report(start, stopped, handles.len() - stopped);

@@ -4,8 +4,6 @@
 //! Messages start with "Late observer" so the runbook's
 //! `grep "Late observer"` finds them.
 
-use std::sync::atomic::AtomicBool;
-
 use log::{error, warn};
 
 use crate::config::{ENV_QUEUE_CAPACITY, ENV_WORKERS};
@@ -16,8 +14,6 @@ use crate::{Config, InvalidInput, LOG_TARGET, StoreError};
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
-    /// Set by shutdown; `observe_*` refuses from then on.
-    pub(crate) closed: AtomicBool,
     queue_capacity: usize,
     queue_full: Throttle,
     invalid: Throttle,
@@ -30,7 +26,6 @@ impl Shared {
         let every = config.warn_interval();
         Self {
             counters: Counters::default(),
-            closed: AtomicBool::new(false),
             queue_capacity: config.queue_capacity(),
             queue_full: Throttle::new(every),
             invalid: Throttle::new(every),
@@ -39,6 +34,10 @@ impl Shared {
         }
     }
 
+    // The refusal paths are kept out of line so that the accepting path of
+    // observe stays a few cache lines of code.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn refuse_queue_full(&self) {
         self.counters.refused(Refusal::QueueFull);
         if let Some(n) = self.queue_full.hit() {
@@ -51,6 +50,8 @@ impl Shared {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn refuse_invalid(&self, why: InvalidInput) {
         self.counters.refused(Refusal::Invalid);
         if let Some(n) = self.invalid.hit() {

@@ -21,11 +21,14 @@ use crate::counters::Loss;
 use crate::job::Job;
 use crate::shared::Shared;
 use crate::store::{Claim, Claimed, Connector, Store, StreamSpec};
+use crate::watchlist::{Watch, Watchlist};
 use crate::{Config, Event, StoreError, StoreErrorKind};
 
 /// Deadline looks are at most this late, so that a burst's deadlines, which
 /// differ by microseconds, share one round trip instead of one each.
 const DEADLINE_SLACK: Duration = Duration::from_millis(10);
+/// A worker with room takes new jobs at least this often.
+const INTAKE_EVERY: Duration = DEADLINE_SLACK;
 /// Longest pause between two write retries.
 const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -67,13 +70,6 @@ pub(crate) struct Parts<C: Connector> {
     pub(crate) done: Sender<usize>,
 }
 
-/// A job being watched.
-struct Watch {
-    job: Job,
-    heat_key: String,
-    polls: u32,
-}
-
 /// A job whose answer is known, waiting for its event to be written.
 struct Decided {
     event: Event,
@@ -90,7 +86,7 @@ struct Worker<C: Connector> {
     stop: Receiver<()>,
     shared: Arc<Shared>,
     settings: Arc<Settings>,
-    watching: Vec<Watch>,
+    watching: Watchlist,
     decided: Vec<Decided>,
     next_tick: Instant,
     last_look: Option<Instant>,
@@ -137,7 +133,7 @@ pub(crate) fn run<C: Connector>(parts: Parts<C>) {
         stop: parts.stop,
         shared: parts.shared,
         settings: parts.settings,
-        watching: Vec::new(),
+        watching: Watchlist::default(),
         decided: Vec::new(),
         next_tick: now,
         last_look: None,
@@ -170,7 +166,8 @@ impl<C: Connector> Worker<C> {
             if self.held() == 0 {
                 continue;
             }
-            match self.stop.recv_deadline(self.next_wake()) {
+            let wake = self.next_wake();
+            match self.stop.recv_deadline(wake) {
                 Err(RecvTimeoutError::Timeout) => {}
                 // Disconnected: shutdown dropped the sender.
                 _ => break,
@@ -193,12 +190,10 @@ impl<C: Connector> Worker<C> {
         let queued = std::iter::from_fn(|| self.jobs.try_recv().ok());
         let jobs: Vec<Job> = first.into_iter().chain(queued).take(room).collect();
         self.shared.counters.admitted(jobs.len() as u64);
-        let config = &self.settings.config;
-        self.watching.extend(jobs.into_iter().map(|job| Watch {
-            heat_key: config.heat_key(job.plan_id()),
-            job,
-            polls: 0,
-        }));
+        for job in jobs {
+            let heat_key = self.settings.config.heat_key(job.plan_id());
+            self.watching.push(job, heat_key);
+        }
     }
 
     /// Looks at every job on a tick, or at the jobs past their deadline.
@@ -208,16 +203,14 @@ impl<C: Connector> Worker<C> {
             self.next_tick =
                 (self.next_tick + self.settings.config.poll()).max(now + self.settings.spacing);
         }
-        let due: Vec<usize> = (0..self.watching.len())
-            .filter(|&i| tick || self.watching[i].job.deadline() <= now)
-            .collect();
+        let due = self.watching.due(now, tick);
         if due.is_empty() {
             return;
         }
         self.last_look = Some(now);
         let keys: Vec<&str> = due
             .iter()
-            .map(|&i| self.watching[i].heat_key.as_str())
+            .map(|&i| self.watching.get(i).heat_key.as_str())
             .collect();
         self.shared.counters.exists_call(keys.len());
         let store = &mut self.store;
@@ -235,9 +228,9 @@ impl<C: Connector> Worker<C> {
         let wall = unix_ms();
         // In reverse, so swap_remove only moves entries already visited.
         for (&i, &found) in due.iter().zip(&found).rev() {
-            self.watching[i].polls += 1;
-            if found || self.watching[i].job.deadline() <= now {
-                let watch = self.watching.swap_remove(i);
+            self.watching.get_mut(i).polls += 1;
+            if found || self.watching.deadline(i) <= now {
+                let watch = self.watching.take(i);
                 self.decide(watch, found, now, wall);
             }
         }
@@ -249,8 +242,8 @@ impl<C: Connector> Worker<C> {
         self.shared.store_failed("heat key check", err);
         let mut failed = 0;
         for &i in due.iter().rev() {
-            if self.watching[i].job.deadline() <= now {
-                self.watching.swap_remove(i);
+            if self.watching.deadline(i) <= now {
+                self.watching.take(i);
                 failed += 1;
             }
         }
@@ -341,7 +334,7 @@ impl<C: Connector> Worker<C> {
     /// state is unknown, is replaced.
     fn panicked(&mut self, op: &str, due: &[usize]) {
         for &i in due.iter().rev() {
-            self.watching.swap_remove(i);
+            self.watching.take(i);
         }
         self.shared.counters.lost(Loss::Panicked, due.len() as u64);
         self.shared.store_panicked(op, due.len());
@@ -357,16 +350,16 @@ impl<C: Connector> Worker<C> {
 
     /// The next tick, deadline or write retry, but never sooner than
     /// `spacing` after the last look. With room for more jobs, also no later
-    /// than `spacing` from now: new jobs are taken (and those already due,
-    /// like single looks, looked at) within `spacing`, not a tick later.
-    fn next_wake(&self) -> Instant {
-        let deadline = self.watching.iter().map(|w| w.job.deadline()).min();
+    /// than `INTAKE_EVERY` from now: new jobs are taken (and those already
+    /// due, like single looks, looked at) within 10 ms, not a tick later.
+    fn next_wake(&mut self) -> Instant {
+        let deadline = self.watching.earliest();
         let mut wake = deadline.map_or(self.write_at, |d| d.min(self.next_tick));
         if !self.decided.is_empty() {
             wake = wake.min(self.write_at);
         }
         if self.held() < self.settings.config.max_in_flight() {
-            wake = wake.min(Instant::now() + self.settings.spacing);
+            wake = wake.min(Instant::now() + INTAKE_EVERY);
         }
         match self.last_look {
             Some(last) => wake.max(last + self.settings.spacing),
@@ -382,8 +375,7 @@ impl<C: Connector> Worker<C> {
             self.write_at = now;
             self.write(now);
         }
-        let left = self.held() as u64;
-        self.watching.clear();
+        let left = (self.watching.clear() + self.decided.len()) as u64;
         self.decided.clear();
         self.shared.counters.lost(Loss::Abandoned, left);
     }

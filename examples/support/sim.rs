@@ -72,23 +72,41 @@ impl Delays {
 /// Where the bridge writes keys.
 pub enum Sink {
     Memory(MemoryStore),
-    Redis(redis::Connection),
+    /// A Redis URL; the connection is opened on first use and again after
+    /// an error (Redis may be restarted under the bridge).
+    Redis(String, Option<redis::Connection>),
 }
 
 impl Sink {
+    pub fn redis(url: &str) -> Sink {
+        Sink::Redis(url.to_owned(), None)
+    }
+
     /// Writes `keys` (one round trip for Redis); returns whether it worked.
+    /// Redis gets `SETEX`, a command nothing else here sends, so a benchmark
+    /// can tell the bridge's commands from the observer's.
     fn write(&mut self, keys: &[String]) -> bool {
         match self {
             Sink::Memory(store) => {
                 keys.iter().for_each(|k| store.insert_key(k.clone()));
                 true
             }
-            Sink::Redis(con) => {
+            Sink::Redis(url, con) => {
+                if con.is_none() {
+                    *con = redis::Client::open(url.as_str())
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                        .ok();
+                }
+                let Some(c) = con else { return false };
                 let mut pipe = redis::pipe();
                 for key in keys {
-                    pipe.cmd("SET").arg(key).arg(1).arg("EX").arg(3600).ignore();
+                    pipe.cmd("SETEX").arg(key).arg(3600).arg(1).ignore();
                 }
-                pipe.exec(con).is_ok()
+                let ok = pipe.exec(c).is_ok();
+                if !ok {
+                    *con = None;
+                }
+                ok
             }
         }
     }
@@ -126,7 +144,7 @@ struct Due {
 
 /// The bridge thread: takes (plan, key, due time), writes each key when due.
 pub struct Bridge {
-    tx: Sender<Due>,
+    tx: Sender<Vec<Due>>,
     stop: Sender<()>,
     handle: JoinHandle<Vec<KeyWrite>>,
 }
@@ -144,7 +162,17 @@ impl Bridge {
 
     /// Schedules plan `plan`'s key to be written at `at`.
     pub fn schedule(&self, plan: usize, key: String, at: Instant) {
-        let _ = self.tx.send(Due { at, plan, key });
+        self.schedule_many(vec![(plan, key, at)]);
+    }
+
+    /// Schedules many keys with one message, so the bridge thread wakes
+    /// once for them all.
+    pub fn schedule_many(&self, keys: Vec<(usize, String, Instant)>) {
+        let batch = keys
+            .into_iter()
+            .map(|(plan, key, at)| Due { at, plan, key })
+            .collect();
+        let _ = self.tx.send(batch);
     }
 
     /// Writes every key still scheduled at once (they come late, as they
@@ -155,14 +183,14 @@ impl Bridge {
     }
 }
 
-fn run(mut sink: Sink, plans: usize, rx: Receiver<Due>, stop: Receiver<()>) -> Vec<KeyWrite> {
+fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>) -> Vec<KeyWrite> {
     let mut written = vec![KeyWrite::Never; plans];
     let mut heap: BinaryHeap<Reverse<(Instant, usize, String)>> = BinaryHeap::new();
     let mut stopping = false;
     let mut failures = 0u64;
     loop {
-        while let Ok(d) = rx.try_recv() {
-            heap.push(Reverse((d.at, d.plan, d.key)));
+        while let Ok(batch) = rx.try_recv() {
+            heap.extend(batch.into_iter().map(|d| Reverse((d.at, d.plan, d.key))));
         }
         stopping |= stop.try_recv().is_ok();
         let now = Instant::now();
@@ -196,7 +224,7 @@ fn run(mut sink: Sink, plans: usize, rx: Receiver<Due>, stop: Receiver<()>) -> V
             .unwrap_or(now + Duration::from_millis(50))
             .min(now + Duration::from_millis(50));
         match rx.recv_deadline(wake) {
-            Ok(d) => heap.push(Reverse((d.at, d.plan, d.key))),
+            Ok(batch) => heap.extend(batch.into_iter().map(|d| Reverse((d.at, d.plan, d.key)))),
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
     }

@@ -1,0 +1,483 @@
+//! One case of the benchmark (a scenario in a mode), run in a process of its
+//! own so that its peak RSS and thread count are its own. Returns its
+//! results as one JSON object.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use heat_observer::{Config, LateObserver, RedisConnector, Stats};
+use serde_json::{Value, json};
+
+use crate::args::fail;
+use crate::baseline::ThreadPerPlan;
+use crate::probe;
+use crate::server;
+use crate::sim::{Bridge, Delays, KeyWrite, Sink};
+
+/// Restarts of Redis during the soak are this far apart.
+const SOAK_RESTART_EVERY: Duration = Duration::from_secs(30);
+
+/// What every case shares: load shape and observer settings.
+pub struct Load {
+    pub plans: usize,
+    pub rate: f64,
+    pub seconds: f64,
+    pub minutes: f64,
+    pub max_wait: Duration,
+    pub poll: Duration,
+    pub median_ms: f64,
+    pub missing_pct: f64,
+    pub seed: u64,
+}
+
+/// The observer under test.
+enum Subject {
+    Pool(LateObserver),
+    ThreadPerPlan(ThreadPerPlan),
+}
+
+impl Subject {
+    fn start(mode: &str, url: &str, config: Config) -> Subject {
+        match mode {
+            "thread-per-plan" => Subject::ThreadPerPlan(ThreadPerPlan::new(url, config)),
+            _ => {
+                let connector =
+                    RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
+                Subject::Pool(
+                    LateObserver::start(config, connector).unwrap_or_else(|e| fail(&e.to_string())),
+                )
+            }
+        }
+    }
+
+    fn observe(&self, plan: &str, symbol: &str) -> bool {
+        match self {
+            Subject::Pool(o) => o.observe_late(plan, symbol).is_ok(),
+            Subject::ThreadPerPlan(t) => t.observe(plan, symbol),
+        }
+    }
+
+    fn settled(&self) -> bool {
+        match self {
+            Subject::Pool(o) => {
+                let s = o.stats();
+                s.finished() >= s.accepted && s.queued == 0 && s.in_flight == 0
+            }
+            Subject::ThreadPerPlan(t) => t.settled(),
+        }
+    }
+
+    fn outcomes(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            Subject::Pool(o) => o.stats().outcomes().to_vec(),
+            Subject::ThreadPerPlan(t) => t.outcomes(),
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        match self {
+            Subject::Pool(o) => o.stats().refused_queue_full,
+            Subject::ThreadPerPlan(t) => t.dropped(),
+        }
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        match self {
+            Subject::Pool(o) => Some(o.stats()),
+            Subject::ThreadPerPlan(_) => None,
+        }
+    }
+
+    /// Waits (at most `limit`) until every observation has ended.
+    fn settle(&self, limit: Duration) {
+        let give_up = Instant::now() + limit;
+        while !self.settled() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Runs `scenario` in `mode` against `url` (`server` is the private Redis,
+/// which only the soak restarts) and returns the results.
+pub fn run(
+    load: &Load,
+    scenario: &str,
+    mode: &str,
+    url: &str,
+    server: Option<server::Server>,
+    latencies: Option<&str>,
+) -> Value {
+    let ns = format!(
+        "bench:{:x}:{scenario}:{mode}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+    );
+    let mut builder = Config::builder()
+        .max_wait(load.max_wait)
+        .poll(load.poll)
+        .stream(format!("{ns}:observed"))
+        .heat_key_prefix(format!("{ns}:by_plan:"));
+    if mode == "one-per-worker" {
+        builder = builder.max_in_flight(1);
+    }
+    let config = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
+    // `down`: nothing listens on this port for the whole run.
+    let observed_url = if scenario == "down" {
+        format!("redis://127.0.0.1:{}", server::free_port())
+    } else {
+        url.to_owned()
+    };
+    let plans = match scenario {
+        "burst" => load.plans,
+        "soak" => (load.rate * load.minutes * 60.0) as usize,
+        _ => (load.rate * load.seconds) as usize,
+    };
+    let rate = if scenario == "burst" { 0.0 } else { load.rate };
+
+    let mut admin = server::connect(url);
+    let threads_before = probe::threads();
+    let sampler = probe::ThreadSampler::start();
+    let calls_before = probe::command_calls(&mut admin);
+    let subject = Subject::start(mode, &observed_url, config.clone());
+    let bridge = (scenario != "down").then(|| Bridge::start(Sink::redis(url), plans));
+    let mut delays = Delays::new(load.median_ms, 0.8, load.missing_pct, load.seed);
+    let clock = WallClock::new();
+    // Filled (so touched) now: the soak samples RSS, and the bench's own
+    // bookkeeping must not grow under it.
+    let mut submit_ns = vec![u64::MAX; plans];
+    let mut deadlines = vec![Instant::now(); plans];
+
+    let started = Instant::now();
+    // The soak takes the server to restart it; the others keep it alive here.
+    let mut server = server;
+    let mut soak = (scenario == "soak").then(|| Soak::new(server.take(), started));
+    let mut feeder = Feeder {
+        started,
+        rate,
+        plans,
+        fed: 0,
+    };
+    feeder.feed(
+        started + Duration::from_secs(2),
+        &mut delays,
+        bridge.as_ref(),
+        &config,
+    );
+    // Time the soak spent quiescing, which the pacing skips.
+    let mut paused = Duration::ZERO;
+    let mut i = 0;
+    while i < plans {
+        // Paced runs submit in slots: sleep until the next plan is due, then
+        // send every plan due by now (usually one: a call per wake-up, as
+        // Apply makes one per publish).
+        let batch_end = if rate > 0.0 {
+            let due = started + paused + Duration::from_secs_f64(i as f64 / rate);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if let Some(soak) = soak.as_mut() {
+                paused += soak.tick(&subject);
+            }
+            // Planned times leave out the soak's pauses.
+            let now = Instant::now().checked_sub(paused).unwrap_or(started);
+            if feeder.behind(now + Duration::from_secs(1)) {
+                feeder.feed(
+                    now + Duration::from_secs(2),
+                    &mut delays,
+                    bridge.as_ref(),
+                    &config,
+                );
+            }
+            let elapsed = started.elapsed().saturating_sub(paused).as_secs_f64();
+            ((elapsed * rate) as usize + 1).clamp(i + 1, plans)
+        } else {
+            plans
+        };
+        while i < batch_end {
+            let plan = format!("p{i}");
+            let t0 = Instant::now();
+            subject.observe(&plan, "BTCUSDT");
+            submit_ns[i] = t0.elapsed().as_nanos() as u64;
+            deadlines[i] = t0 + config.max_wait();
+            i += 1;
+        }
+    }
+    subject.settle(config.max_wait() + config.retry_window() + Duration::from_secs(60));
+    let wall = started.elapsed();
+    let rss_mb = probe::peak_rss_mb();
+    // Threads of the bench itself: main, the sampler, the bridge.
+    let own = 1 + usize::from(bridge.is_some());
+    let threads = sampler.finish().saturating_sub(threads_before + own);
+    let written = bridge.map(Bridge::finish).unwrap_or_default();
+    let (rss_samples, restarts) = match soak.take() {
+        Some(mut soak) => {
+            soak.check(&subject);
+            server = soak.server;
+            (soak.rss, soak.checks)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+
+    let calls_after = probe::command_calls(&mut admin);
+    let scripts = probe::delta(
+        &calls_before,
+        &calls_after,
+        &["evalsha", "eval", "script|load"],
+    );
+    let plain = probe::delta(
+        &calls_before,
+        &calls_after,
+        &["exists", "set", "get", "del", "xadd"],
+    );
+    // The pool sends scripts, which run the plain commands inside Redis; the
+    // baseline sends the plain commands itself.
+    let (round_trips, commands) = if scripts > 0 {
+        (scripts, scripts + plain)
+    } else {
+        (plain, plain)
+    };
+    let outcomes = subject.outcomes();
+    let accounted = match subject.stats() {
+        Some(s) => s.is_balanced() && s.calls() == plans as u64,
+        None => outcomes.iter().map(|(_, n)| n).sum::<u64>() == plans as u64,
+    };
+    let (mut coverage, mut bound, mut lag) = (None, None, None);
+    if scenario == "burst" || scenario == "steady" {
+        let hits = deadlines
+            .iter()
+            .zip(&written)
+            .filter(|(d, w)| w.by(**d))
+            .count();
+        bound = Some(hits as f64 / plans as f64);
+        let (found, lags) = read_back(&mut admin, &config, &written, &clock);
+        coverage = Some(found as f64 / plans as f64);
+        lag = percentiles(lags, &[0.5, 0.99]).map(|p| json!({"p50": p[0], "p99": p[1]}));
+    }
+    if let Some(prefix) = latencies {
+        let text: String = submit_ns.iter().map(|n| format!("{n}\n")).collect();
+        let path = format!("{prefix}-{scenario}-{mode}.txt");
+        std::fs::write(&path, text).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+    }
+    let submit = percentiles(submit_ns, &[0.5, 0.99, 0.999, 1.0]).unwrap_or([0; 4].to_vec());
+    // Restarts reset Redis's counters, so the soak cannot count round trips.
+    let per = |n: u64| (scenario != "soak").then(|| n as f64 / plans.max(1) as f64);
+    let dropped = subject.dropped();
+    drop(subject);
+    drop(server);
+    json!({
+        "scenario": scenario,
+        "mode": mode,
+        "plans": plans,
+        "coverage": coverage,
+        "bound": bound,
+        "submit_ns": {"p50": submit[0], "p99": submit[1], "p999": submit[2], "max": submit[3]},
+        "lag_ms": lag,
+        "round_trips_per_plan": per(round_trips),
+        "commands_per_plan": per(commands),
+        "dropped": dropped,
+        "outcomes": outcomes.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "accounted": accounted,
+        "rss_mb": rss_mb,
+        "threads": threads,
+        "wall_s": wall.as_secs_f64(),
+        "rss_samples_mb": rss_samples,
+        "restarts_accounted": restarts,
+    })
+}
+
+/// Nearest-rank percentiles (`1.0` is the maximum); `None` if empty.
+fn percentiles(mut v: Vec<u64>, ps: &[f64]) -> Option<Vec<u64>> {
+    v.sort_unstable();
+    let n = v.len();
+    (n > 0).then(|| {
+        ps.iter()
+            .map(|p| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1])
+            .collect()
+    })
+}
+
+/// Hands the bridge its schedule a couple of seconds ahead, in batches, from
+/// each plan's planned submission time: the timed loop must not wake the
+/// bridge thread (in production HeatBridge is another process, not a thread
+/// of Apply).
+struct Feeder {
+    started: Instant,
+    rate: f64,
+    plans: usize,
+    /// Plans scheduled so far.
+    fed: usize,
+}
+
+impl Feeder {
+    /// When plan `j` is due to be submitted, leaving out pauses.
+    fn planned(&self, j: usize) -> Instant {
+        let offset = if self.rate > 0.0 {
+            j as f64 / self.rate
+        } else {
+            0.0
+        };
+        self.started + Duration::from_secs_f64(offset)
+    }
+
+    /// Whether plans due before `by` are not yet scheduled.
+    fn behind(&self, by: Instant) -> bool {
+        self.fed < self.plans && self.planned(self.fed) <= by
+    }
+
+    /// Schedules the keys of every plan due by `upto` (one message).
+    fn feed(
+        &mut self,
+        upto: Instant,
+        delays: &mut Delays,
+        bridge: Option<&Bridge>,
+        config: &Config,
+    ) {
+        let mut batch = Vec::new();
+        while self.behind(upto) {
+            let j = self.fed;
+            if let Some(delay) = delays.draw() {
+                batch.push((
+                    j,
+                    config.heat_key(&format!("p{j}")),
+                    self.planned(j) + delay,
+                ));
+            }
+            self.fed += 1;
+        }
+        if let Some(bridge) = bridge {
+            bridge.schedule_many(batch);
+        }
+    }
+}
+
+/// Found events, and the detection lag of each (event decided minus key
+/// written), read back from the stream.
+fn read_back(
+    con: &mut redis::Connection,
+    config: &Config,
+    written: &[KeyWrite],
+    clock: &WallClock,
+) -> (u64, Vec<u64>) {
+    let _ = con.set_read_timeout(Some(Duration::from_secs(30)));
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(config.stream())
+        .arg("-")
+        .arg("+")
+        .query(con)
+        .unwrap_or_default();
+    let mut found = 0;
+    let mut lags = Vec::new();
+    for (_, flat) in entries {
+        let field = |name: &str| {
+            flat.chunks_exact(2)
+                .find(|p| p[0] == name)
+                .map(|p| p[1].as_str())
+        };
+        if field("heat_found") != Some("1") {
+            continue;
+        }
+        found += 1;
+        let index = field("plan_id")
+            .and_then(|p| p.strip_prefix('p'))
+            .and_then(|i| i.parse::<usize>().ok());
+        let decided = field("ts_ms").and_then(|t| t.parse::<f64>().ok());
+        if let (Some(KeyWrite::At(at)), Some(decided)) =
+            (index.and_then(|i| written.get(i)), decided)
+        {
+            lags.push((decided - clock.unix_ms(*at)).max(0.0) as u64);
+        }
+    }
+    (found, lags)
+}
+
+/// The soak's restarts, RSS samples and per-restart accounting checks.
+struct Soak {
+    server: Option<server::Server>,
+    next_restart: Instant,
+    next_sample: Instant,
+    /// When to check the accounting of the last restart, if not yet done.
+    check_at: Option<Instant>,
+    rss: Vec<f64>,
+    checks: Vec<bool>,
+}
+
+impl Soak {
+    fn new(server: Option<server::Server>, started: Instant) -> Self {
+        Soak {
+            server,
+            next_restart: started + SOAK_RESTART_EVERY,
+            next_sample: started + Duration::from_secs(1),
+            check_at: None,
+            rss: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// Samples RSS every second and restarts Redis every 30 s, under load;
+    /// 10 s after each restart, quiesces and checks that every call has
+    /// exactly one outcome. Returns the time spent quiescing.
+    fn tick(&mut self, subject: &Subject) -> Duration {
+        let now = Instant::now();
+        if now >= self.next_sample {
+            self.rss.push(probe::rss_mb());
+            self.next_sample += Duration::from_secs(1);
+        }
+        if now >= self.next_restart {
+            if let Some(server) = self.server.as_mut() {
+                server.kill();
+                server.restart();
+                eprintln!("  redis restarted");
+            }
+            self.next_restart += SOAK_RESTART_EVERY;
+            self.check_at = Some(now + Duration::from_secs(10));
+        }
+        if self.check_at.is_some_and(|at| now >= at) {
+            return self.check(subject);
+        }
+        Duration::ZERO
+    }
+
+    /// Quiesces (no new plans until those in flight have ended) and checks
+    /// the accounting, if a restart is waiting for its check.
+    fn check(&mut self, subject: &Subject) -> Duration {
+        if self.check_at.take().is_none() {
+            return Duration::ZERO;
+        }
+        let start = Instant::now();
+        subject.settle(Duration::from_secs(60));
+        let exact = match subject.stats() {
+            Some(s) => s.is_balanced() && s.queued == 0 && s.in_flight == 0,
+            None => subject.settled(),
+        };
+        eprintln!(
+            "  accounting after the restart: {}",
+            if exact { "exact" } else { "OFF" }
+        );
+        self.checks.push(exact);
+        start.elapsed()
+    }
+}
+
+/// Unix milliseconds of an `Instant`, through one anchor.
+struct WallClock {
+    instant: Instant,
+    unix_ms: f64,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        WallClock {
+            instant: Instant::now(),
+            unix_ms: unix.as_secs_f64() * 1000.0,
+        }
+    }
+
+    fn unix_ms(&self, at: Instant) -> f64 {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.unix_ms + after.as_secs_f64() * 1000.0,
+            None => self.unix_ms - (self.instant - at).as_secs_f64() * 1000.0,
+        }
+    }
+}

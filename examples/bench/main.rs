@@ -1,0 +1,442 @@
+//! The benchmark: what publish pays and what a burst of plans costs, for the
+//! crate's pool and for the design it replaces, side by side in one run,
+//! against a real Redis.
+//!
+//! ```text
+//! cargo run --release --example bench                       # every scenario and mode
+//! cargo run --release --example bench -- --scenario burst --mode pool
+//! cargo run --release --example bench -- --json bench.json --minutes 2
+//! ```
+//!
+//! Scenarios: `burst` (N plans at once), `steady` (R plans a second for T
+//! seconds), `down` (Redis unreachable throughout), `soak` (steady load for
+//! M minutes, Redis restarted every 30 s). Modes: `pool` (the crate's
+//! defaults), `one-per-worker` (one job in flight per worker: the literal
+//! loop), `thread-per-plan` (the seed's design, see `baseline.rs`).
+//!
+//! Each case runs in a fresh process (this program, with `--case`), against
+//! a private redis-server of its own unless `--redis` is given, so that its
+//! peak RSS, thread count and Redis are its own.
+
+#[path = "../support/args.rs"]
+mod args;
+mod baseline;
+mod case;
+mod probe;
+#[path = "../../tests/support/server.rs"]
+#[allow(dead_code)]
+mod server;
+#[path = "../support/sim.rs"]
+mod sim;
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use args::{Args, Flag, fail, opt};
+use serde_json::{Value, json};
+
+const ABOUT: &str = "Benchmarks the late observer's pool against one job per worker and a thread per \
+plan (the design it replaces), on a real Redis.";
+
+const FLAGS: &[Flag] = &[
+    opt(
+        "--redis",
+        "URL",
+        "use this Redis (default: a private redis-server per case)",
+    ),
+    opt(
+        "--scenario",
+        "NAME",
+        "burst, steady, down, soak or all (default all)",
+    ),
+    opt(
+        "--mode",
+        "NAME",
+        "pool, one-per-worker, thread-per-plan or all (default all)",
+    ),
+    opt("--plans", "N", "plans in the burst (default 10000)"),
+    opt(
+        "--rate",
+        "PER_SEC",
+        "plans a second in steady, down and soak (default 5000)",
+    ),
+    opt("--seconds", "T", "length of steady and down (default 10)"),
+    opt("--minutes", "M", "length of soak (default 1)"),
+    opt(
+        "--max-wait-ms",
+        "MS",
+        "how long each plan is watched (default 2000)",
+    ),
+    opt("--poll-ms", "MS", "time between looks (default 100)"),
+    opt(
+        "--bridge-median-ms",
+        "MS",
+        "median delay of the bridge (default 500)",
+    ),
+    opt(
+        "--missing-pct",
+        "PCT",
+        "plans that never get a key (default 10)",
+    ),
+    opt("--seed", "N", "seed of the bridge delays (default 42)"),
+    opt("--json", "PATH", "also write the results there as JSON"),
+    opt(
+        "--latencies",
+        "PREFIX",
+        "write every call's latency (ns) to PREFIX-<scenario>-<mode>.txt",
+    ),
+    opt(
+        "--case",
+        "SCENARIO:MODE",
+        "(internal) run one case in this process, print its JSON",
+    ),
+];
+
+const SCENARIOS: [&str; 4] = ["burst", "steady", "down", "soak"];
+const MODES: [&str; 3] = ["pool", "one-per-worker", "thread-per-plan"];
+/// Flags passed on to each case's process.
+const PASSED_ON: [&str; 11] = [
+    "--redis",
+    "--plans",
+    "--rate",
+    "--seconds",
+    "--minutes",
+    "--max-wait-ms",
+    "--poll-ms",
+    "--bridge-median-ms",
+    "--missing-pct",
+    "--seed",
+    "--latencies",
+];
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse(ABOUT, FLAGS);
+    if let Some(case) = args.opt("--case") {
+        return run_one(&args, &case);
+    }
+    let pick = |flag: &str, all: &'static [&'static str]| -> Vec<&'static str> {
+        match args.opt(flag).as_deref() {
+            None | Some("all") => all.to_vec(),
+            Some(one) => vec![
+                *all.iter()
+                    .find(|a| **a == one)
+                    .unwrap_or_else(|| fail(&format!("unknown {flag} {one}"))),
+            ],
+        }
+    };
+    if args.opt("--redis").is_none() && !server::available() {
+        fail("redis-server is not on PATH; install it or pass --redis URL");
+    }
+    let mut cases = Vec::new();
+    for scenario in pick("--scenario", &SCENARIOS) {
+        if scenario == "soak" && args.opt("--redis").is_some() {
+            eprintln!(
+                "soak skipped: it restarts Redis, so it needs a private server (run without --redis)"
+            );
+            continue;
+        }
+        for mode in pick("--mode", &MODES) {
+            eprintln!("running {scenario} / {mode} ...");
+            let case = run_child(&args, scenario, mode);
+            eprintln!("  {}", row(&case));
+            cases.push(case);
+        }
+    }
+    let poll_ms: u64 = args.get("--poll-ms", 100);
+    println!("\n{}\n", setup(&args));
+    print_table(&cases);
+    print_targets(&cases, poll_ms);
+    if let Some(path) = args.opt("--json") {
+        let doc = json!({ "setup": setup(&args), "machine": machine(), "scenarios": cases });
+        let text = serde_json::to_string_pretty(&doc).expect("json");
+        std::fs::write(&path, text).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+        eprintln!("wrote {path}");
+    }
+}
+
+/// Runs one case in a fresh process and returns its JSON.
+fn run_child(args: &Args, scenario: &str, mode: &str) -> Value {
+    let exe =
+        std::env::current_exe().unwrap_or_else(|e| fail(&format!("cannot find this program: {e}")));
+    let mut cmd = Command::new(exe);
+    cmd.arg("--case").arg(format!("{scenario}:{mode}"));
+    for flag in PASSED_ON {
+        if let Some(value) = args.opt(flag) {
+            cmd.arg(flag).arg(value);
+        }
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run a case: {e}")));
+    if !out.status.success() {
+        fail(&format!("case {scenario}/{mode} failed: {}", out.status));
+    }
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| fail(&format!("case {scenario}/{mode}: bad output: {e}")))
+}
+
+/// The `--case` process: one case, its JSON on stdout.
+fn run_one(args: &Args, case: &str) {
+    let Some((scenario, mode)) = case.split_once(':') else {
+        fail("--case wants SCENARIO:MODE")
+    };
+    let load = case::Load {
+        plans: args.get("--plans", 10_000),
+        rate: args.get("--rate", 5000.0),
+        seconds: args.get("--seconds", 10.0),
+        minutes: args.get("--minutes", 1.0),
+        max_wait: Duration::from_millis(args.get("--max-wait-ms", 2000)),
+        poll: Duration::from_millis(args.get("--poll-ms", 100)),
+        median_ms: args.get("--bridge-median-ms", 500.0),
+        missing_pct: args.get("--missing-pct", 10.0),
+        seed: args.get("--seed", 42),
+    };
+    let (url, server) = match args.opt("--redis") {
+        Some(url) => (url, None),
+        None => {
+            // Room for the baseline's connection per plan.
+            let s = server::Server::start(server::free_port(), &["--maxclients", "19000"]);
+            (s.url(), Some(s))
+        }
+    };
+    let result = case::run(
+        &load,
+        scenario,
+        mode,
+        &url,
+        server,
+        args.opt("--latencies").as_deref(),
+    );
+    println!("{result}");
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+/// A figure, or `-` where there is none (NaN).
+fn fig(x: f64, decimals: usize) -> String {
+    if x.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{x:.decimals$}")
+    }
+}
+
+fn row(c: &Value) -> String {
+    let s = |k: &str| num(c, &["submit_ns", k]);
+    let opt4 = |k: &str| c[k].as_f64().map_or("-".to_owned(), |x| format!("{x:.4}"));
+    let lag = c["lag_ms"].as_object().map_or("-".to_owned(), |_| {
+        format!(
+            "{}/{}",
+            num(c, &["lag_ms", "p50"]),
+            num(c, &["lag_ms", "p99"])
+        )
+    });
+    format!(
+        "{:<7} {:<16} {:>6} {:>6} {:>7} {:>8} {:>10} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>5} {:>6.1} {:>6} {:>6.1}",
+        c["scenario"].as_str().unwrap_or(""),
+        c["mode"].as_str().unwrap_or(""),
+        num(c, &["plans"]),
+        s("p50"),
+        s("p99"),
+        s("p999"),
+        s("max"),
+        opt4("coverage"),
+        opt4("bound"),
+        lag,
+        fig(num(c, &["round_trips_per_plan"]), 3),
+        fig(num(c, &["commands_per_plan"]), 2),
+        num(c, &["dropped"]),
+        if c["accounted"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "NO"
+        },
+        num(c, &["rss_mb"]),
+        num(c, &["threads"]),
+        num(c, &["wall_s"])
+    )
+}
+
+fn print_table(cases: &[Value]) {
+    println!(
+        "{:<7} {:<16} {:>6} {:>6} {:>7} {:>8} {:>10} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6}",
+        "case",
+        "mode",
+        "plans",
+        "ns p50",
+        "p99",
+        "p99.9",
+        "max",
+        "cover",
+        "bound",
+        "lag ms",
+        "rt/pl",
+        "cmd/pl",
+        "drops",
+        "acct",
+        "RSS MB",
+        "thrds",
+        "wall s"
+    );
+    for c in cases {
+        println!("{}", row(c));
+        if let Some((first, last)) = soak_rss(c) {
+            println!(
+                "        soak: RSS {first:.1} MB after warm-up, {last:.1} MB at the end; accounting after each restart: {}",
+                c["restarts_accounted"]
+            );
+        }
+    }
+    println!();
+    for scenario in SCENARIOS {
+        let find = |m: &str| {
+            cases
+                .iter()
+                .find(|c| c["scenario"] == scenario && c["mode"] == m)
+        };
+        let (Some(p), Some(t)) = (find("pool"), find("thread-per-plan")) else {
+            continue;
+        };
+        // A ratio where both figures exist and the pool's is not zero.
+        let r = |path: &[&str], decimals: usize| {
+            let (tv, pv) = (num(t, path), num(p, path));
+            if pv > 0.0 {
+                format!("{}x", fig(tv / pv, decimals))
+            } else {
+                "-".to_owned()
+            }
+        };
+        println!(
+            "{scenario}: thread-per-plan / pool: submit p50 {}, p99 {}, p99.9 {}; round trips {}; RSS {}; threads {} vs {}",
+            r(&["submit_ns", "p50"], 0),
+            r(&["submit_ns", "p99"], 0),
+            r(&["submit_ns", "p999"], 0),
+            r(&["round_trips_per_plan"], 0),
+            r(&["rss_mb"], 1),
+            num(t, &["threads"]),
+            num(p, &["threads"])
+        );
+    }
+}
+
+/// RSS after warm-up (10 s) and at the end of a soak.
+fn soak_rss(c: &Value) -> Option<(f64, f64)> {
+    let samples: Vec<f64> = c["rss_samples_mb"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let first = *samples.get(9).or(samples.first())?;
+    Some((first, *samples.last()?))
+}
+
+/// The issue's targets for `pool`, checked against this run.
+fn print_targets(cases: &[Value], poll_ms: u64) {
+    let mut out = String::new();
+    for c in cases.iter().filter(|c| c["mode"] == "pool") {
+        let scenario = c["scenario"].as_str().unwrap_or("");
+        let mut check = |what: String, ok: bool| {
+            let _ = writeln!(
+                out,
+                "  [{}] {scenario}: {what}",
+                if ok { "pass" } else { "FAIL" }
+            );
+        };
+        let (p99, p999) = (
+            num(c, &["submit_ns", "p99"]),
+            num(c, &["submit_ns", "p999"]),
+        );
+        check(format!("submit p99 {p99} ns <= 1000"), p99 <= 1000.0);
+        check(format!("submit p99.9 {p999} ns <= 10000"), p999 <= 10_000.0);
+        check(
+            "every call accounted for".to_owned(),
+            c["accounted"].as_bool() == Some(true),
+        );
+        let (cover, bound) = (num(c, &["coverage"]), num(c, &["bound"]));
+        let coverage_ok = cover >= 0.995 * bound;
+        match scenario {
+            "burst" => {
+                check(
+                    format!("coverage {cover:.4} >= 0.995 x bound {bound:.4}"),
+                    coverage_ok,
+                );
+                let lag = num(c, &["lag_ms", "p99"]);
+                check(
+                    format!("lag p99 {lag} ms <= poll + 20"),
+                    lag <= (poll_ms + 20) as f64,
+                );
+                let rt = num(c, &["round_trips_per_plan"]);
+                check(format!("round trips per plan {rt:.3} <= 0.2"), rt <= 0.2);
+                let rss = num(c, &["rss_mb"]);
+                check(format!("peak RSS {rss:.1} MB <= 30"), rss <= 30.0);
+                let (threads, workers) =
+                    (num(c, &["threads"]), heat_observer::DEFAULT_WORKERS as f64);
+                check(
+                    format!("threads {threads} = workers {workers}"),
+                    threads == workers,
+                );
+            }
+            "steady" => {
+                let drops = num(c, &["dropped"]);
+                check(format!("drops {drops} = 0"), drops == 0.0);
+                check(
+                    format!("coverage {cover:.4} >= 0.995 x bound {bound:.4}"),
+                    coverage_ok,
+                );
+            }
+            "soak" => {
+                if let Some((first, last)) = soak_rss(c) {
+                    check(
+                        format!("RSS flat: {last:.1} MB within 10% of {first:.1} MB"),
+                        last <= first * 1.1,
+                    );
+                }
+                let restarts: Vec<bool> = c["restarts_accounted"]
+                    .as_array()
+                    .map_or(Vec::new(), |a| a.iter().map(|x| x == true).collect());
+                let exact = !restarts.is_empty() && restarts.iter().all(|x| *x);
+                check(
+                    format!("accounting exact after every restart {restarts:?}"),
+                    exact,
+                );
+            }
+            _ => {}
+        }
+    }
+    if !out.is_empty() {
+        println!("\ntargets (pool):\n{out}");
+    }
+}
+
+fn setup(args: &Args) -> String {
+    format!(
+        "max_wait {} ms, poll {} ms, bridge median {} ms, {}% never keyed, seed {}; {}",
+        args.get::<u64>("--max-wait-ms", 2000),
+        args.get::<u64>("--poll-ms", 100),
+        args.get::<f64>("--bridge-median-ms", 500.0),
+        args.get::<f64>("--missing-pct", 10.0),
+        args.get::<u64>("--seed", 42),
+        machine()
+    )
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    format!("{cpus} CPUs ({model}), Redis on loopback")
+}

@@ -1,0 +1,99 @@
+//! What the benchmark reads off the process and off Redis: peak (VmHWM) and
+//! current RSS, thread count, and Redis's per-command call counters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// A field of /proc/self/status, in its own unit (kB for memory).
+fn status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn peak_rss_mb() -> f64 {
+    status("VmHWM") as f64 / 1024.0
+}
+
+pub fn rss_mb() -> f64 {
+    status("VmRSS") as f64 / 1024.0
+}
+
+pub fn threads() -> usize {
+    status("Threads") as usize
+}
+
+/// Samples the thread count every 5 ms and keeps the highest.
+pub struct ThreadSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicUsize>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ThreadSampler {
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicUsize::new(threads()));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+        let handle = thread::Builder::new()
+            .name("bench-sampler".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    p.fetch_max(threads(), Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .expect("spawn the sampler");
+        ThreadSampler {
+            stop,
+            peak,
+            handle: Some(handle),
+        }
+    }
+
+    /// Highest thread count seen, the sampler itself included.
+    pub fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// `INFO commandstats` as command -> calls. Redis counts the commands a
+/// script runs too, under their own names.
+pub fn command_calls(con: &mut redis::Connection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(con)
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Calls of `names` between two `command_calls` readings.
+pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, names: &[&str]) -> u64 {
+    names
+        .iter()
+        .map(|n| {
+            after
+                .get(*n)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(*n).copied().unwrap_or(0))
+        })
+        .sum()
+}
