@@ -3,8 +3,9 @@
 //! each publish, and let it go at exit.
 //!
 //! A simulated HeatBridge writes the `by_plan` keys. With a Redis URL
-//! (`--redis URL` or `REDIS_URL`) everything goes to that Redis; without,
-//! to the in-memory store:
+//! (`--redis URL` or `REDIS_URL`) or a cluster (`--redis-cluster
+//! host:port,...`, feature `cluster`) everything goes there; without, to
+//! the in-memory store:
 //!
 //! ```text
 //! cargo run --example apply
@@ -12,35 +13,65 @@
 //! RUST_LOG=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
 //! ```
 
+#[path = "support/args.rs"]
+mod args;
+#[path = "support/target.rs"]
+mod target;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
+use args::{Args, Flag, opt};
 use heat_observer::{Config, Connector, LateObserver, MemoryStore, ObsPoint, RedisConnector};
+use target::Target;
 
 const PLANS: usize = 20;
 
+const FLAGS: &[Flag] = &[
+    opt(
+        "--redis",
+        "URL",
+        "use this Redis (default: REDIS_URL, else in memory)",
+    ),
+    opt(
+        "--redis-cluster",
+        "HOST:PORT,...",
+        "use this Redis Cluster (feature cluster)",
+    ),
+];
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-
-    let redis_url = redis_url();
+    let args = Args::parse(
+        "The drop-in use of the late observer, with a simulated HeatBridge.",
+        FLAGS,
+    );
+    let target = Target::from_args(&args, true);
     let memory = MemoryStore::new();
 
     // --- Apply startup -----------------------------------------------------
-    let observer = match &redis_url {
-        Some(url) => start_observer(|config| RedisConnector::new(url, config)),
-        None => start_observer(|_| Ok::<_, std::convert::Infallible>(memory.clone())),
+    let observer = match &target {
+        Target::Memory => start_observer(|_| Ok::<_, std::convert::Infallible>(memory.clone())),
+        Target::Redis(url) => start_observer(|config| RedisConnector::new(url, config)),
+        #[cfg(feature = "cluster")]
+        Target::Cluster(nodes) => {
+            start_observer(|config| heat_observer::RedisClusterConnector::new(nodes, config))
+        }
+        #[cfg(not(feature = "cluster"))]
+        Target::Cluster(_) => unreachable!("refused by Target::from_args"),
     };
 
     // --- Simulated HeatGate + HeatBridge: writes by_plan keys later --------
     let bridge = {
-        let (memory, url) = (memory.clone(), redis_url.clone());
+        let (memory, target) = (memory.clone(), target.clone());
         let config = observer.config().clone();
         thread::spawn(move || {
-            let mut redis = url.and_then(|u| {
-                let con = redis::Client::open(u).and_then(|c| c.get_connection());
-                con.inspect_err(|e| log::error!("bridge cannot reach Redis: {e}"))
-                    .ok()
-            });
+            let mut redis = (!target.is_memory())
+                .then(|| target.connect())
+                .and_then(|con| {
+                    con.inspect_err(|e| log::error!("bridge cannot reach Redis: {e}"))
+                        .ok()
+                });
             for i in 0..PLANS {
                 // Every fourth plan never gets a key (missing_inputs).
                 if i % 4 == 3 {
@@ -55,7 +86,7 @@ fn main() {
                             .arg(1)
                             .arg("EX")
                             .arg(3600)
-                            .exec(con);
+                            .exec(&mut **con);
                     }
                     None => memory.insert_key(key),
                 }
@@ -94,7 +125,7 @@ fn main() {
             );
         }
     }
-    if redis_url.is_none() {
+    if target.is_memory() {
         let events = memory.stream_len(observer.config().stream());
         println!("events in the stream: {events}");
     }
@@ -120,17 +151,6 @@ where
         log::error!("late observer disabled: {err}");
         LateObserver::disabled()
     })
-}
-
-/// `--redis URL`, else `REDIS_URL`, else none (the in-memory store).
-fn redis_url() -> Option<String> {
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--redis" {
-            return args.next();
-        }
-    }
-    std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
 }
 
 fn plan_id(i: usize) -> String {

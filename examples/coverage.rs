@@ -7,15 +7,19 @@
 //! ```text
 //! cargo run --example coverage -- --redis redis://127.0.0.1:6379 --count 1000
 //! cargo run --example coverage -- --json
+//! cargo run --features cluster --example coverage -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
 //! ```
 
 #[path = "support/args.rs"]
 mod args;
+#[path = "support/target.rs"]
+mod target;
 
 use args::{Args, Flag, fail, flag, opt};
 use heat_observer::report::{CoverageReport, FetchOptions};
 use heat_observer::{DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM};
 use serde_json::{Value, json};
+use target::Target;
 
 const ABOUT: &str = "Heat coverage per observation point, read from the observed stream.";
 
@@ -24,6 +28,11 @@ const FLAGS: &[Flag] = &[
         "--redis",
         "URL",
         "the Redis to read (default: REDIS_URL, else redis://127.0.0.1:6379)",
+    ),
+    opt(
+        "--redis-cluster",
+        "HOST:PORT,...",
+        "read from this Redis Cluster instead (feature cluster)",
     ),
     opt(
         "--stream",
@@ -45,10 +54,10 @@ const FLAGS: &[Flag] = &[
 
 fn main() {
     let args = Args::parse(ABOUT, FLAGS);
-    let url = args
-        .opt("--redis")
-        .or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    let target = match Target::from_args(&args, true) {
+        Target::Memory => Target::Redis("redis://127.0.0.1:6379".to_owned()),
+        target => target,
+    };
     let options = FetchOptions {
         stream: args
             .opt("--stream")
@@ -62,7 +71,13 @@ fn main() {
     if options.count == 0 {
         fail("--count must be at least 1");
     }
-    let report = CoverageReport::fetch(&url, &options).unwrap_or_else(|e| {
+    let report = match &target {
+        #[cfg(feature = "cluster")]
+        Target::Cluster(nodes) => CoverageReport::fetch_cluster(nodes, &options),
+        Target::Redis(url) => CoverageReport::fetch(url, &options),
+        _ => unreachable!("a Redis or a cluster"),
+    };
+    let report = report.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });

@@ -8,6 +8,7 @@
 //! cargo run --release --example pipeline
 //! cargo run --release --example pipeline -- --plans 10000 --rate 2000 --json
 //! cargo run --release --example pipeline -- --redis redis://127.0.0.1:6379 --metrics-addr 127.0.0.1:9184
+//! cargo run --release --features cluster --example pipeline -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
 //! ```
 
 #[path = "support/args.rs"]
@@ -16,15 +17,18 @@ mod args;
 mod metrics_http;
 #[path = "support/sim.rs"]
 pub mod sim;
+#[path = "support/target.rs"]
+pub mod target;
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use args::{Args, Flag, fail, flag, opt};
 use heat_observer::report::{CoverageReport, ObservedEvent, PointReport};
-use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, RedisConnector, Stats};
+use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, Stats};
 use serde_json::{Map, Value, json};
 use sim::{Bridge, Delays, Sink};
+use target::Target;
 
 const ABOUT: &str = "Simulates Apply, HeatGate and HeatBridge and reports the heat coverage of the \
 early look (create_apply_plan) and the late observer (publish_plan_post). Reads P28_LATE_OBS_*.";
@@ -63,6 +67,11 @@ const FLAGS: &[Flag] = &[
         "run against this Redis (default: in memory)",
     ),
     opt(
+        "--redis-cluster",
+        "HOST:PORT,...",
+        "run against this Redis Cluster (feature cluster)",
+    ),
+    opt(
         "--metrics-addr",
         "HOST:PORT",
         "serve /metrics there while running",
@@ -89,7 +98,7 @@ pub struct Options {
     pub missing_pct: f64,
     pub seed: u64,
     pub run_id: String,
-    pub redis: Option<String>,
+    pub target: Target,
     pub metrics_addr: Option<String>,
     pub linger: Duration,
     pub json: bool,
@@ -117,7 +126,7 @@ fn main() {
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 1),
         run_id: args.opt("--run-id").unwrap_or_else(sim::fresh_run_id),
-        redis: args.opt("--redis"),
+        target: Target::from_args(&args, false),
         metrics_addr: args.opt("--metrics-addr"),
         linger: Duration::from_secs_f64(args.get("--linger-s", 0.0)),
         json: args.flag("--json"),
@@ -145,33 +154,22 @@ fn main() {
 /// Runs the simulation and reads its events back.
 pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::MetricsServer>) {
     let memory = MemoryStore::new();
-    let (observer, sink, store) = match &options.redis {
-        None => {
-            let observer = LateObserver::start(config.clone(), memory.clone());
-            (
-                observer,
-                Sink::Memory(memory.clone()),
-                "memory store".to_owned(),
-            )
-        }
-        Some(url) => {
-            let connector =
-                RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
-            let store = format!("redis {}", connector.address());
-            // Fail early and clearly if the bridge cannot reach Redis.
-            redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-                .unwrap_or_else(|e| {
-                    fail(&format!("the simulated bridge cannot reach {store}: {e}"))
-                });
-            (
-                LateObserver::start(config.clone(), connector),
-                Sink::redis(url),
-                store,
-            )
-        }
+    let store = match &options.target {
+        Target::Memory => "memory store".to_owned(),
+        Target::Redis(url) => format!("redis {}", url_address(url)),
+        Target::Cluster(nodes) => format!("redis cluster {}", nodes.join(",")),
     };
-    let observer = observer.unwrap_or_else(|e| fail(&e.to_string()));
+    if !options.target.is_memory() {
+        // Fail early and clearly if the simulated bridge cannot reach Redis.
+        if let Err(e) = options.target.connect() {
+            fail(&format!("the simulated bridge cannot reach {store}: {e}"));
+        }
+    }
+    let observer = options
+        .target
+        .start(config.clone(), &memory)
+        .unwrap_or_else(|e| fail(&e));
+    let sink = Sink::new(&options.target, &memory);
     let metrics = options.metrics_addr.as_deref().map(|addr| {
         let serving = observer.clone();
         let server = metrics_http::MetricsServer::start(&loopback_default(addr), move || {
@@ -263,34 +261,28 @@ fn settled(s: &Stats) -> bool {
 /// This run's events, read back from where they were written.
 fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<ObservedEvent> {
     let prefix = format!("{}-", options.run_id);
-    let entries: Vec<(String, Vec<(String, String)>)> = match &options.redis {
-        None => memory
+    let entries: Vec<(String, Vec<(String, String)>)> = match &options.target {
+        Target::Memory => memory
             .entries(config.stream())
             .into_iter()
             .map(|e| (e.id, e.fields))
             .collect(),
-        Some(url) => {
-            let read = redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-                .and_then(|mut con| {
-                    redis::cmd("XREVRANGE")
-                        .arg(config.stream())
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(options.plans * 4 + 1000)
-                        .query::<Vec<(String, Vec<String>)>>(&mut con)
-                });
+        target => {
+            let read = target.connect().and_then(|mut con| {
+                redis::cmd("XREVRANGE")
+                    .arg(config.stream())
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(options.plans * 4 + 1000)
+                    .query::<Vec<(String, Vec<String>)>>(&mut *con)
+            });
             read.unwrap_or_else(|e| fail(&format!("cannot read the stream back: {e}")))
                 .into_iter()
                 .rev()
                 .map(|(id, flat)| {
-                    (
-                        id,
-                        flat.chunks_exact(2)
-                            .map(|p| (p[0].clone(), p[1].clone()))
-                            .collect(),
-                    )
+                    let fields = flat.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone()));
+                    (id, fields.collect())
                 })
                 .collect()
         }
@@ -300,6 +292,12 @@ fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<
         .filter_map(|(id, fields)| ObservedEvent::from_fields(id.clone(), fields).ok())
         .filter(|e| e.plan_id.starts_with(&prefix))
         .collect()
+}
+
+/// `host:port` of a Redis URL, for the report (never credentials).
+fn url_address(url: &str) -> String {
+    heat_observer::RedisConnector::with_timeout(url, Duration::from_secs(1))
+        .map_or_else(|e| fail(&e.to_string()), |c| c.address().to_owned())
 }
 
 /// `9184` or `:9184` mean loopback; anything else is used as given.

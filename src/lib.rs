@@ -119,11 +119,15 @@ pub use lifecycle::ShutdownReport;
 pub use obs_point::{MAX_OBS_POINT_LEN, ObsPoint};
 pub use observer::{LateObserver, Refused, StartError, startup_line};
 pub use stats::{PointStats, Stats, WAIT_BUCKETS_MS, WaitHistogram};
+#[cfg(feature = "tls")]
+pub use store::TlsCerts;
 pub use store::{
     CLAIM_CHUNK, Claim, Claimed, Connector, EXISTS_CHUNK, Fault, Gate, MemoryStore, Op,
     RedisConnector, RedisStore, RedisUrlError, Store, StoreError, StoreErrorKind, StreamEntry,
     StreamSpec,
 };
+#[cfg(feature = "cluster")]
+pub use store::{RedisClusterConnector, RedisClusterStore};
 
 // Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

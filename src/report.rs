@@ -311,14 +311,51 @@ impl CoverageReport {
             .map_err(fail)?;
         con.set_read_timeout(Some(options.timeout)).map_err(fail)?;
         con.set_write_timeout(Some(options.timeout)).map_err(fail)?;
+        Self::fetch_from(&mut con, options).map_err(fail)
+    }
+
+    /// Like [`CoverageReport::fetch`], from a Redis Cluster given some of
+    /// its nodes (URLs or `host:port`; feature `cluster`).
+    ///
+    /// # Errors
+    /// As [`CoverageReport::fetch`].
+    #[cfg(feature = "cluster")]
+    pub fn fetch_cluster<S: AsRef<str>>(
+        nodes: &[S],
+        options: &FetchOptions,
+    ) -> Result<Self, ReportError> {
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|n| match n.as_ref().trim() {
+                n if n.contains("://") => n.to_owned(),
+                n => format!("redis://{n}"),
+            })
+            .collect();
+        let address = crate::store::cluster_addresses(&urls);
+        let fail = |e: redis::RedisError| ReportError::new(format!("cluster {address}: {e}"));
+        let mut con = redis::cluster::ClusterClientBuilder::new(urls.clone())
+            .connection_timeout(options.timeout)
+            .response_timeout(options.timeout)
+            .build()
+            .and_then(|c| c.get_connection())
+            .map_err(fail)?;
+        Self::fetch_from(&mut con, options).map_err(fail)
+    }
+
+    /// Reads the events and the misses' keys through `con`: pipelined where
+    /// the connection can pipeline, a command per key (each routed to its
+    /// node) on a cluster.
+    fn fetch_from(
+        con: &mut dyn redis::ConnectionLike,
+        options: &FetchOptions,
+    ) -> redis::RedisResult<Self> {
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
             .arg(&options.stream)
             .arg("+")
             .arg("-")
             .arg("COUNT")
             .arg(options.count)
-            .query(&mut con)
-            .map_err(fail)?;
+            .query(con)?;
         let mut skipped = 0;
         let mut events = Vec::with_capacity(entries.len());
         for (id, flat) in entries.into_iter().rev() {
@@ -332,13 +369,21 @@ impl CoverageReport {
             }
         }
         let missed: Vec<&ObservedEvent> = events.iter().filter(|e| !e.heat_found).collect();
+        let key = |e: &ObservedEvent| format!("{}{}", options.heat_key_prefix, e.plan_id);
         let mut present = HashSet::new();
         for chunk in missed.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for e in chunk {
-                pipe.exists(format!("{}{}", options.heat_key_prefix, e.plan_id));
-            }
-            let exists: Vec<bool> = pipe.query(&mut con).map_err(fail)?;
+            let exists: Vec<bool> = if con.supports_pipelining() {
+                let mut pipe = redis::pipe();
+                for e in chunk {
+                    pipe.exists(key(e));
+                }
+                pipe.query(con)?
+            } else {
+                chunk
+                    .iter()
+                    .map(|e| redis::cmd("EXISTS").arg(key(e)).query(con))
+                    .collect::<Result<_, _>>()?
+            };
             present.extend(
                 chunk
                     .iter()

@@ -8,14 +8,29 @@
 //! Redis server.
 
 mod backoff;
+#[cfg(feature = "cluster")]
+mod cluster;
+mod link;
 mod memory;
 mod redis;
+mod scripts;
+#[cfg(feature = "cluster")]
+mod slots;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::cluster_addresses;
+#[cfg(feature = "cluster")]
+pub use cluster::{RedisClusterConnector, RedisClusterStore};
 pub use memory::{Fault, Gate, MemoryStore, Op, StreamEntry};
-pub use redis::{CLAIM_CHUNK, EXISTS_CHUNK, RedisConnector, RedisStore, RedisUrlError};
+pub use redis::{RedisConnector, RedisStore, RedisUrlError};
+pub use scripts::{CLAIM_CHUNK, EXISTS_CHUNK};
+#[cfg(feature = "tls")]
+pub use tls::TlsCerts;
 
 use crate::Event;
 

@@ -24,7 +24,7 @@ fn options(plans: usize) -> pipeline::Options {
         missing_pct: 10.0,
         seed: 7,
         run_id: unique("run"),
-        redis: None,
+        target: pipeline::target::Target::Memory,
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
@@ -122,7 +122,7 @@ fn a_redis_run_writes_the_real_stream_and_a_rerun_with_its_id_is_deduplicated() 
         return;
     };
     let mut options = options(200);
-    options.redis = Some(target.url());
+    options.target = pipeline::target::Target::Redis(target.url());
     let config = config();
     let (first, _) = pipeline::run(&options, config.clone());
     assert_eq!(first.stats.found + first.stats.not_found, 400);

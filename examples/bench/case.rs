@@ -12,6 +12,7 @@ use crate::baseline::ThreadPerPlan;
 use crate::probe;
 use crate::server;
 use crate::sim::{Bridge, Delays, KeyWrite, Sink};
+use crate::target::Target;
 
 /// Restarts of Redis during the soak are this far apart.
 const SOAK_RESTART_EVERY: Duration = Duration::from_secs(30);
@@ -140,7 +141,8 @@ pub fn run(
     let sampler = probe::ThreadSampler::start();
     let calls_before = probe::command_calls(&mut admin);
     let subject = Subject::start(mode, &observed_url, config.clone());
-    let bridge = (scenario != "down").then(|| Bridge::start(Sink::redis(url), plans));
+    let bridge = (scenario != "down")
+        .then(|| Bridge::start(Sink::Redis(Target::Redis(url.to_owned()), None), plans));
     let mut delays = Delays::new(load.median_ms, 0.8, load.missing_pct, load.seed);
     let clock = WallClock::new();
     // Filled (so touched) now: the soak samples RSS, and the bench's own

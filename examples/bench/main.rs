@@ -28,6 +28,8 @@ mod probe;
 mod server;
 #[path = "../support/sim.rs"]
 mod sim;
+#[path = "../support/target.rs"]
+mod target;
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use heat_observer::MemoryStore;
 
+use super::target::Target;
+
 /// SplitMix64: small, seedable, good enough to draw delays.
 pub struct Rng(u64);
 
@@ -72,37 +74,44 @@ impl Delays {
 /// Where the bridge writes keys.
 pub enum Sink {
     Memory(MemoryStore),
-    /// A Redis URL; the connection is opened on first use and again after
-    /// an error (Redis may be restarted under the bridge).
-    Redis(String, Option<redis::Connection>),
+    /// Redis or a cluster; the connection is opened on first use and again
+    /// after an error (Redis may be restarted under the bridge).
+    Redis(Target, Option<Box<dyn redis::ConnectionLike + Send>>),
 }
 
 impl Sink {
-    pub fn redis(url: &str) -> Sink {
-        Sink::Redis(url.to_owned(), None)
+    pub fn new(target: &Target, memory: &MemoryStore) -> Sink {
+        match target {
+            Target::Memory => Sink::Memory(memory.clone()),
+            other => Sink::Redis(other.clone(), None),
+        }
     }
 
-    /// Writes `keys` (one round trip for Redis); returns whether it worked.
-    /// Redis gets `SETEX`, a command nothing else here sends, so a benchmark
-    /// can tell the bridge's commands from the observer's.
+    /// Writes `keys` (one round trip on a single Redis, one per key on a
+    /// cluster); returns whether it worked. Redis gets `SETEX`, a command
+    /// nothing else here sends, so a benchmark can tell the bridge's commands
+    /// from the observer's.
     fn write(&mut self, keys: &[String]) -> bool {
         match self {
             Sink::Memory(store) => {
                 keys.iter().for_each(|k| store.insert_key(k.clone()));
                 true
             }
-            Sink::Redis(url, con) => {
+            Sink::Redis(target, con) => {
                 if con.is_none() {
-                    *con = redis::Client::open(url.as_str())
-                        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                        .ok();
+                    *con = target.connect().ok();
                 }
                 let Some(c) = con else { return false };
-                let mut pipe = redis::pipe();
-                for key in keys {
-                    pipe.cmd("SETEX").arg(key).arg(3600).arg(1).ignore();
-                }
-                let ok = pipe.exec(c).is_ok();
+                let setex = |key: &String| redis::cmd("SETEX").arg(key).arg(3600).arg(1).clone();
+                let ok = if c.supports_pipelining() {
+                    let mut pipe = redis::pipe();
+                    keys.iter().for_each(|k| {
+                        pipe.add_command(setex(k)).ignore();
+                    });
+                    pipe.exec(&mut **c).is_ok()
+                } else {
+                    keys.iter().all(|k| setex(k).exec(&mut **c).is_ok())
+                };
                 if !ok {
                     *con = None;
                 }

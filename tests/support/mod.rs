@@ -2,6 +2,8 @@
 //! module and uses a part of it.
 #![allow(dead_code)]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod server;
 
 use std::time::{Duration, Instant};

@@ -149,9 +149,9 @@ impl Server {
 
     /// Waits until the server answers a raw PING, with `+PONG` or, when it
     /// wants a password, `-NOAUTH`: either way it is up.
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers_ping() {
+        while !self.answers_ping() || !self.running() {
             assert!(
                 Instant::now() < deadline,
                 "redis-server on port {} did not answer PING",
@@ -159,6 +159,18 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Whether our child still runs (it exits at once if the port is taken,
+    /// and then another server may be the one answering).
+    fn running(&mut self) -> bool {
+        let exited = self.child.as_mut().map(|c| c.try_wait());
+        assert!(
+            !matches!(exited, Some(Ok(Some(_)))),
+            "redis-server exited at start: port {} taken?",
+            self.port
+        );
+        true
     }
 
     fn answers_ping(&self) -> bool {

@@ -1,0 +1,108 @@
+//! Where an example runs: in memory, against one Redis (`--redis URL`), or
+//! against a Redis Cluster (`--redis-cluster host:port,...`, feature
+//! `cluster`).
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use heat_observer::{Config, LateObserver, MemoryStore, RedisConnector};
+
+use super::args::{Args, fail};
+
+#[derive(Clone)]
+pub enum Target {
+    Memory,
+    Redis(String),
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// From `--redis` or `--redis-cluster`; with `env_fallback`, `REDIS_URL`
+    /// when neither is given.
+    pub fn from_args(args: &Args, env_fallback: bool) -> Target {
+        match (args.opt("--redis"), args.opt("--redis-cluster")) {
+            (Some(_), Some(_)) => fail("give --redis or --redis-cluster, not both"),
+            (Some(url), None) => Target::Redis(url),
+            (None, Some(nodes)) => {
+                if cfg!(not(feature = "cluster")) {
+                    fail(
+                        "--redis-cluster needs the crate feature `cluster` (cargo run --features cluster ...)",
+                    );
+                }
+                Target::Cluster(
+                    nodes
+                        .split(',')
+                        .map(|n| n.trim().to_owned())
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                )
+            }
+            (None, None) => match std::env::var("REDIS_URL")
+                .ok()
+                .filter(|u| env_fallback && !u.is_empty())
+            {
+                Some(url) => Target::Redis(url),
+                None => Target::Memory,
+            },
+        }
+    }
+
+    /// Starts an observer on this target (`memory` for `Memory`).
+    pub fn start(&self, config: Config, memory: &MemoryStore) -> Result<LateObserver, String> {
+        let started = match self {
+            Target::Memory => LateObserver::start(config, memory.clone()),
+            Target::Redis(url) => {
+                let connector = RedisConnector::new(url, &config).map_err(|e| e.to_string())?;
+                LateObserver::start(config, connector)
+            }
+            #[cfg(feature = "cluster")]
+            Target::Cluster(nodes) => {
+                let connector = heat_observer::RedisClusterConnector::new(nodes, &config)
+                    .map_err(|e| e.to_string())?;
+                LateObserver::start(config, connector)
+            }
+            #[cfg(not(feature = "cluster"))]
+            Target::Cluster(_) => unreachable!("refused by from_args"),
+        };
+        started.map_err(|e| e.to_string())
+    }
+
+    /// A connection for the example's own reads and writes (not the
+    /// observer's): a cluster connection routes each command to its node.
+    pub fn connect(&self) -> redis::RedisResult<Box<dyn redis::ConnectionLike + Send>> {
+        let timeout = Duration::from_secs(2);
+        match self {
+            Target::Memory => {
+                Err((redis::ErrorKind::InvalidClientConfig, "in memory: no Redis").into())
+            }
+            Target::Redis(url) => {
+                let con =
+                    redis::Client::open(url.as_str())?.get_connection_with_timeout(timeout)?;
+                con.set_read_timeout(Some(Duration::from_secs(10)))?;
+                Ok(Box::new(con))
+            }
+            #[cfg(feature = "cluster")]
+            Target::Cluster(nodes) => {
+                let urls = nodes.iter().map(|n| {
+                    if n.contains("://") {
+                        n.clone()
+                    } else {
+                        format!("redis://{n}")
+                    }
+                });
+                let client = redis::cluster::ClusterClientBuilder::new(urls)
+                    .connection_timeout(timeout)
+                    .response_timeout(Duration::from_secs(10))
+                    .build()?;
+                Ok(Box::new(client.get_connection()?))
+            }
+            #[cfg(not(feature = "cluster"))]
+            Target::Cluster(_) => unreachable!("refused by from_args"),
+        }
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Target::Memory)
+    }
+}

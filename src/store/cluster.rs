@@ -1,0 +1,303 @@
+//! Redis Cluster (feature `cluster`), through redis-rs's synchronous
+//! cluster client, one cluster connection per worker.
+//!
+//! * Heat keys are HeatBridge's and spread over every slot. Looking at them
+//!   is one script call per node (per 1,024 keys), the keys passed as
+//!   arguments so that they may sit in different slots of that node (Redis
+//!   7 `allow-cross-slot-keys`), sent to the node by address after grouping
+//!   the keys with a slot map read from `CLUSTER SLOTS`. One reply per call:
+//!   a node that stops answering costs one read timeout (two with the one
+//!   retry), where a cluster pipeline of `EXISTS` would wait one per key it
+//!   holds (82 keys, 4.6 s, measured).
+//! * Claim and append stay one script call per chunk: the dedupe keys carry
+//!   the stream's name as a hash tag (`{stream}:dedupe:...`), so they live in
+//!   the stream's slot with it.
+//! * Connect and response timeouts are the config's Redis timeout and
+//!   retries are kept to one, with short waits, so a dead node fails calls
+//!   at once instead of holding a worker (redis-rs's default is 16 retries,
+//!   seconds apart). Like the standalone store, any error but a server's
+//!   reply drops the connection and reconnecting backs off.
+
+use std::fmt;
+use std::time::Duration;
+
+use std::sync::LazyLock;
+
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::io::tcp::TcpSettings;
+use redis::{RedisResult, Script};
+
+use super::link::Link;
+use super::redis::{RedisUrlError, connection_info};
+use super::scripts::{self, CLAIM_CHUNK, EXISTS_CHUNK};
+use super::slots::{SlotMap, key_slot};
+use super::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
+use crate::Config;
+
+static EXISTS_LOCAL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/exists_local.lua")));
+
+/// The nodes' `host:port`, comma-separated, for logs (never credentials).
+pub(crate) fn cluster_addresses<S: AsRef<str>>(urls: &[S]) -> String {
+    let address = |url: &str| connection_info(url).map_or_else(|_| "?".to_owned(), |(_, a)| a);
+    urls.iter()
+        .map(|u| address(u.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Makes one [`RedisClusterStore`] per worker from some of the cluster's
+/// nodes; the rest are discovered. Nothing connects until a worker's first
+/// call.
+///
+/// ```
+/// use heat_observer::{Config, Connector, RedisClusterConnector};
+///
+/// let nodes = ["redis://:secret@10.0.0.5:7000", "10.0.0.6:7000"];
+/// # let nodes = ["redis://:secret@10.0.0.5:7000", "redis://:secret@10.0.0.6:7000"];
+/// let connector = RedisClusterConnector::new(&nodes, &Config::default())?;
+/// assert_eq!(connector.describe(), "redis cluster 10.0.0.5:7000,10.0.0.6:7000");
+/// # Ok::<(), heat_observer::RedisUrlError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisClusterConnector {
+    client: ClusterClient,
+    timeout: Duration,
+    address: String,
+}
+
+impl RedisClusterConnector {
+    /// A connector for a cluster, given some of its nodes as URLs
+    /// (`redis://[[user]:password@]host:port`) or bare `host:port`, with the
+    /// config's Redis timeout. Credentials must be the same on every node.
+    ///
+    /// # Errors
+    /// [`RedisUrlError`] if no node is given, one does not parse, or they
+    /// disagree on credentials or TLS.
+    pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, RedisUrlError> {
+        Self::build(nodes, config.redis_timeout(), |builder| builder)
+    }
+
+    /// Like [`RedisClusterConnector::new`] for `rediss://` nodes, trusting
+    /// `certs`' root certificate instead of the system's.
+    ///
+    /// # Errors
+    /// As [`RedisClusterConnector::new`].
+    #[cfg(feature = "tls")]
+    pub fn with_tls<S: AsRef<str>>(
+        nodes: &[S],
+        config: &Config,
+        certs: super::TlsCerts,
+    ) -> Result<Self, RedisUrlError> {
+        Self::build(nodes, config.redis_timeout(), |builder| {
+            builder.certs(certs.into_redis())
+        })
+    }
+
+    fn build<S: AsRef<str>>(
+        nodes: &[S],
+        timeout: Duration,
+        finish: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
+    ) -> Result<Self, RedisUrlError> {
+        if nodes.is_empty() {
+            return Err(RedisUrlError::new("no cluster node given"));
+        }
+        let mut infos = Vec::with_capacity(nodes.len());
+        let mut addresses = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let node = node.as_ref().trim();
+            let url = if node.contains("://") {
+                node.to_owned()
+            } else {
+                format!("redis://{node}")
+            };
+            let (info, address) = connection_info(&url)?;
+            infos.push(info);
+            addresses.push(address);
+        }
+        let builder = ClusterClientBuilder::new(infos)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .min_retry_wait(10)
+            .max_retry_wait(50)
+            .tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = finish(builder)
+            .build()
+            .map_err(|e| RedisUrlError::new(e.to_string()))?;
+        Ok(Self {
+            client,
+            timeout,
+            address: addresses.join(","),
+        })
+    }
+}
+
+impl fmt::Debug for RedisClusterConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClusterConnector")
+            .field("nodes", &self.address)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector for RedisClusterConnector {
+    type Store = RedisClusterStore;
+
+    fn connect(&self, _worker: usize) -> RedisClusterStore {
+        RedisClusterStore {
+            client: self.client.clone(),
+            timeout: self.timeout,
+            link: Link::new(format!("cluster {}", self.address)),
+            slots: None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("redis cluster {}", self.address)
+    }
+}
+
+/// One worker's cluster connection, opened lazily and replaced after errors.
+pub struct RedisClusterStore {
+    client: ClusterClient,
+    timeout: Duration,
+    link: Link<ClusterConnection>,
+    /// Read on first use and again after any error (slots may have moved).
+    slots: Option<SlotMap>,
+}
+
+impl fmt::Debug for RedisClusterStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClusterStore")
+            .field("nodes", &self.link.address())
+            .field("connected", &self.link.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisClusterStore {
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let (client, timeout) = (&self.client, self.timeout);
+        let open = || {
+            let c = client.get_connection()?;
+            c.set_write_timeout(Some(timeout))?;
+            Ok(c)
+        };
+        self.link.call(open, f)
+    }
+}
+
+impl RedisClusterStore {
+    fn slot_map(&mut self) -> Result<SlotMap, StoreError> {
+        if let Some(map) = &self.slots {
+            return Ok(map.clone());
+        }
+        let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        let reply = self.call(|c| {
+            c.route_command(
+                &slots,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+        })?;
+        let map = SlotMap::from_reply(reply)
+            .map_err(|e| super::link::store_error(self.link.address(), &e))?;
+        self.slots = Some(map.clone());
+        Ok(map)
+    }
+
+    /// Which of `keys`, all served by `node`, exist: one script call sent to
+    /// that node (loading the script there first if it lacks it).
+    fn exists_on(&mut self, node: &(String, u16), keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: node.0.clone(),
+            port: node.1,
+        });
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(EXISTS_LOCAL.get_hash()).arg(0).arg(keys);
+        let call = |c: &mut ClusterConnection| -> RedisResult<Vec<bool>> {
+            let reply = match c.route_command(&evalsha, route.clone()) {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    let load = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(include_str!("lua/exists_local.lua"))
+                        .clone();
+                    c.route_command(&load, route.clone())?;
+                    c.route_command(&evalsha, route.clone())?
+                }
+                other => other?,
+            };
+            Ok(redis::from_redis_value(reply)?)
+        };
+        self.call(call)
+    }
+}
+
+impl Store for RedisClusterStore {
+    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let map = self.slot_map()?;
+        let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
+        for (i, key) in keys.iter().enumerate() {
+            let Some(node) = map.node_of(key_slot(key.as_bytes())) else {
+                self.slots = None;
+                let why = format!(
+                    "{}: no master serves the slot of {key}",
+                    self.link.address()
+                );
+                return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+            };
+            by_node[node].push(i);
+        }
+        let mut found = vec![false; keys.len()];
+        for (node, indexes) in by_node.iter().enumerate() {
+            for chunk in indexes.chunks(EXISTS_CHUNK) {
+                let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
+                let answer = self
+                    .exists_on(map.node(node), &chunk_keys)
+                    .and_then(|part| {
+                        if part.len() == chunk.len() {
+                            Ok(part)
+                        } else {
+                            let why = format!(
+                                "{}: exists answered {} for {} keys",
+                                self.link.address(),
+                                part.len(),
+                                chunk.len()
+                            );
+                            Err(StoreError::new(StoreErrorKind::Protocol, why))
+                        }
+                    });
+                match answer {
+                    Ok(part) => chunk.iter().zip(part).for_each(|(&i, x)| found[i] = x),
+                    Err(e) => {
+                        // A slot that moved says "non local key": read the map again next time.
+                        self.slots = None;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn claim_and_append(
+        &mut self,
+        stream: &StreamSpec,
+        claims: &[Claim<'_>],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut claimed = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(CLAIM_CHUNK) {
+            let call = scripts::claim(stream, chunk);
+            let codes: Vec<i64> = self.call(|c| call.invoke(c))?;
+            claimed.extend(scripts::claimed(codes, self.link.address())?);
+        }
+        Ok(claimed)
+    }
+}

@@ -1,0 +1,9 @@
+#!lua flags=no-writes,allow-cross-slot-keys
+-- Which of ARGV exist, on the node the call is sent to. The keys are
+-- arguments, not KEYS, so they may sit in different slots of this node
+-- (Redis 7): one reply per node, one read timeout if the node stalls.
+local found = {}
+for i, key in ipairs(ARGV) do
+  found[i] = redis.call('EXISTS', key)
+end
+return found

@@ -1,0 +1,166 @@
+//! Which cluster node serves a key: the key's slot (CRC16/XMODEM of its
+//! hash tag or whole name, modulo 16384) and a map of slot ranges to nodes
+//! read from `CLUSTER SLOTS`.
+
+use redis::{RedisResult, Value};
+
+/// Slots in a Redis Cluster.
+const SLOTS: u16 = 16384;
+
+/// The slot of `key`: only the part between the first `{` and the next `}`
+/// counts, when it is not empty.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tag = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16_xmodem(tag.unwrap_or(key)) % SLOTS
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Slot ranges and the master serving each.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotMap {
+    /// `(first slot, last slot, index into nodes)`, sorted.
+    ranges: Vec<(u16, u16, usize)>,
+    /// `(host, port)` of each master.
+    nodes: Vec<(String, u16)>,
+}
+
+impl SlotMap {
+    /// Reads a `CLUSTER SLOTS` reply.
+    pub(crate) fn from_reply(reply: Value) -> RedisResult<SlotMap> {
+        let bad = || {
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected CLUSTER SLOTS reply",
+            ))
+        };
+        let Value::Array(entries) = reply else {
+            return Err(bad());
+        };
+        let mut map = SlotMap::default();
+        for entry in entries {
+            let Value::Array(fields) = entry else {
+                return Err(bad());
+            };
+            let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+                (fields.first(), fields.get(1), fields.get(2))
+            else {
+                return Err(bad());
+            };
+            let host = match master.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => return Err(bad()),
+            };
+            let Some(Value::Int(port)) = master.get(1) else {
+                return Err(bad());
+            };
+            let node = (host, u16::try_from(*port).map_err(|_| bad())?);
+            let index = match map.nodes.iter().position(|n| *n == node) {
+                Some(i) => i,
+                None => {
+                    map.nodes.push(node);
+                    map.nodes.len() - 1
+                }
+            };
+            let range = (
+                u16::try_from(*first).map_err(|_| bad())?,
+                u16::try_from(*last).map_err(|_| bad())?,
+            );
+            map.ranges.push((range.0, range.1, index));
+        }
+        map.ranges.sort_unstable();
+        Ok(map)
+    }
+
+    /// The index of the master serving `slot`, if any.
+    pub(crate) fn node_of(&self, slot: u16) -> Option<usize> {
+        let i = self.ranges.partition_point(|(first, _, _)| *first <= slot);
+        let (first, last, node) = *self.ranges.get(i.checked_sub(1)?)?;
+        (first..=last).contains(&slot).then_some(node)
+    }
+
+    pub(crate) fn node(&self, index: usize) -> &(String, u16) {
+        &self.nodes[index]
+    }
+
+    pub(crate) fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.0.15.
+        for (key, slot) in [
+            ("a", 15495),
+            ("b", 3300),
+            ("c", 7365),
+            ("d", 11298),
+            ("foo", 12182),
+            ("", 0),
+        ] {
+            assert_eq!(key_slot(key.as_bytes()), slot, "{key:?}");
+        }
+        assert_eq!(key_slot(b"{b}:anything"), 3300, "hash tag");
+        assert_eq!(
+            key_slot(b"x{}y"),
+            key_slot(b"x{}y"),
+            "an empty tag hashes the whole key"
+        );
+        assert_eq!(
+            key_slot(b"{quantum:stream:apply.heat.observed}:dedupe:p:1"),
+            key_slot(b"quantum:stream:apply.heat.observed")
+        );
+    }
+
+    #[test]
+    fn the_map_finds_the_master_of_each_slot() {
+        let node = |port: i64| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+            ])
+        };
+        let range = |a: i64, b: i64, port: i64| {
+            Value::Array(vec![Value::Int(a), Value::Int(b), node(port)])
+        };
+        let reply = Value::Array(vec![
+            range(5461, 10922, 7002),
+            range(0, 5460, 7001),
+            range(10923, 16383, 7001),
+        ]);
+        let map = SlotMap::from_reply(reply).unwrap();
+        assert_eq!(map.nodes(), 2);
+        assert_eq!(
+            map.node(map.node_of(0).unwrap()),
+            &("127.0.0.1".to_owned(), 7001)
+        );
+        assert_eq!(map.node(map.node_of(5461).unwrap()).1, 7002);
+        assert_eq!(map.node(map.node_of(16383).unwrap()).1, 7001);
+        let partial = SlotMap::from_reply(Value::Array(vec![range(0, 10, 7001)])).unwrap();
+        assert_eq!(partial.node_of(11), None);
+        assert!(SlotMap::from_reply(Value::Int(1)).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! Redis Cluster (feature `cluster`) against a local cluster of three
+//! masters: events, dedupe and trimming, and a master killed mid-run.
+#![cfg(feature = "cluster")]
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/pipeline.rs"]
+mod pipeline;
+
+use std::time::{Duration, Instant};
+
+use heat_observer::{
+    Config, ConfigBuilder, Connector, LateObserver, ObsPoint, RedisClusterConnector, Store,
+    StoreErrorKind,
+};
+use redis::Commands;
+use support::cluster::Cluster;
+use support::server::unique;
+use support::{PATIENCE, ms, wait_stats};
+
+fn config() -> ConfigBuilder {
+    let ns = unique("cluster");
+    Config::builder()
+        .stream(format!("{ns}:observed"))
+        .heat_key_prefix(format!("{ns}:by_plan:"))
+        .max_wait(ms(300))
+        .poll(ms(20))
+}
+
+fn start(cluster: &Cluster, config: &Config) -> LateObserver {
+    let connector = RedisClusterConnector::new(&cluster.addresses(), config).unwrap();
+    LateObserver::start(config.clone(), connector).unwrap()
+}
+
+#[test]
+fn events_dedupe_and_trimming_work_on_a_cluster() {
+    let Some(cluster) = Cluster::start("events_dedupe_and_trimming_work_on_a_cluster") else {
+        return;
+    };
+    let config = config().stream_maxlen(100).build().unwrap();
+    let mut con = cluster.connection();
+    let plans: Vec<String> = (0..400).map(|i| format!("c{i}")).collect();
+    for plan in plans.iter().step_by(2) {
+        let _: () = con.set(config.heat_key(plan), 1).unwrap();
+    }
+    // The heat keys are spread over every master; the stream and the dedupe
+    // keys share one slot.
+    let holders: std::collections::HashSet<usize> = plans
+        .iter()
+        .take(50)
+        .map(|p| cluster.node_of(&config.heat_key(p)))
+        .collect();
+    assert_eq!(holders.len(), 3, "heat keys on every node");
+    let stream_node = cluster.node_of(config.stream());
+    assert_eq!(
+        cluster.node_of(&config.dedupe_key(ObsPoint::PUBLISH_PLAN_POST, "c7")),
+        stream_node
+    );
+
+    let observer = start(&cluster, &config);
+    for plan in &plans {
+        observer.observe_late(plan, "S").unwrap();
+    }
+    let stats = wait_stats(&observer, "all written", |s| s.found + s.not_found == 400);
+    assert_eq!(
+        (stats.found, stats.not_found, stats.failed),
+        (200, 200, 0),
+        "{stats:?}"
+    );
+    // Trimmed near MAXLEN ~ 100.
+    let len: u64 = redis::cmd("XLEN")
+        .arg(config.stream())
+        .query(&mut con)
+        .unwrap();
+    assert!((100..=250).contains(&len), "stream length {len}");
+    let ttl: i64 = con
+        .pttl(config.dedupe_key(ObsPoint::PUBLISH_PLAN_POST, "c7"))
+        .unwrap();
+    assert!(ttl > 0);
+
+    // Observing again, as another Apply process would: all deduplicated.
+    let again = start(&cluster, &config);
+    for plan in &plans {
+        again.observe_late(plan, "S").unwrap();
+    }
+    let stats = wait_stats(&again, "all deduplicated", |s| s.finished() == 400);
+    assert_eq!(stats.deduplicated, 400, "{stats:?}");
+}
+
+#[test]
+fn a_master_killed_mid_run_fails_jobs_fast_and_everything_is_counted() {
+    let Some(mut cluster) = Cluster::start("a_master_killed_mid_run") else {
+        return;
+    };
+    let config = config().max_wait(ms(500)).build().unwrap();
+    let stream_node = cluster.node_of(config.stream());
+    let victim = (stream_node + 1) % 3;
+    let observer = start(&cluster, &config);
+    let mut con = cluster.connection();
+    for i in 0..100 {
+        let _: () = con.set(config.heat_key(&format!("before-{i}")), 1).unwrap();
+        observer.observe_late(&format!("before-{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the first plans are found", |s| s.found == 100);
+
+    cluster.nodes[victim].kill();
+    let killed_at = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut i = 0;
+    // Keep observing through the failure and the cluster going down
+    // (cluster-node-timeout 2 s): calls stay fast, workers keep ticking.
+    while killed_at.elapsed() < Duration::from_secs(4) {
+        let t = Instant::now();
+        observer.observe_late(&format!("during-{i}"), "S").unwrap();
+        slowest = slowest.max(t.elapsed());
+        i += 1;
+        std::thread::sleep(ms(5));
+    }
+    let calls_before = observer.stats().exists_calls;
+    wait_stats(&observer, "the workers keep calling Redis", |s| {
+        s.exists_calls > calls_before + 10
+    });
+    let stats = wait_stats(&observer, "every job ends", |s| s.finished() == s.accepted);
+    assert!(stats.failed > 0, "jobs on the dead node fail: {stats:?}");
+    assert!(stats.store_errors > 0);
+    let t = Instant::now();
+    let report = observer.shutdown(ms(1000));
+    assert!(
+        report.is_complete(),
+        "no worker stuck on the dead node: {report:?}"
+    );
+    assert!(t.elapsed() < ms(1000));
+    assert!(report.stats.is_balanced(), "{:?}", report.stats);
+    assert!(slowest < ms(10), "slowest observe call {slowest:?}");
+    let _ = PATIENCE;
+}
+
+#[test]
+fn the_pipeline_simulator_and_the_coverage_report_run_on_a_cluster() {
+    use heat_observer::report::{CoverageReport, FetchOptions};
+    let Some(cluster) =
+        Cluster::start("the_pipeline_simulator_and_the_coverage_report_run_on_a_cluster")
+    else {
+        return;
+    };
+    let options = pipeline::Options {
+        plans: 200,
+        rate: 0.0,
+        median_ms: 100.0,
+        sigma: 0.8,
+        missing_pct: 10.0,
+        seed: 3,
+        run_id: unique("run"),
+        target: pipeline::target::Target::Cluster(cluster.addresses()),
+        metrics_addr: None,
+        linger: Duration::ZERO,
+        json: true,
+    };
+    let config = config().max_wait(ms(400)).build().unwrap();
+    let (outcome, _) = pipeline::run(&options, config.clone());
+    assert!(
+        outcome.store.starts_with("redis cluster 127.0.0.1:"),
+        "{}",
+        outcome.store
+    );
+    assert_eq!(outcome.stats.calls(), 400);
+    assert!(outcome.stats.is_balanced(), "{:?}", outcome.stats);
+    let late = outcome.stats.point(ObsPoint::PUBLISH_PLAN_POST).unwrap();
+    assert!(late.coverage().unwrap() >= outcome.bound[1].1 - 0.01);
+
+    let fetch = FetchOptions {
+        stream: config.stream().to_owned(),
+        count: 1000,
+        heat_key_prefix: config.heat_key_prefix().to_owned(),
+        ..FetchOptions::default()
+    };
+    let report = CoverageReport::fetch_cluster(&cluster.addresses(), &fetch).unwrap();
+    let read = report
+        .points
+        .iter()
+        .find(|p| p.obs_point == "publish_plan_post")
+        .unwrap();
+    assert_eq!((read.events, read.found), (200, late.found));
+    // Every miss's key is known: the bridge wrote the late ones at the end.
+    let plans_keyed = outcome
+        .report
+        .points
+        .iter()
+        .find(|p| p.obs_point == "publish_plan_post")
+        .unwrap();
+    assert_eq!(read.came_late, plans_keyed.came_late);
+}
+
+#[test]
+fn a_frozen_master_costs_a_look_one_or_two_timeouts_whatever_its_share_of_keys() {
+    let Some(cluster) = Cluster::start("a_frozen_master_costs_a_look_one_or_two_timeouts") else {
+        return;
+    };
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &Config::default()).unwrap();
+    let mut store = connector.connect(0);
+    let keys: Vec<String> = (0..5000).map(|i| format!("frozen-{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(store.exists(&keys).unwrap().len(), 5000);
+    let held = keys.iter().filter(|k| cluster.node_of(k) == 1).count();
+    assert!(held > 1000, "the frozen node holds {held} keys");
+    cluster.nodes[1].stall();
+    let t = Instant::now();
+    let err = store.exists(&keys).unwrap_err();
+    let took = t.elapsed();
+    cluster.nodes[1].resume();
+    assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
+    // 50 ms timeout, one retry: a pipeline of EXISTS would wait per key.
+    assert!(took < ms(500), "{held} keys on a frozen node took {took:?}");
+}

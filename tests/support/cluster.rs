@@ -1,0 +1,155 @@
+//! A local Redis Cluster of three masters and no replicas, for the cluster
+//! tests: three private redis-servers with `--cluster-enabled yes`, joined
+//! by `redis-cli --cluster create`, waited on until every node reports
+//! `cluster_state:ok`. Dropping it kills the nodes and removes their
+//! `nodes.conf` files.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::server::{self, Server};
+
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    conf_files: Vec<std::path::PathBuf>,
+}
+
+/// A port whose cluster bus port (port + 10000) is free too. Candidates
+/// are handed out once per process (tests run in parallel) and start at an
+/// offset per process (test binaries run in parallel too).
+fn cluster_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % 9_000;
+    for _ in 0..9_000 {
+        let candidate = 20_000 + ((base + NEXT.fetch_add(1, Ordering::Relaxed)) % 9_000) as u16;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(candidate) && free(candidate + 10_000) {
+            return candidate;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+impl Cluster {
+    /// Starts the cluster, or says it is skipped (see `server::skip`).
+    pub fn start(test: &str) -> Option<Cluster> {
+        if !server::available() {
+            server::skip(test, "redis-server is not on PATH");
+            return None;
+        }
+        let mut nodes = Vec::new();
+        let mut conf_files = Vec::new();
+        for _ in 0..3 {
+            let port = cluster_port();
+            let conf = format!("heat-observer-nodes-{}-{port}.conf", std::process::id());
+            conf_files.push(std::env::temp_dir().join(&conf));
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--cluster-node-timeout",
+                "2000",
+            ];
+            nodes.push(Server::start(port, &args));
+        }
+        let cluster = Cluster { nodes, conf_files };
+        let addrs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut node.connection())
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster did not reach state ok: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The nodes as `host:port`, for a connector.
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// A cluster connection for the test's own checks.
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        let urls: Vec<String> = self
+            .addresses()
+            .iter()
+            .map(|a| format!("redis://{a}"))
+            .collect();
+        redis::cluster::ClusterClient::new(urls)
+            .and_then(|c| c.get_connection())
+            .expect("connect to the test cluster")
+    }
+
+    /// The index of the node that serves `key`'s slot.
+    pub fn node_of(&self, key: &str) -> usize {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.nodes[0].connection())
+            .expect("KEYSLOT");
+        let slots: Vec<(u16, u16, Vec<redis::Value>)> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.nodes[0].connection())
+            .expect("CLUSTER SLOTS");
+        let (_, _, master) = slots
+            .into_iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .expect("slot served");
+        let port = match master.get(1) {
+            Some(redis::Value::Int(p)) => *p as u16,
+            other => panic!("unexpected CLUSTER SLOTS entry {other:?}"),
+        };
+        self.nodes
+            .iter()
+            .position(|n| n.port() == port)
+            .expect("a known node")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        for conf in &self.conf_files {
+            let _ = std::fs::remove_file(conf);
+        }
+    }
+}
