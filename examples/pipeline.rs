@@ -318,6 +318,13 @@ fn point_report(outcome: &Outcome, point: ObsPoint) -> Option<&PointReport> {
         .find(|p| p.obs_point == point.as_str())
 }
 
+/// A point's `(found, observed)` from the counters, and its report read back.
+fn point_figures(outcome: &Outcome, point: ObsPoint) -> (u64, u64, Option<&PointReport>) {
+    let stats = outcome.stats.point(point);
+    let (found, observed) = stats.map_or((0, 0), |p| (p.found, p.found + p.not_found));
+    (found, observed, point_report(outcome, point))
+}
+
 fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
     println!(
         "heat coverage of run {} ({} plans, {}, wait {} ms, poll {} ms, {:.1} s)\n",
@@ -338,9 +345,7 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
         "wait ms p50/p90/p99/max",
     );
     for (point, bound) in outcome.bound {
-        let stats = outcome.stats.point(point);
-        let (found, observed) = stats.map_or((0, 0), |p| (p.found, p.found + p.not_found));
-        let report = point_report(outcome, point);
+        let (found, observed, report) = point_figures(outcome, point);
         let waits = report
             .and_then(|r| r.wait_found_ms)
             .map_or("-".to_owned(), |w| {
@@ -381,9 +386,7 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
 pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
     let mut points = Map::new();
     for (point, bound) in outcome.bound {
-        let stats = outcome.stats.point(point);
-        let (found, observed) = stats.map_or((0, 0), |p| (p.found, p.found + p.not_found));
-        let report = point_report(outcome, point);
+        let (found, observed, report) = point_figures(outcome, point);
         let waits = report
             .and_then(|r| r.wait_found_ms)
             .map(|w| json!({"p50": w.p50, "p90": w.p90, "p99": w.p99, "max": w.max}));
