@@ -28,9 +28,10 @@
 //! * `observe_*` validates its arguments, offers one 120-byte job to a
 //!   bounded queue with `try_send`, and returns. It takes no lock, makes no
 //!   Redis call, allocates nothing (for a plan id and symbol of up to 78
-//!   bytes together), and never blocks or panics. When the queue is full the job is
-//!   dropped and counted as `refused_queue_full`, and a warning is logged at
-//!   most once per interval with the count since the previous one.
+//!   bytes together), and never blocks or panics. When the queue is full
+//!   the job is dropped and counted as `refused_queue_full`, and a warning
+//!   is logged at most once per interval with the count since the previous
+//!   one.
 //! * Each worker holds up to `max_in_flight` jobs and checks all their keys
 //!   in one batched store call per tick (`poll`). A job ends when its key is
 //!   found or its deadline passes; the deadline counts from the observe call,
@@ -83,6 +84,14 @@
 //! | `P28_LATE_OBS_REDIS_TIMEOUT_MS` | `50` | timeout of each store call |
 //! | `P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS` | `1000` | bound of shutdown and Drop |
 //! | `P28_LATE_OBS_RETRY_MS` | `5000` | how long a failed event write is retried |
+//!
+//! # Stores and features
+//!
+//! [`RedisConnector`] gives each worker its own lazily opened connection to
+//! one Redis; [`MemoryStore`] keeps everything in memory (tests, the
+//! simulator). Cargo feature `cluster` adds `RedisClusterConnector` (Redis
+//! Cluster, Redis 7.0 or later); feature `tls` adds `rediss://` through
+//! rustls and `TlsCerts` for a private CA.
 //!
 //! # Logging
 //!
