@@ -326,10 +326,7 @@ impl CoverageReport {
     ) -> Result<Self, ReportError> {
         let urls: Vec<String> = nodes
             .iter()
-            .map(|n| match n.as_ref().trim() {
-                n if n.contains("://") => n.to_owned(),
-                n => format!("redis://{n}"),
-            })
+            .map(|n| crate::store::node_url(n.as_ref()))
             .collect();
         let address = crate::store::cluster_addresses(&urls);
         let fail = |e: redis::RedisError| ReportError::new(format!("cluster {address}: {e}"));

@@ -23,9 +23,9 @@ use std::fmt;
 use std::time::Duration;
 
 #[cfg(feature = "cluster")]
-pub(crate) use cluster::cluster_addresses;
-#[cfg(feature = "cluster")]
 pub use cluster::{RedisClusterConnector, RedisClusterStore};
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::{cluster_addresses, node_url};
 pub use memory::{Fault, Gate, MemoryStore, Op, StreamEntry};
 pub use redis::{RedisConnector, RedisStore, RedisUrlError};
 pub use scripts::{CLAIM_CHUNK, EXISTS_CHUNK};

@@ -38,6 +38,16 @@ use crate::Config;
 static EXISTS_LOCAL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/exists_local.lua")));
 
+/// A node as given (`redis://...` or bare `host:port`) as a URL.
+pub(crate) fn node_url(node: &str) -> String {
+    let node = node.trim();
+    if node.contains("://") {
+        node.to_owned()
+    } else {
+        format!("redis://{node}")
+    }
+}
+
 /// The nodes' `host:port`, comma-separated, for logs (never credentials).
 pub(crate) fn cluster_addresses<S: AsRef<str>>(urls: &[S]) -> String {
     let address = |url: &str| connection_info(url).map_or_else(|_| "?".to_owned(), |(_, a)| a);
