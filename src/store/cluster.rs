@@ -116,13 +116,7 @@ impl RedisClusterConnector {
         let mut infos = Vec::with_capacity(nodes.len());
         let mut addresses = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let node = node.as_ref().trim();
-            let url = if node.contains("://") {
-                node.to_owned()
-            } else {
-                format!("redis://{node}")
-            };
-            let (info, address) = connection_info(&url)?;
+            let (info, address) = connection_info(&node_url(node.as_ref()))?;
             infos.push(info);
             addresses.push(address);
         }
