@@ -1,16 +1,16 @@
-//! The drop-in use of the late observer in the Apply service: read the
-//! `P28_LATE_OBS_*` environment once, start the observer once, call it after
-//! each publish, and let it go at exit.
+//! The drop-in use of the late observer in the Apply service: start it once
+//! from the environment (fail open), call it after each publish, and on
+//! SIGTERM or Ctrl-C stop taking plans, let it finish watching those it
+//! holds, print its report and exit 0, as `systemctl restart` expects.
 //!
-//! A simulated HeatBridge writes the `by_plan` keys. With a Redis URL
-//! (`--redis URL` or `REDIS_URL`) or a cluster (`--redis-cluster
-//! host:port,...`, feature `cluster`) everything goes there; without, to
-//! the in-memory store:
+//! A simulated HeatBridge writes the `by_plan` keys of three plans in four,
+//! 300 ms after their publish. With a Redis URL (`--redis URL` or
+//! `REDIS_URL`) everything goes there; without, to the in-memory store:
 //!
 //! ```text
 //! cargo run --example apply
-//! cargo run --example apply -- --redis redis://127.0.0.1:6379
-//! RUST_LOG=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
+//! cargo run --example apply -- --redis redis://127.0.0.1:6379 --plans 5000 --rate 500 --json
+//! RUST_LOG=heat_observer=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
 //! ```
 
 #[path = "support/args.rs"]
@@ -18,14 +18,17 @@ mod args;
 #[path = "support/target.rs"]
 mod target;
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use args::{Args, Flag, opt};
-use heat_observer::{Config, Connector, LateObserver, MemoryStore, ObsPoint, RedisConnector};
+use args::{Args, Flag, flag, opt};
+use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, ShutdownReport};
+use serde_json::json;
 use target::Target;
-
-const PLANS: usize = 20;
 
 const FLAGS: &[Flag] = &[
     opt(
@@ -33,128 +36,201 @@ const FLAGS: &[Flag] = &[
         "URL",
         "use this Redis (default: REDIS_URL, else in memory)",
     ),
+    opt("--plans", "N", "plans to publish (default 20)"),
+    opt("--rate", "PER_SEC", "plans a second (default 25)"),
     opt(
-        "--redis-cluster",
-        "HOST:PORT,...",
-        "use this Redis Cluster (feature cluster)",
+        "--run-id",
+        "ID",
+        "prefix of plan ids (default: fresh per run)",
+    ),
+    flag("--json", "print the report as one JSON object"),
+    flag(
+        "--stop-now",
+        "on a signal, abandon what is watched instead of draining",
     ),
 ];
+
+/// The bridge writes a plan's key this long after its publish.
+const BRIDGE_DELAY: Duration = Duration::from_millis(300);
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse(
-        "The drop-in use of the late observer, with a simulated HeatBridge.",
+        "The drop-in use of the late observer, with a simulated HeatBridge and SIGTERM handling.",
         FLAGS,
     );
     let target = Target::from_args(&args, true);
+    let plans: usize = args.get("--plans", 20);
+    let rate: f64 = args.get("--rate", 25.0);
+    let run_id = args.opt("--run-id").unwrap_or_else(fresh_run_id);
     let memory = MemoryStore::new();
 
-    // --- Apply startup -----------------------------------------------------
+    // SIGTERM (systemctl stop/restart) and Ctrl-C set a flag; the loop
+    // below sees it between plans.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).expect("signal handler");
+    }
+
+    // --- Apply startup: one call, never fails --------------------------------
     let observer = match &target {
-        Target::Memory => start_observer(|_| Ok::<_, std::convert::Infallible>(memory.clone())),
-        Target::Redis(url) => start_observer(|config| RedisConnector::new(url, config)),
-        #[cfg(feature = "cluster")]
-        Target::Cluster(nodes) => {
-            start_observer(|config| heat_observer::RedisClusterConnector::new(nodes, config))
-        }
-        #[cfg(not(feature = "cluster"))]
-        Target::Cluster(_) => unreachable!("refused by Target::from_args"),
+        Target::Redis(url) => LateObserver::from_env(url),
+        _ => start_in_memory(&memory),
     };
 
-    // --- Simulated HeatGate + HeatBridge: writes by_plan keys later --------
+    // --- Simulated HeatGate + HeatBridge -------------------------------------
+    let (published, bridge_rx) = mpsc::channel::<(String, Instant)>();
     let bridge = {
         let (memory, target) = (memory.clone(), target.clone());
         let config = observer.config().clone();
-        thread::spawn(move || {
-            let mut redis = (!target.is_memory())
-                .then(|| target.connect())
-                .and_then(|con| {
-                    con.inspect_err(|e| log::error!("bridge cannot reach Redis: {e}"))
-                        .ok()
-                });
-            for i in 0..PLANS {
-                // Every fourth plan never gets a key (missing_inputs).
-                if i % 4 == 3 {
-                    continue;
-                }
-                thread::sleep(Duration::from_millis(40));
-                let key = config.heat_key(&plan_id(i));
-                match &mut redis {
-                    Some(con) => {
-                        let _ = redis::cmd("SET")
-                            .arg(&key)
-                            .arg(1)
-                            .arg("EX")
-                            .arg(3600)
-                            .exec(&mut **con);
-                    }
-                    None => memory.insert_key(key),
-                }
-            }
-        })
+        thread::spawn(move || run_bridge(&bridge_rx, &memory, &target, &config))
     };
 
-    // --- Apply's loop: create, early look, publish, late look --------------
-    for i in 0..PLANS {
-        let plan = plan_id(i);
+    // --- Apply's loop: create, early look, publish, late look ---------------
+    let start = Instant::now();
+    let mut signalled_at = None;
+    for i in 0..plans {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+            thread::sleep((due - Instant::now()).min(Duration::from_millis(5)));
+        }
+        if stop.load(Ordering::Relaxed) {
+            signalled_at = Some(Instant::now());
+            break;
+        }
+        let plan = format!("{run_id}-{i}");
         let _ = observer.observe_now(&plan, "BTCUSDT"); // at create_apply_plan
         publish_plan(&plan);
-        // The one line Apply adds after publish. The result says whether the
-        // observation was taken; it is counted either way.
+        // The one line Apply adds after publish; counted either way.
         if let Err(refused) = observer.observe_late(&plan, "BTCUSDT") {
             log::debug!("plan {plan} not observed: {refused}");
         }
+        if i % 4 != 3 {
+            let _ = published.send((plan, Instant::now()));
+        }
     }
-    bridge.join().expect("bridge thread");
+    drop(published);
 
-    // --- Report and exit ----------------------------------------------------
-    let deadline = Instant::now() + observer.config().max_wait() + Duration::from_secs(1);
-    while observer.stats().finished() < observer.stats().accepted && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
+    // --- Stop: drain (default) or abandon, then report -----------------------
+    let report = if args.flag("--stop-now") && signalled_at.is_some() {
+        observer.shutdown_now(observer.config().shutdown_timeout())
+    } else {
+        observer.shutdown(observer.config().shutdown_timeout())
+    };
+    let _ = bridge.join();
+    print_report(&args, &report, &run_id, signalled_at);
+}
+
+/// Without Redis: the same settings, the in-memory store. A bad setting
+/// exits 2 naming it (the Redis path logs it and runs disabled instead).
+fn start_in_memory(memory: &MemoryStore) -> LateObserver {
+    let config = Config::from_env().unwrap_or_else(|e| args::fail(&e.to_string()));
+    LateObserver::start(config, memory.clone()).unwrap_or_else(|e| args::fail(&e.to_string()))
+}
+
+/// Writes each plan's key `BRIDGE_DELAY` after its publish, in publish
+/// order, until the plans stop coming.
+fn run_bridge(
+    plans: &mpsc::Receiver<(String, Instant)>,
+    memory: &MemoryStore,
+    target: &Target,
+    config: &Config,
+) {
+    let mut redis = (!target.is_memory())
+        .then(|| target.connect())
+        .and_then(|con| {
+            con.inspect_err(|e| log::error!("bridge cannot reach Redis: {e}"))
+                .ok()
+        });
+    let mut due: VecDeque<(String, Instant)> = VecDeque::new();
+    let mut open = true;
+    while open || !due.is_empty() {
+        let wait = due.front().map_or(Duration::from_millis(50), |(_, at)| {
+            (*at + BRIDGE_DELAY).saturating_duration_since(Instant::now())
+        });
+        match plans.recv_timeout(wait) {
+            Ok(plan) => due.push_back(plan),
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        while let Some((plan, at)) = due.front() {
+            if *at + BRIDGE_DELAY > Instant::now() {
+                break;
+            }
+            let key = config.heat_key(plan);
+            match &mut redis {
+                Some(con) => {
+                    let set = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(1)
+                        .arg("EX")
+                        .arg(3600)
+                        .exec(&mut **con);
+                    if let Err(e) = set {
+                        log::warn!("bridge write of {key} failed: {e}");
+                    }
+                }
+                None => memory.insert_key(key),
+            }
+            due.pop_front();
+        }
     }
-    let stats = observer.stats();
+}
+
+fn print_report(args: &Args, report: &ShutdownReport, run_id: &str, signalled_at: Option<Instant>) {
+    let stats = &report.stats;
+    let exit_ms = signalled_at.map(|t| t.elapsed().as_millis() as u64);
+    if args.flag("--json") {
+        let outcomes: serde_json::Map<_, _> = stats
+            .outcomes()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        let run = json!({
+            "run_id": run_id,
+            "calls": stats.calls(),
+            "outcomes": outcomes,
+            "balanced": stats.is_balanced(),
+            "signalled": signalled_at.is_some(),
+            "signal_to_exit_ms": exit_ms,
+            "held_at_stop": report.held_at_stop,
+            "drained": report.drained(),
+            "written": report.written,
+            "abandoned": report.abandoned(),
+        });
+        println!("{run}");
+        return;
+    }
     for point in ObsPoint::BUILT_IN {
         if let Some(p) = stats.point(point) {
-            let coverage = p
-                .coverage()
-                .map_or("-".to_owned(), |c| format!("{:.0}%", c * 100.0));
+            let total = p.found + p.not_found;
+            let share = 100.0 * p.found as f64 / total.max(1) as f64;
             println!(
-                "{point:<18} found {:>3} / {:>3}  coverage {coverage}",
-                p.found,
-                p.found + p.not_found
+                "{point:<18} found {:>5} / {:>5}  ({share:.0}%)",
+                p.found, total
             );
         }
     }
-    if target.is_memory() {
-        let events = memory.stream_len(observer.config().stream());
-        println!("events in the stream: {events}");
-    }
-    let report = observer.shutdown(observer.config().shutdown_timeout());
-    println!("every call accounted for: {}", report.stats.is_balanced());
+    println!(
+        "stop: held {}, drained {}, written {}, abandoned {}{}",
+        report.held_at_stop,
+        report.drained(),
+        report.written,
+        report.abandoned(),
+        exit_ms.map_or(String::new(), |ms| format!(", {ms} ms from the signal"))
+    );
+    println!(
+        "calls {}, every one accounted for: {}",
+        stats.calls(),
+        stats.is_balanced()
+    );
 }
 
-/// Fail open at startup too: a bad setting, a bad URL or a failed start logs
-/// an error and Apply runs on without the observer. Nothing here needs Redis
-/// to be up.
-fn start_observer<C, E>(connector: impl FnOnce(&Config) -> Result<C, E>) -> LateObserver
-where
-    C: Connector,
-    E: std::fmt::Display,
-{
-    let started = Config::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|config| {
-            let connector = connector(&config).map_err(|e| e.to_string())?;
-            LateObserver::start(config, connector).map_err(|e| e.to_string())
-        });
-    started.unwrap_or_else(|err| {
-        log::error!("late observer disabled: {err}");
-        LateObserver::disabled()
-    })
-}
-
-fn plan_id(i: usize) -> String {
-    format!("apply-demo-{i}")
+fn fresh_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("apply-{:x}", nanos % (1 << 40))
 }
 
 fn publish_plan(_plan_id: &str) {

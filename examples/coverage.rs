@@ -12,12 +12,13 @@
 
 #[path = "support/args.rs"]
 mod args;
+#[path = "support/report.rs"]
+mod report;
 #[path = "support/target.rs"]
 mod target;
 
 use args::{Args, Flag, fail, flag, opt};
-use heat_observer::report::{CoverageReport, FetchOptions};
-use heat_observer::{DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM};
+use report::{CoverageReport, DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM, FetchOptions};
 use serde_json::{Value, json};
 use target::Target;
 

@@ -15,6 +15,8 @@
 mod args;
 #[path = "support/metrics_http.rs"]
 mod metrics_http;
+#[path = "support/report.rs"]
+pub mod report;
 #[path = "support/sim.rs"]
 pub mod sim;
 #[path = "support/target.rs"]
@@ -24,8 +26,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use args::{Args, Flag, fail, flag, opt};
-use heat_observer::report::{CoverageReport, ObservedEvent, PointReport};
 use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, Stats};
+use report::{CoverageReport, ObservedEvent, PointReport};
 use serde_json::{Map, Value, json};
 use sim::{Bridge, Delays, Sink};
 use target::Target;
@@ -171,9 +173,9 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         .unwrap_or_else(|e| fail(&e));
     let sink = Sink::new(&options.target, &memory);
     let metrics = options.metrics_addr.as_deref().map(|addr| {
-        let serving = observer.clone();
+        let serving = observer.handle();
         let server = metrics_http::MetricsServer::start(&loopback_default(addr), move || {
-            serving.render_metrics()
+            serving.metric_families()
         })
         .unwrap_or_else(|e| fail(&e));
         log::info!("serving http://{}/metrics", server.addr());

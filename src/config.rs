@@ -1,92 +1,151 @@
 //! [`Config`]: what the observer does, read from `P28_LATE_OBS_*` variables
 //! and overridable in code.
 //!
-//! Each environment variable is a `pub const` beside its default. Values are
-//! parsed strictly: anything that does not parse, or is out of range, is a
-//! [`ConfigError`] naming the variable and the value.
+//! [`VARIABLES`] is the one list of variables: how each is parsed and how
+//! its effective value is shown. Values are parsed strictly: anything that
+//! does not parse, or is out of range, is a [`ConfigError`] naming the
+//! variable and the value.
 
 mod env;
 mod error;
 
 use std::ffi::OsString;
+use std::fmt;
 use std::time::Duration;
 
 use crate::ObsPoint;
 
 pub use error::{ConfigError, ConfigErrorKind};
 
-/// Feature flag: `true/false`, `1/0`, `yes/no`, `on/off`, any case.
-pub const ENV_ENABLED: &str = "P28_LATE_OBS_ENABLED";
-/// Observing is on unless [`ENV_ENABLED`] says otherwise.
-pub const DEFAULT_ENABLED: bool = true;
+pub(crate) const ENV_ENABLED: &str = "P28_LATE_OBS_ENABLED";
+pub(crate) const ENV_MAX_WAIT_MS: &str = "P28_LATE_OBS_MAX_WAIT_MS";
+pub(crate) const ENV_POLL_MS: &str = "P28_LATE_OBS_POLL_MS";
+pub(crate) const ENV_WORKERS: &str = "P28_LATE_OBS_WORKERS";
+pub(crate) const ENV_QUEUE_CAPACITY: &str = "P28_LATE_OBS_QUEUE_CAPACITY";
+pub(crate) const ENV_IN_FLIGHT: &str = "P28_LATE_OBS_IN_FLIGHT";
+pub(crate) const ENV_DEDUPE_TTL_MS: &str = "P28_LATE_OBS_DEDUPE_TTL_MS";
+pub(crate) const ENV_STREAM_MAXLEN: &str = "P28_LATE_OBS_STREAM_MAXLEN";
+pub(crate) const ENV_REDIS_TIMEOUT_MS: &str = "P28_LATE_OBS_REDIS_TIMEOUT_MS";
+pub(crate) const ENV_SHUTDOWN_TIMEOUT_MS: &str = "P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS";
+pub(crate) const ENV_RETRY_MS: &str = "P28_LATE_OBS_RETRY_MS";
+pub(crate) const ENV_REDIS_URL: &str = "P28_LATE_OBS_REDIS_URL";
+pub(crate) const ENV_NAME: &str = "P28_LATE_OBS_NAME";
 
-/// How long after publish a plan is watched, in milliseconds.
-pub const ENV_MAX_WAIT_MS: &str = "P28_LATE_OBS_MAX_WAIT_MS";
-/// Default of [`ENV_MAX_WAIT_MS`]: 2 s, as in the runbook.
-pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(2000);
 /// The longest accepted wait: one hour.
-pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
+const MAX_WORKERS: usize = 64;
+const MAX_CAPACITY: usize = 1 << 20;
+/// What the default shutdown timeout adds to the max wait: the deadline
+/// look and the last write.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
-/// Time between two looks at one plan's key, in milliseconds.
-pub const ENV_POLL_MS: &str = "P28_LATE_OBS_POLL_MS";
-/// Default of [`ENV_POLL_MS`]: 100 ms, as in the runbook.
-pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
+/// One environment variable: how it is read into a [`Config`] and how its
+/// effective value is shown (by `check-config`).
+pub(crate) struct Variable {
+    pub(crate) name: &'static str,
+    parse: fn(&mut Config, OsString) -> Result<(), ConfigError>,
+    show: fn(&Config) -> String,
+}
 
-/// Number of worker threads.
-pub const ENV_WORKERS: &str = "P28_LATE_OBS_WORKERS";
-/// Default of [`ENV_WORKERS`].
-pub const DEFAULT_WORKERS: usize = 2;
-/// The largest accepted number of workers.
-pub const MAX_WORKERS: usize = 64;
+macro_rules! variable {
+    ($name:expr, $field:ident, $parse:expr) => {
+        variable!($name, $field, $parse, |c| Show::show(&c.$field))
+    };
+    ($name:expr, $field:ident, $parse:expr, $show:expr) => {
+        Variable {
+            name: $name,
+            parse: |c, raw| {
+                c.$field = $parse($name, raw)?;
+                Ok(())
+            },
+            show: $show,
+        }
+    };
+}
 
-/// Capacity of the queue between `observe_*` and the workers.
-pub const ENV_QUEUE_CAPACITY: &str = "P28_LATE_OBS_QUEUE_CAPACITY";
-/// Default of [`ENV_QUEUE_CAPACITY`]. The channel allocates every slot up
-/// front (128 bytes each, 2 MiB in all), and a burst of 10,000 plans fits
-/// even before a worker wakes up.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
-/// The largest accepted queue capacity or in-flight limit.
-pub const MAX_CAPACITY: usize = 1 << 20;
+/// Every `P28_LATE_OBS_*` variable, in the order the README lists them.
+pub(crate) const VARIABLES: &[Variable] = &[
+    variable!(ENV_ENABLED, enabled, env::flag),
+    variable!(ENV_MAX_WAIT_MS, max_wait, env::millis),
+    variable!(ENV_POLL_MS, poll, env::millis),
+    variable!(ENV_WORKERS, workers, env::size),
+    variable!(ENV_QUEUE_CAPACITY, queue_capacity, env::size),
+    variable!(ENV_IN_FLIGHT, max_in_flight, env::size),
+    variable!(ENV_DEDUPE_TTL_MS, dedupe_ttl, env::millis),
+    variable!(ENV_STREAM_MAXLEN, stream_maxlen, env::count),
+    variable!(ENV_REDIS_TIMEOUT_MS, redis_timeout, env::millis),
+    variable!(
+        ENV_SHUTDOWN_TIMEOUT_MS,
+        shutdown_timeout,
+        env::some_millis,
+        |c| { c.shutdown_timeout().show() }
+    ),
+    variable!(ENV_RETRY_MS, retry_window, env::millis),
+    variable!(ENV_REDIS_URL, redis_url, env::some_text),
+    variable!(ENV_NAME, name, env::some_text),
+];
 
-/// How many jobs one worker watches at once, all checked in one call per tick.
-pub const ENV_IN_FLIGHT: &str = "P28_LATE_OBS_IN_FLIGHT";
-/// Default of [`ENV_IN_FLIGHT`]: with two workers, 16,384 plans watched at
-/// once, so a burst of 10,000 is watched from its first tick. `1` gives the
-/// literal one-job-at-a-time loop.
-pub const DEFAULT_IN_FLIGHT: usize = 8192;
+/// A setting's value as an env file writes it.
+trait Show {
+    fn show(&self) -> String;
+}
 
-/// Lifetime of a dedupe key, in milliseconds.
-pub const ENV_DEDUPE_TTL_MS: &str = "P28_LATE_OBS_DEDUPE_TTL_MS";
-/// Default of [`ENV_DEDUPE_TTL_MS`]: 24 hours.
-pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
+impl Show for Duration {
+    fn show(&self) -> String {
+        ms(*self).to_string()
+    }
+}
 
-/// Approximate length the observed stream is trimmed to (`MAXLEN ~`).
-pub const ENV_STREAM_MAXLEN: &str = "P28_LATE_OBS_STREAM_MAXLEN";
-/// Default of [`ENV_STREAM_MAXLEN`].
-pub const DEFAULT_STREAM_MAXLEN: u64 = 100_000;
+impl<T: Show> Show for Option<T> {
+    fn show(&self) -> String {
+        self.as_ref().map_or_else(String::new, Show::show)
+    }
+}
 
-/// Connect, read and write timeout of every store call, in milliseconds.
-pub const ENV_REDIS_TIMEOUT_MS: &str = "P28_LATE_OBS_REDIS_TIMEOUT_MS";
-/// Default of [`ENV_REDIS_TIMEOUT_MS`]: half a default tick, so a stalled
-/// Redis costs a worker at most one timeout per tick.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+macro_rules! show_as_display {
+    ($($t:ty),*) => { $(impl Show for $t { fn show(&self) -> String { self.to_string() } })* };
+}
+show_as_display!(bool, usize, u64, String);
 
-/// How long shutdown (and Drop) waits for workers, in milliseconds.
-pub const ENV_SHUTDOWN_TIMEOUT_MS: &str = "P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS";
-/// Default of [`ENV_SHUTDOWN_TIMEOUT_MS`].
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(1000);
+impl Show for RedisUrl {
+    fn show(&self) -> String {
+        self.redacted()
+    }
+}
 
-/// How long a decided event whose write failed is retried, in milliseconds.
-pub const ENV_RETRY_MS: &str = "P28_LATE_OBS_RETRY_MS";
-/// Default of [`ENV_RETRY_MS`].
-pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(5);
+/// A Redis URL whose `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RedisUrl(String);
 
-/// The key HeatBridge writes is this prefix followed by the plan id.
-pub const DEFAULT_HEAT_KEY_PREFIX: &str = "quantum:harvest:heat:by_plan:";
-/// The stream observed events are appended to.
-pub const DEFAULT_STREAM: &str = "quantum:stream:apply.heat.observed";
-/// Least time between two warnings of one kind (queue full, store errors).
-pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(10);
+impl RedisUrl {
+    /// The URL with the password (between `:` and `@`) as `***`.
+    pub(crate) fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.clone();
+        };
+        let Some(at) = rest.rfind('@') else {
+            return url.clone();
+        };
+        let (user_pass, host) = rest.split_at(at);
+        match user_pass.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{host}"),
+            None => url.clone(),
+        }
+    }
+}
+
+impl From<String> for RedisUrl {
+    fn from(url: String) -> Self {
+        RedisUrl(url)
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
 
 /// The observer's settings. Build one with [`Config::from_env`] or
 /// [`Config::builder`]; both validate, so a `Config` is always usable.
@@ -115,8 +174,11 @@ pub struct Config {
     dedupe_ttl: Duration,
     stream_maxlen: u64,
     redis_timeout: Duration,
-    shutdown_timeout: Duration,
+    /// `None`: the max wait plus [`SHUTDOWN_MARGIN`].
+    shutdown_timeout: Option<Duration>,
     retry_window: Duration,
+    redis_url: Option<RedisUrl>,
+    name: Option<String>,
     heat_key_prefix: String,
     stream: String,
     warn_interval: Duration,
@@ -127,20 +189,28 @@ impl Default for Config {
     /// The defaults of every setting; the environment is not read.
     fn default() -> Self {
         Self {
-            enabled: DEFAULT_ENABLED,
-            max_wait: DEFAULT_MAX_WAIT,
-            poll: DEFAULT_POLL,
-            workers: DEFAULT_WORKERS,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-            max_in_flight: DEFAULT_IN_FLIGHT,
-            dedupe_ttl: DEFAULT_DEDUPE_TTL,
-            stream_maxlen: DEFAULT_STREAM_MAXLEN,
-            redis_timeout: DEFAULT_REDIS_TIMEOUT,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            retry_window: DEFAULT_RETRY_WINDOW,
-            heat_key_prefix: DEFAULT_HEAT_KEY_PREFIX.to_owned(),
-            stream: DEFAULT_STREAM.to_owned(),
-            warn_interval: DEFAULT_WARN_INTERVAL,
+            enabled: true,
+            max_wait: Duration::from_millis(2000),
+            poll: Duration::from_millis(100),
+            workers: 2,
+            // The channel allocates every slot up front (128 bytes each,
+            // 2 MiB); a burst of 10,000 plans fits before a worker wakes.
+            queue_capacity: 16_384,
+            // With two workers, a burst of 10,000 is watched from its first
+            // tick, in one batched look per worker.
+            max_in_flight: 8192,
+            dedupe_ttl: Duration::from_secs(24 * 3600),
+            stream_maxlen: 100_000,
+            // Half a default tick: a stalled Redis costs a worker at most
+            // one timeout per tick.
+            redis_timeout: Duration::from_millis(50),
+            shutdown_timeout: None,
+            retry_window: Duration::from_secs(5),
+            redis_url: None,
+            name: None,
+            heat_key_prefix: "quantum:harvest:heat:by_plan:".to_owned(),
+            stream: "quantum:stream:apply.heat.observed".to_owned(),
+            warn_interval: Duration::from_secs(10),
             worker_stack_size: None,
         }
     }
@@ -185,49 +255,62 @@ impl Config {
         ConfigBuilder::from_lookup(lookup)?.build()
     }
 
-    /// Whether observing is on ([`ENV_ENABLED`]).
+    /// Whether observing is on (`P28_LATE_OBS_ENABLED`).
     pub fn enabled(&self) -> bool {
         self.enabled
     }
-    /// How long after `observe_late` a plan is watched ([`ENV_MAX_WAIT_MS`]).
+    /// How long after `observe_late` a plan is watched (`P28_LATE_OBS_MAX_WAIT_MS`).
     pub fn max_wait(&self) -> Duration {
         self.max_wait
     }
-    /// Time between two looks at one plan's key ([`ENV_POLL_MS`]).
+    /// Time between two looks at one plan's key (`P28_LATE_OBS_POLL_MS`).
     pub fn poll(&self) -> Duration {
         self.poll
     }
-    /// Number of worker threads ([`ENV_WORKERS`]).
+    /// Number of worker threads (`P28_LATE_OBS_WORKERS`).
     pub fn workers(&self) -> usize {
         self.workers
     }
-    /// Capacity of the queue in front of the workers ([`ENV_QUEUE_CAPACITY`]).
+    /// Capacity of the queue in front of the workers (`P28_LATE_OBS_QUEUE_CAPACITY`).
     pub fn queue_capacity(&self) -> usize {
         self.queue_capacity
     }
-    /// Jobs one worker watches at once ([`ENV_IN_FLIGHT`]).
+    /// Jobs one worker watches at once (`P28_LATE_OBS_IN_FLIGHT`).
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
-    /// Lifetime of a dedupe key ([`ENV_DEDUPE_TTL_MS`]).
+    /// Lifetime of a dedupe key (`P28_LATE_OBS_DEDUPE_TTL_MS`).
     pub fn dedupe_ttl(&self) -> Duration {
         self.dedupe_ttl
     }
-    /// Approximate length of the observed stream ([`ENV_STREAM_MAXLEN`]).
+    /// Approximate length of the observed stream (`P28_LATE_OBS_STREAM_MAXLEN`).
     pub fn stream_maxlen(&self) -> u64 {
         self.stream_maxlen
     }
-    /// Timeout of each store call ([`ENV_REDIS_TIMEOUT_MS`]).
+    /// Timeout of each store call (`P28_LATE_OBS_REDIS_TIMEOUT_MS`).
     pub fn redis_timeout(&self) -> Duration {
         self.redis_timeout
     }
-    /// Bound of shutdown and Drop ([`ENV_SHUTDOWN_TIMEOUT_MS`]).
+    /// How long shutdown (and dropping the observer) may take
+    /// (`P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS`; default: the max wait plus
+    /// 500 ms, so that a default stop drains every watched plan).
     pub fn shutdown_timeout(&self) -> Duration {
         self.shutdown_timeout
+            .unwrap_or(self.max_wait.saturating_add(SHUTDOWN_MARGIN))
     }
-    /// How long a failed write of a decided event is retried ([`ENV_RETRY_MS`]).
+    /// How long a failed write of a decided event is retried (`P28_LATE_OBS_RETRY_MS`).
     pub fn retry_window(&self) -> Duration {
         self.retry_window
+    }
+    /// The Redis URL from `P28_LATE_OBS_REDIS_URL`, if set. It may hold a
+    /// password: never log it (`Config`'s `Debug` hides it).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_ref().map(|u| u.0.as_str())
+    }
+    /// The observer's name (`P28_LATE_OBS_NAME`), added to every metric as
+    /// label `observer` so that several observers can share one `/metrics`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
     /// Prefix of the key HeatBridge writes per plan.
     pub fn heat_key_prefix(&self) -> &str {
@@ -244,6 +327,52 @@ impl Config {
     /// Stack size of worker threads; `None` is the standard library's default.
     pub fn worker_stack_size(&self) -> Option<usize> {
         self.worker_stack_size
+    }
+
+    /// The line logged at start, which the runbook greps for.
+    ///
+    /// ```
+    /// use heat_observer::Config;
+    /// assert_eq!(
+    ///     Config::default().startup_line(),
+    ///     "P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)"
+    /// );
+    /// ```
+    pub fn startup_line(&self) -> String {
+        format!(
+            "P2.8A.3 Late Observer: {} (wait={}ms, poll={}ms)",
+            if self.enabled { "True" } else { "False" },
+            self.max_wait.as_millis(),
+            self.poll.as_millis()
+        )
+    }
+
+    /// Every `P28_LATE_OBS_*` variable with its effective value, as it
+    /// would be written in an env file (the Redis URL's password hidden; an
+    /// unset optional value is empty).
+    ///
+    /// ```
+    /// use heat_observer::Config;
+    /// let settings = Config::default().variables();
+    /// assert_eq!(settings[0], ("P28_LATE_OBS_ENABLED", "true".to_string()));
+    /// assert!(settings.iter().any(|(name, _)| *name == "P28_LATE_OBS_POLL_MS"));
+    /// ```
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        VARIABLES.iter().map(|v| (v.name, (v.show)(self))).collect()
+    }
+
+    /// A warning about settings that are valid but work against each other,
+    /// logged at start: a Redis timeout at or above the poll lets one stalled
+    /// call hold a worker past its next tick.
+    pub(crate) fn advice(&self) -> Option<String> {
+        (self.redis_timeout >= self.poll).then(|| {
+            format!(
+                "{ENV_REDIS_TIMEOUT_MS}={} is not below {ENV_POLL_MS}={}: a stalled Redis \
+                 holds a worker past its next look",
+                ms(self.redis_timeout),
+                ms(self.poll)
+            )
+        })
     }
 
     /// The key HeatBridge writes for `plan_id`: the heat key prefix followed
@@ -294,128 +423,111 @@ impl ConfigBuilder {
     pub fn from_lookup<V: Into<OsString>>(
         mut lookup: impl FnMut(&str) -> Option<V>,
     ) -> Result<ConfigBuilder, ConfigError> {
-        let mut get = |name: &str| lookup(name).map(Into::into);
-        let mut c = Config::default();
-        if let Some(raw) = get(ENV_ENABLED) {
-            c.enabled = env::flag(ENV_ENABLED, raw)?;
+        let mut config = Config::default();
+        for variable in VARIABLES {
+            if let Some(raw) = lookup(variable.name) {
+                (variable.parse)(&mut config, raw.into())?;
+            }
         }
-        if let Some(raw) = get(ENV_MAX_WAIT_MS) {
-            c.max_wait = env::millis(ENV_MAX_WAIT_MS, raw)?;
-        }
-        if let Some(raw) = get(ENV_POLL_MS) {
-            c.poll = env::millis(ENV_POLL_MS, raw)?;
-        }
-        if let Some(raw) = get(ENV_WORKERS) {
-            c.workers = saturate(env::count(ENV_WORKERS, raw)?);
-        }
-        if let Some(raw) = get(ENV_QUEUE_CAPACITY) {
-            c.queue_capacity = saturate(env::count(ENV_QUEUE_CAPACITY, raw)?);
-        }
-        if let Some(raw) = get(ENV_IN_FLIGHT) {
-            c.max_in_flight = saturate(env::count(ENV_IN_FLIGHT, raw)?);
-        }
-        if let Some(raw) = get(ENV_DEDUPE_TTL_MS) {
-            c.dedupe_ttl = env::millis(ENV_DEDUPE_TTL_MS, raw)?;
-        }
-        if let Some(raw) = get(ENV_STREAM_MAXLEN) {
-            c.stream_maxlen = env::count(ENV_STREAM_MAXLEN, raw)?;
-        }
-        if let Some(raw) = get(ENV_REDIS_TIMEOUT_MS) {
-            c.redis_timeout = env::millis(ENV_REDIS_TIMEOUT_MS, raw)?;
-        }
-        if let Some(raw) = get(ENV_SHUTDOWN_TIMEOUT_MS) {
-            c.shutdown_timeout = env::millis(ENV_SHUTDOWN_TIMEOUT_MS, raw)?;
-        }
-        if let Some(raw) = get(ENV_RETRY_MS) {
-            c.retry_window = env::millis(ENV_RETRY_MS, raw)?;
-        }
-        Ok(ConfigBuilder { config: c })
+        Ok(ConfigBuilder { config })
     }
 
-    /// Turns observing on or off. Corresponding environment variable:
-    /// [`ENV_ENABLED`]. When off, nothing starts, nothing connects, and every
-    /// observe call is a counted no-op.
+    /// Turns observing on or off (`P28_LATE_OBS_ENABLED`, default on). When
+    /// off, nothing starts, nothing connects, and every observe call is a
+    /// counted no-op.
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.config.enabled = enabled;
         self
     }
-    /// How long `observe_late` watches a plan's key, counted from the call.
-    /// Corresponding environment variable: [`ENV_MAX_WAIT_MS`].
+    /// How long `observe_late` watches a plan's key, counted from the call,
+    /// 1 ms to 1 h (`P28_LATE_OBS_MAX_WAIT_MS`, default 2000).
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.config.max_wait = max_wait;
         self
     }
-    /// Time between two looks at one plan's key; at least 1 ms and at most
-    /// the wait. Corresponding environment variable: [`ENV_POLL_MS`].
+    /// Time between two looks at one plan's key, at least 1 ms and at most
+    /// the wait (`P28_LATE_OBS_POLL_MS`, default 100).
     pub fn poll(mut self, poll: Duration) -> Self {
         self.config.poll = poll;
         self
     }
-    /// Number of worker threads, 1 to [`MAX_WORKERS`]. Corresponding
-    /// environment variable: [`ENV_WORKERS`].
+    /// Number of worker threads, 1 to 64 (`P28_LATE_OBS_WORKERS`, default 2).
     pub fn workers(mut self, workers: usize) -> Self {
         self.config.workers = workers;
         self
     }
-    /// Capacity of the queue in front of the workers, 1 to [`MAX_CAPACITY`];
-    /// a full queue refuses (and counts) further observations. Corresponding
-    /// environment variable: [`ENV_QUEUE_CAPACITY`].
+    /// Capacity of the queue in front of the workers, 1 to 2^20; a full
+    /// queue refuses (and counts) further observations
+    /// (`P28_LATE_OBS_QUEUE_CAPACITY`, default 16384).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.config.queue_capacity = capacity;
         self
     }
-    /// Jobs one worker watches at once, 1 to [`MAX_CAPACITY`]. Corresponding
-    /// environment variable: [`ENV_IN_FLIGHT`].
+    /// Jobs one worker watches at once, 1 to 2^20; `1` gives the literal
+    /// one-job-at-a-time loop (`P28_LATE_OBS_IN_FLIGHT`, default 8192).
     pub fn max_in_flight(mut self, jobs: usize) -> Self {
         self.config.max_in_flight = jobs;
         self
     }
-    /// Lifetime of a dedupe key, at least 1 ms. Corresponding environment
-    /// variable: [`ENV_DEDUPE_TTL_MS`].
+    /// Lifetime of a dedupe key, at least 1 ms
+    /// (`P28_LATE_OBS_DEDUPE_TTL_MS`, default 86400000: a day).
     pub fn dedupe_ttl(mut self, ttl: Duration) -> Self {
         self.config.dedupe_ttl = ttl;
         self
     }
-    /// Approximate length the stream is trimmed to, at least 1. Corresponding
-    /// environment variable: [`ENV_STREAM_MAXLEN`].
+    /// Approximate length the stream is trimmed to, at least 1
+    /// (`P28_LATE_OBS_STREAM_MAXLEN`, default 100000).
     pub fn stream_maxlen(mut self, maxlen: u64) -> Self {
         self.config.stream_maxlen = maxlen;
         self
     }
-    /// Timeout of each store call, 1 ms to 60 s; keep it below the poll
-    /// interval. Corresponding environment variable: [`ENV_REDIS_TIMEOUT_MS`].
+    /// Connect, read and write timeout of each store call, 1 ms to 60 s;
+    /// keep it below the poll, or a warning is logged at start
+    /// (`P28_LATE_OBS_REDIS_TIMEOUT_MS`, default 50).
     pub fn redis_timeout(mut self, timeout: Duration) -> Self {
         self.config.redis_timeout = timeout;
         self
     }
-    /// Bound of [`LateObserver::shutdown`](crate::LateObserver::shutdown) on
-    /// Drop, up to 10 minutes (0 = do not wait). Corresponding environment
-    /// variable: [`ENV_SHUTDOWN_TIMEOUT_MS`].
+    /// Bound of [`LateObserver::shutdown`](crate::LateObserver::shutdown)
+    /// on drop, up to 10 minutes (`P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS`,
+    /// default: the max wait plus 500 ms).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
+        self.config.shutdown_timeout = Some(timeout);
         self
     }
     /// How long a decided event whose write failed is retried before it
-    /// counts as failed, up to 10 minutes. Corresponding environment
-    /// variable: [`ENV_RETRY_MS`].
+    /// counts as failed, up to 10 minutes (`P28_LATE_OBS_RETRY_MS`, default
+    /// 5000).
     pub fn retry_window(mut self, window: Duration) -> Self {
         self.config.retry_window = window;
         self
     }
+    /// The Redis URL [`LateObserver::from_env`](crate::LateObserver::from_env)
+    /// connects to (`P28_LATE_OBS_REDIS_URL`, default: none, the caller's
+    /// URL is used).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = Some(RedisUrl(url.into()));
+        self
+    }
+    /// The observer's name, added to every metric as label `observer`
+    /// (`P28_LATE_OBS_NAME`, default: none, no label).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
     /// Prefix of the per-plan heat key (code only; default
-    /// [`DEFAULT_HEAT_KEY_PREFIX`]).
+    /// `quantum:harvest:heat:by_plan:`).
     pub fn heat_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.heat_key_prefix = prefix.into();
         self
     }
     /// The stream events are appended to (code only; default
-    /// [`DEFAULT_STREAM`]).
+    /// `quantum:stream:apply.heat.observed`).
     pub fn stream(mut self, stream: impl Into<String>) -> Self {
         self.config.stream = stream.into();
         self
     }
-    /// Least time between two warnings of one kind (code only; default
-    /// [`DEFAULT_WARN_INTERVAL`]).
+    /// Least time between two warnings of one kind (code only; default 10 s).
     pub fn warn_interval(mut self, interval: Duration) -> Self {
         self.config.warn_interval = interval;
         self
@@ -463,12 +575,17 @@ impl ConfigBuilder {
         millis_in(ENV_DEDUPE_TTL_MS, c.dedupe_ttl, 1, u64::MAX)?;
         count_in(ENV_STREAM_MAXLEN, c.stream_maxlen, 1, u64::MAX)?;
         millis_in(ENV_REDIS_TIMEOUT_MS, c.redis_timeout, 1, 60_000)?;
-        millis_in(ENV_SHUTDOWN_TIMEOUT_MS, c.shutdown_timeout, 0, 600_000)?;
+        if let Some(timeout) = c.shutdown_timeout {
+            millis_in(ENV_SHUTDOWN_TIMEOUT_MS, timeout, 0, 600_000)?;
+        }
         millis_in(ENV_RETRY_MS, c.retry_window, 0, 600_000)?;
         millis_in("warn_interval", c.warn_interval, 1, u64::MAX)?;
         name("heat_key_prefix", &c.heat_key_prefix, false)?;
         // Braces would break the hash tag the dedupe key builds from it.
         name("stream", &c.stream, true)?;
+        if let Some(observer) = &c.name {
+            name(ENV_NAME, observer, false)?;
+        }
         Ok(c)
     }
 }
@@ -476,10 +593,6 @@ impl ConfigBuilder {
 /// Whole milliseconds of `d`, saturating.
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn saturate(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn millis_in(variable: &'static str, d: Duration, min: u64, max: u64) -> Result<(), ConfigError> {

@@ -5,18 +5,6 @@
 
 use crate::ObsPoint;
 
-/// The stream fields of an event, in the order they are written.
-pub const EVENT_FIELDS: [&str; 8] = [
-    "plan_id",
-    "symbol",
-    "obs_point",
-    "wait_ms",
-    "heat_found",
-    "polls",
-    "max_wait_ms",
-    "ts_ms",
-];
-
 /// One observation's result, as appended to the observed stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -40,6 +28,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// The stream fields of an event, in the order they are written. The
+    /// first five are the operator contract; more may follow in later
+    /// versions.
+    pub const FIELDS: &'static [&'static str] = &[
+        "plan_id",
+        "symbol",
+        "obs_point",
+        "wait_ms",
+        "heat_found",
+        "polls",
+        "max_wait_ms",
+        "ts_ms",
+    ];
+
     /// An event for `plan_id` at `obs_point`, not found, with no wait and no
     /// look yet; set the public fields to change that. Workers build their
     /// own; this is for [`Store`](crate::Store) implementations and tests.
@@ -66,33 +68,21 @@ impl Event {
     /// The event's stream fields in contract order, values as written.
     ///
     /// ```
-    /// use heat_observer::EVENT_FIELDS;
-    /// assert_eq!(&EVENT_FIELDS[2..5], &["obs_point", "wait_ms", "heat_found"]);
+    /// use heat_observer::Event;
+    /// assert_eq!(&Event::FIELDS[2..5], &["obs_point", "wait_ms", "heat_found"]);
     /// ```
-    pub fn fields(&self) -> [(&'static str, String); 8] {
-        let [
-            plan_id,
-            symbol,
-            obs_point,
-            wait_ms,
-            heat_found,
-            polls,
-            max_wait_ms,
-            ts_ms,
-        ] = EVENT_FIELDS;
-        [
-            (plan_id, self.plan_id.clone()),
-            (symbol, self.symbol.clone()),
-            (obs_point, self.obs_point.as_str().to_owned()),
-            (wait_ms, self.wait_ms.to_string()),
-            (
-                heat_found,
-                if self.heat_found { "1" } else { "0" }.to_owned(),
-            ),
-            (polls, self.polls.to_string()),
-            (max_wait_ms, self.max_wait_ms.to_string()),
-            (ts_ms, self.ts_ms.to_string()),
-        ]
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let values = [
+            self.plan_id.clone(),
+            self.symbol.clone(),
+            self.obs_point.as_str().to_owned(),
+            self.wait_ms.to_string(),
+            if self.heat_found { "1" } else { "0" }.to_owned(),
+            self.polls.to_string(),
+            self.max_wait_ms.to_string(),
+            self.ts_ms.to_string(),
+        ];
+        Self::FIELDS.iter().copied().zip(values).collect()
     }
 }
 
@@ -114,7 +104,7 @@ mod tests {
         };
         let fields = event.fields();
         let names: Vec<_> = fields.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, EVENT_FIELDS);
+        assert_eq!(names, Event::FIELDS);
         let values: Vec<_> = fields.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(
             values,

@@ -2,12 +2,10 @@
 //!
 //! The plan id and symbol are stored inline when they fit (78 bytes
 //! together, enough for a UUID and any exchange symbol), so the caller's
-//! thread allocates nothing: a job allocated there and freed on a worker
-//! would leave the caller without its allocator's thread cache and make it
-//! take the allocator's lock against the workers (2-3 µs calls, measured by
-//! the benchmark). Longer ids go to the heap. The job is 120 bytes; with the
-//! channel's stamp a slot is two cache lines, and the channel allocates
-//! every slot up front (16,384 slots: 2 MiB).
+//! thread allocates nothing: memory allocated there and freed on a worker
+//! drains the caller's allocator cache and makes it contend with the
+//! workers for the allocator's lock. Longer ids go to the heap. The job is
+//! 120 bytes; with the channel's stamp a slot is two cache lines.
 
 use std::time::{Duration, Instant};
 
@@ -116,7 +114,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MAX_PLAN_ID_LEN, MAX_SYMBOL_LEN};
+    use crate::refusal::{MAX_PLAN_ID_LEN, MAX_SYMBOL_LEN};
 
     #[test]
     fn a_job_is_two_cache_lines_with_its_channel_stamp() {

@@ -2,23 +2,48 @@
 //!
 //! After Apply publishes a plan, HeatGate and HeatBridge write
 //! `quantum:harvest:heat:by_plan:{plan_id}` some hundreds of milliseconds
-//! later. [`LateObserver::observe_late`] hands the plan to a fixed pool of
-//! worker threads that watch the key for up to `max_wait`, looking every
-//! `poll`, then append one [`Event`] to `quantum:stream:apply.heat.observed`
-//! and count it in `p28_observed_total{obs_point,heat_found}`.
+//! later. [`observe_late`](ObserverHandle::observe_late) hands the plan to a
+//! fixed pool of worker threads that watch the key for up to `max_wait`,
+//! looking every `poll`, then append one [`Event`] to
+//! `quantum:stream:apply.heat.observed` and count it in
+//! `p28_observed_total{obs_point,heat_found}`.
+//!
+//! # In a service
+//!
+//! ```no_run
+//! use heat_observer::{LateObserver, MetricsFormat};
+//!
+//! // At startup: reads P28_LATE_OBS_*, never fails (a bad setting is logged
+//! // as "Late observer disabled: ..." and the service runs without it).
+//! let observer = LateObserver::from_env("redis://127.0.0.1:6379");
+//!
+//! // In publish_plan, right after the publish: never blocks, no I/O.
+//! let _ = observer.observe_late("plan-42", "BTCUSDT");
+//!
+//! // In the /metrics handler (another thread holds a handle):
+//! let metrics = observer.handle();
+//! let body = metrics.render_metrics();
+//! let content_type = MetricsFormat::Prometheus.content_type();
+//! # let _ = (body, content_type);
+//!
+//! // On SIGTERM: stop taking plans, finish watching those held, write them.
+//! let report = observer.shutdown(observer.config().shutdown_timeout());
+//! assert_eq!(report.abandoned(), 0);
+//! ```
+//!
+//! Tests and simulations use [`MemoryStore`] in place of Redis:
 //!
 //! ```
 //! use heat_observer::{Config, LateObserver, MemoryStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // In Apply: read P28_LATE_OBS_* once at startup; keep the handle alive.
-//! let store = MemoryStore::new(); // RedisConnector in production
-//! let observer = LateObserver::start(Config::from_env()?, store.clone())?;
-//!
-//! // In publish_plan, right after the publish:
-//! if let Err(refused) = observer.observe_late("plan-42", "BTCUSDT") {
-//!     log::debug!("not observed: {refused}"); // counted either way
-//! }
+//! let store = MemoryStore::new();
+//! store.insert_key("quantum:harvest:heat:by_plan:plan-42");
+//! let observer = LateObserver::start(Config::builder().build()?, store.clone())?;
+//! observer.observe_late("plan-42", "BTCUSDT")?;
+//! observer.shutdown(std::time::Duration::from_secs(3));
+//! let event = &store.entries("quantum:stream:apply.heat.observed")[0];
+//! assert_eq!(event.field("heat_found"), Some("1"));
 //! # Ok(())
 //! # }
 //! ```
@@ -27,11 +52,11 @@
 //!
 //! * `observe_*` validates its arguments, offers one 120-byte job to a
 //!   bounded queue with `try_send`, and returns. It takes no lock, makes no
-//!   Redis call, allocates nothing (for a plan id and symbol of up to 78
-//!   bytes together), and never blocks or panics. When the queue is full
-//!   the job is dropped and counted as `refused_queue_full`, and a warning
-//!   is logged at most once per interval with the count since the previous
-//!   one.
+//!   Redis call, writes no log line, allocates nothing (for a plan id and
+//!   symbol of up to 78 bytes together), and never blocks or panics. When
+//!   the queue is full the job is dropped and counted as
+//!   `refused_queue_full`; a worker warns about it, at most once per
+//!   interval with the count since the previous warning.
 //! * Each worker holds up to `max_in_flight` jobs and checks all their keys
 //!   in one batched store call per tick (`poll`). A job ends when its key is
 //!   found or its deadline passes; the deadline counts from the observe call,
@@ -48,13 +73,16 @@
 //!
 //! # Stopping
 //!
-//! [`LateObserver::shutdown`] refuses new observations, wakes the workers,
-//! gives decided events one last write, abandons (and counts) what is still
-//! queued or watched, and returns within its timeout even if the store hangs:
-//! workers that do not stop in time are detached. Dropping the last handle
-//! does the same with the configured timeout. Keep the handle alive for as
-//! long as Apply runs: `let _ = LateObserver::start(..)` drops it at once,
-//! and `std::process::exit` skips Drop, losing what is in flight.
+//! The service owns the [`LateObserver`]; other threads hold
+//! [`ObserverHandle`]s, which do not keep the pool alive.
+//! [`LateObserver::shutdown`] refuses new observations, keeps watching what
+//! is queued or held until each plan is decided or the timeout nearly
+//! passes, writes the events, and counts the rest as abandoned; it returns
+//! within its timeout even if the store hangs (workers that do not stop in
+//! time are detached). Dropping the owner does the same with the configured
+//! timeout (the max wait plus 500 ms by default, so a default stop abandons
+//! nothing). [`LateObserver::shutdown_now`] abandons what is watched at
+//! once. `std::process::exit` skips all of it.
 //!
 //! # Failing open
 //!
@@ -81,16 +109,18 @@
 //! | `P28_LATE_OBS_IN_FLIGHT` | `8192` | jobs one worker watches at once |
 //! | `P28_LATE_OBS_DEDUPE_TTL_MS` | `86400000` | lifetime of a dedupe key |
 //! | `P28_LATE_OBS_STREAM_MAXLEN` | `100000` | approximate stream length |
-//! | `P28_LATE_OBS_REDIS_TIMEOUT_MS` | `50` | timeout of each store call |
-//! | `P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS` | `1000` | bound of shutdown and Drop |
+//! | `P28_LATE_OBS_REDIS_TIMEOUT_MS` | `50` | timeout of each store call (keep it below the poll) |
+//! | `P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS` | max wait + 500 | bound of shutdown and drop |
 //! | `P28_LATE_OBS_RETRY_MS` | `5000` | how long a failed event write is retried |
+//! | `P28_LATE_OBS_REDIS_URL` | unset | Redis URL for [`LateObserver::from_env`] |
+//! | `P28_LATE_OBS_NAME` | unset | label `observer` on every metric |
 //!
 //! # Stores and features
 //!
 //! [`RedisConnector`] gives each worker its own lazily opened connection to
 //! one Redis; [`MemoryStore`] keeps everything in memory (tests, the
-//! simulator). Cargo feature `cluster` adds `RedisClusterConnector` (Redis
-//! Cluster, Redis 7.0 or later); feature `tls` adds `rediss://` through
+//! simulator). Cargo features: `cluster` adds `RedisClusterConnector`
+//! (Redis Cluster, Redis 7.0 or later); `tls` adds `rediss://` through
 //! rustls and `TlsCerts` for a private CA.
 //!
 //! # Logging
@@ -98,45 +128,49 @@
 //! Through the `log` facade only, target `heat_observer`; the library never
 //! installs a logger. At start, at info:
 //! `P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)` (see
-//! [`startup_line`]). Warnings (queue full, invalid input, store errors) are
-//! throttled to one per kind per interval and start with "Late observer".
-//! One summary line at shutdown. Nothing is logged per job above debug.
+//! [`Config::startup_line`]). Warnings (queue full, invalid input, store
+//! errors) are written by workers, never on the caller's thread, throttled
+//! to one per kind per interval with the count since the previous one, and
+//! start with "Late observer"; when the store answers again after errors,
+//! one info line says so. One summary line at shutdown. Per plan (taken,
+//! decided, written) at debug, each look at trace, with the plan id.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
-mod counters;
 mod event;
-mod input;
 mod job;
-mod lifecycle;
-pub mod metrics;
+mod metrics;
 mod obs_point;
 mod observer;
-pub mod report;
+mod pool;
+mod refusal;
 mod shared;
 mod stats;
 mod store;
-mod throttle;
+mod warnings;
 mod watchlist;
 mod worker;
 
-pub use config::*;
-pub use event::{EVENT_FIELDS, Event};
-pub use input::{InvalidInput, MAX_PLAN_ID_LEN, MAX_SYMBOL_LEN};
-pub use lifecycle::ShutdownReport;
-pub use obs_point::{MAX_OBS_POINT_LEN, ObsPoint};
-pub use observer::{LateObserver, Refused, StartError, startup_line};
-pub use stats::{PointStats, Stats, WAIT_BUCKETS_MS, WaitHistogram};
+pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
+pub use event::Event;
+pub use metrics::{MetricFamily, MetricKind, MetricsFormat, Sample};
+pub use obs_point::ObsPoint;
+pub use observer::{LateObserver, ObserverHandle, ShutdownReport};
+pub use refusal::{InvalidInput, Refused};
+pub use stats::{PointStats, Stats, WaitHistogram};
+#[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+pub use store::redis::RedisClusterConnector;
 #[cfg(feature = "tls")]
-pub use store::TlsCerts;
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use store::redis::TlsCerts;
+pub use store::redis::{RedisConnector, RedisUrlError};
 pub use store::{
-    CLAIM_CHUNK, Claim, Claimed, Connector, EXISTS_CHUNK, Fault, Gate, MemoryStore, Op,
-    RedisConnector, RedisStore, RedisUrlError, Store, StoreError, StoreErrorKind, StreamEntry,
+    Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind, StreamEntry,
     StreamSpec,
 };
-#[cfg(feature = "cluster")]
-pub use store::{RedisClusterConnector, RedisClusterStore};
 
 // Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]
@@ -144,4 +178,4 @@ pub use store::{RedisClusterConnector, RedisClusterStore};
 struct ReadmeDoctests;
 
 /// The `log` target of every line this crate logs.
-pub const LOG_TARGET: &str = "heat_observer";
+pub(crate) const LOG_TARGET: &str = "heat_observer";

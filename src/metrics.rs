@@ -1,240 +1,425 @@
-//! Prometheus text exposition (format 0.0.4) of a [`Stats`] snapshot.
+//! The metrics as data, and their two text renderings.
 //!
-//! `p28_observed_total{obs_point,heat_found}` is the series the runbook's
-//! Grafana panels use; every other family is `p28_`-prefixed too. Each family
-//! is one contiguous block with one `HELP` and one `TYPE` line, the built-in
-//! observation points are present at 0 from the start, and the output ends
-//! with a newline.
+//! Every series is one row of [`TABLE`]: name, type, help, and how to read
+//! its samples from a [`Stats`] snapshot. [`MetricFamily`] is that row with
+//! its samples, so a collector for any registry is a loop over
+//! [`LateObserver::metric_families`](crate::LateObserver::metric_families),
+//! and [`MetricsFormat`] renders a set of families as Prometheus text
+//! (0.0.4) or OpenMetrics. `p28_observed_total{obs_point,heat_found}` is the
+//! series the runbook's panels use; every family is `p28_`-prefixed, the
+//! built-in observation points are present at 0 from the start.
 
-use std::fmt::{self, Write};
+use std::fmt;
+use std::io;
 
-use crate::counters::Refusal;
-use crate::stats::Stats;
+use crate::{Refused, Stats, WaitHistogram};
 
-/// The `Content-Type` to serve [`render`]'s output with.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Renders `stats` in the Prometheus text format.
-///
-/// ```
-/// use heat_observer::{metrics, Stats};
-///
-/// let text = metrics::render(&Stats::default());
-/// assert!(text.contains("# TYPE p28_observed_total counter\n"));
-/// ```
-pub fn render(stats: &Stats) -> String {
-    let mut out = String::with_capacity(4096);
-    write_to(&mut out, stats).expect("writing to a String cannot fail");
-    out
+/// The type of a [`MetricFamily`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// Only goes up (its name ends in `_total`).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Cumulative buckets (`_bucket` with `le`), `_sum` and `_count`.
+    Histogram,
 }
 
-/// Writes `stats` in the Prometheus text format to `out`.
-///
-/// # Errors
-/// Only those of `out`.
-pub fn write_to(out: &mut impl Write, stats: &Stats) -> fmt::Result {
-    family(
-        out,
-        "p28_observed_total",
-        "counter",
-        "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
-    )?;
-    for p in &stats.points {
-        for (flag, n) in [("0", p.not_found), ("1", p.found)] {
-            sample(
-                out,
-                "p28_observed_total",
-                &[("obs_point", p.obs_point.as_str()), ("heat_found", flag)],
-                n,
-            )?;
+impl MetricKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
         }
     }
-
-    family(
-        out,
-        "p28_deduplicated_total",
-        "counter",
-        "Observations not written because their (plan_id, obs_point) was already recorded.",
-    )?;
-    for p in &stats.points {
-        sample(
-            out,
-            "p28_deduplicated_total",
-            &[("obs_point", p.obs_point.as_str())],
-            p.deduplicated,
-        )?;
-    }
-
-    family(
-        out,
-        "p28_accepted_total",
-        "counter",
-        "Observe calls accepted into the queue.",
-    )?;
-    sample(out, "p28_accepted_total", &[], stats.accepted)?;
-
-    family(
-        out,
-        "p28_refused_total",
-        "counter",
-        "Observe calls refused at the door, by reason.",
-    )?;
-    for r in Refusal::ALL {
-        let n = match r {
-            Refusal::Disabled => stats.refused_disabled,
-            Refusal::Invalid => stats.refused_invalid,
-            Refusal::QueueFull => stats.refused_queue_full,
-            Refusal::ShutDown => stats.refused_shut_down,
-        };
-        sample(out, "p28_refused_total", &[("reason", r.label())], n)?;
-    }
-
-    let losses = [
-        (
-            "p28_failed_total",
-            "Accepted observations that ended without an event because the store failed.",
-            stats.failed,
-        ),
-        (
-            "p28_panicked_total",
-            "Accepted observations that ended because a store call panicked.",
-            stats.panicked,
-        ),
-        (
-            "p28_abandoned_total",
-            "Accepted observations dropped at shutdown, undecided or unwritten.",
-            stats.abandoned,
-        ),
-        (
-            "p28_store_errors_total",
-            "Store calls that returned an error.",
-            stats.store_errors,
-        ),
-    ];
-    for (name, help, n) in losses {
-        family(out, name, "counter", help)?;
-        sample(out, name, &[], n)?;
-    }
-
-    family(
-        out,
-        "p28_store_calls_total",
-        "counter",
-        "Store calls (round trips), by operation.",
-    )?;
-    sample(
-        out,
-        "p28_store_calls_total",
-        &[("op", "exists")],
-        stats.exists_calls,
-    )?;
-    sample(
-        out,
-        "p28_store_calls_total",
-        &[("op", "append")],
-        stats.append_calls,
-    )?;
-
-    let gauges = [
-        (
-            "p28_queue_depth",
-            "Observations waiting in the queue.",
-            stats.queued,
-        ),
-        (
-            "p28_in_flight",
-            "Observations held by workers, watched or awaiting their write.",
-            stats.in_flight,
-        ),
-        ("p28_workers", "Worker threads running.", stats.workers),
-    ];
-    for (name, help, n) in gauges {
-        family(out, name, "gauge", help)?;
-        sample(out, name, &[], n)?;
-    }
-
-    family(
-        out,
-        "p28_heat_wait_seconds",
-        "histogram",
-        "Wait from the observe call to the look that found the heat key.",
-    )?;
-    for p in &stats.points {
-        let point = p.obs_point.as_str();
-        for (le, n) in p.wait.cumulative() {
-            let le = le.map_or_else(|| "+Inf".to_owned(), seconds);
-            sample(
-                out,
-                "p28_heat_wait_seconds_bucket",
-                &[("obs_point", point), ("le", &le)],
-                n,
-            )?;
-        }
-        writeln!(
-            out,
-            "p28_heat_wait_seconds_sum{{obs_point=\"{}\"}} {}",
-            escape_label(point),
-            seconds(p.wait.sum_ms)
-        )?;
-        sample(
-            out,
-            "p28_heat_wait_seconds_count",
-            &[("obs_point", point)],
-            p.wait.count(),
-        )?;
-    }
-    Ok(())
 }
 
-fn family(out: &mut impl Write, name: &str, kind: &str, help: &str) -> fmt::Result {
-    writeln!(out, "# HELP {name} {}", escape_help(help))?;
-    writeln!(out, "# TYPE {name} {kind}")
+/// One metric family and its samples: what a registry's collector needs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MetricFamily {
+    /// The name as in the Prometheus text format, e.g. `p28_observed_total`.
+    pub name: &'static str,
+    /// The help text.
+    pub help: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// The samples, in order.
+    pub samples: Vec<Sample>,
 }
 
-fn sample(out: &mut impl Write, name: &str, labels: &[(&str, &str)], value: u64) -> fmt::Result {
-    out.write_str(name)?;
-    if !labels.is_empty() {
-        out.write_char('{')?;
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.write_char(',')?;
+/// One sample of a [`MetricFamily`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Sample {
+    /// Appended to the family name: `""`, or `_bucket`, `_sum`, `_count`
+    /// for a histogram.
+    pub suffix: &'static str,
+    /// Label names and values, in order (the observer's name first, when
+    /// it has one).
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+/// How to render a set of [`MetricFamily`].
+///
+/// ```
+/// use heat_observer::{Config, LateObserver, MemoryStore, MetricsFormat};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = LateObserver::start(Config::builder().name("eu").build()?, MemoryStore::new())?;
+/// let b = LateObserver::start(Config::builder().name("us").build()?, MemoryStore::new())?;
+/// // One HELP and TYPE per family, the samples of both observers below it.
+/// let families = MetricsFormat::merge([a.metric_families(), b.metric_families()]);
+/// let text = MetricsFormat::Prometheus.render(&families);
+/// assert_eq!(text.matches("# TYPE p28_observed_total counter").count(), 1);
+/// assert!(text.contains(r#"p28_accepted_total{observer="us"} 0"#));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MetricsFormat {
+    /// The Prometheus text format, version 0.0.4.
+    #[default]
+    Prometheus,
+    /// OpenMetrics 1.0 text: counters' `TYPE` without `_total`, and a final
+    /// `# EOF`.
+    OpenMetrics,
+}
+
+impl MetricsFormat {
+    /// The `Content-Type` to serve this format with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            MetricsFormat::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            MetricsFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
             }
-            write!(out, "{k}=\"{}\"", escape_label(v))?;
+        }
+    }
+
+    /// Joins the families of several observers: one family per name, the
+    /// samples of each observer in turn. Give each observer its own
+    /// [`name`](crate::ConfigBuilder::name), or their series would collide.
+    pub fn merge(sets: impl IntoIterator<Item = Vec<MetricFamily>>) -> Vec<MetricFamily> {
+        let mut merged: Vec<MetricFamily> = Vec::new();
+        for family in sets.into_iter().flatten() {
+            match merged.iter_mut().find(|m| m.name == family.name) {
+                Some(m) => m.samples.extend(family.samples),
+                None => merged.push(family),
+            }
+        }
+        merged
+    }
+
+    /// The families as text in this format.
+    pub fn render(self, families: &[MetricFamily]) -> String {
+        let mut out = String::with_capacity(8192);
+        self.encode_fmt(families, &mut out)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Writes the families as text in this format to `out` (a `Vec<u8>`, a
+    /// socket, a registry's buffer).
+    ///
+    /// # Errors
+    /// Only those of `out`.
+    pub fn encode(self, families: &[MetricFamily], out: &mut impl io::Write) -> io::Result<()> {
+        out.write_all(self.render(families).as_bytes())
+    }
+
+    /// Writes the families as text in this format to `out`.
+    ///
+    /// # Errors
+    /// Only those of `out`.
+    pub fn encode_fmt(self, families: &[MetricFamily], out: &mut impl fmt::Write) -> fmt::Result {
+        for family in families {
+            let open = self == MetricsFormat::OpenMetrics;
+            // OpenMetrics names a counter family without its `_total`.
+            let head = match (open, family.kind) {
+                (true, MetricKind::Counter) => family.name.trim_end_matches("_total"),
+                _ => family.name,
+            };
+            writeln!(out, "# HELP {head} {}", escape(family.help, false))?;
+            writeln!(out, "# TYPE {head} {}", family.kind.as_str())?;
+            for sample in &family.samples {
+                write_sample(out, family.name, sample)?;
+            }
+        }
+        if self == MetricsFormat::OpenMetrics {
+            out.write_str("# EOF\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_sample(out: &mut impl fmt::Write, name: &str, sample: &Sample) -> fmt::Result {
+    write!(out, "{name}{}", sample.suffix)?;
+    if !sample.labels.is_empty() {
+        out.write_char('{')?;
+        for (i, (k, v)) in sample.labels.iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            write!(out, "{comma}{k}=\"{}\"", escape(v, true))?;
         }
         out.write_char('}')?;
     }
-    writeln!(out, " {value}")
+    writeln!(out, " {}", sample.value)
 }
 
-/// Milliseconds as a seconds literal: 50 -> `0.05`, 2000 -> `2`.
-fn seconds(ms: u64) -> String {
-    format!("{}", ms as f64 / 1000.0)
-}
-
-/// Label values escape backslash, double quote and newline.
-fn escape_label(v: &str) -> String {
+/// Backslash and newline are escaped in both; the double quote in label
+/// values only.
+fn escape(v: &str, quote: bool) -> String {
     let mut s = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
             '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
             '\n' => s.push_str("\\n"),
+            '"' if quote => s.push_str("\\\""),
             c => s.push(c),
         }
     }
     s
 }
 
-/// HELP text escapes backslash and newline only.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+/// One row of the table: a family and how to read its samples.
+struct Row {
+    name: &'static str,
+    kind: MetricKind,
+    help: &'static str,
+    read: fn(&Stats, &mut Samples),
+}
+
+/// Collects samples, putting the observer's own labels first.
+struct Samples<'a> {
+    base: &'a [(&'static str, String)],
+    out: Vec<Sample>,
+}
+
+impl Samples<'_> {
+    fn push(&mut self, suffix: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        self.push_f64(suffix, labels, value as f64);
+    }
+
+    fn push_f64(&mut self, suffix: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let own = labels.iter().map(|&(k, v)| (k, v.to_owned()));
+        self.out.push(Sample {
+            suffix,
+            labels: self.base.iter().cloned().chain(own).collect(),
+            value,
+        });
+    }
+
+    fn one(&mut self, value: u64) {
+        self.push("", &[], value);
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str, read: fn(&Stats, &mut Samples)) -> Row {
+    Row {
+        name,
+        kind: MetricKind::Counter,
+        help,
+        read,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str, read: fn(&Stats, &mut Samples)) -> Row {
+    Row {
+        name,
+        kind: MetricKind::Gauge,
+        help,
+        read,
+    }
+}
+
+/// Every series the observer exports. A new metric is a counter in
+/// [`Stats`] and a row here.
+static TABLE: [Row; 17] = [
+    counter(
+        "p28_observed_total",
+        "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
+        |s, out| {
+            for p in &s.points {
+                let point = p.obs_point.as_str();
+                out.push(
+                    "",
+                    &[("obs_point", point), ("heat_found", "0")],
+                    p.not_found,
+                );
+                out.push("", &[("obs_point", point), ("heat_found", "1")], p.found);
+            }
+        },
+    ),
+    counter(
+        "p28_deduplicated_total",
+        "Observations not written because their (plan_id, obs_point) was already recorded.",
+        |s, out| {
+            for p in &s.points {
+                out.push("", &[("obs_point", p.obs_point.as_str())], p.deduplicated);
+            }
+        },
+    ),
+    counter(
+        "p28_accepted_total",
+        "Observe calls accepted into the queue.",
+        |s, out| out.one(s.accepted),
+    ),
+    counter(
+        "p28_refused_total",
+        "Observe calls refused at the door, by reason.",
+        |s, out| {
+            for r in Refused::ALL {
+                out.push("", &[("reason", r.reason())], s.refused_for(&r));
+            }
+        },
+    ),
+    counter(
+        "p28_failed_total",
+        "Accepted observations that ended without an event because the store failed.",
+        |s, out| out.one(s.failed),
+    ),
+    counter(
+        "p28_panicked_total",
+        "Accepted observations that ended because a store call panicked.",
+        |s, out| out.one(s.panicked),
+    ),
+    counter(
+        "p28_abandoned_total",
+        "Accepted observations dropped at shutdown, undecided or unwritten.",
+        |s, out| out.one(s.abandoned),
+    ),
+    counter(
+        "p28_store_errors_total",
+        "Store calls that returned an error.",
+        |s, out| out.one(s.store_errors),
+    ),
+    counter(
+        "p28_store_calls_total",
+        "Store calls (round trips), by operation.",
+        |s, out| {
+            out.push("", &[("op", "exists")], s.exists_calls);
+            out.push("", &[("op", "append")], s.append_calls);
+        },
+    ),
+    counter(
+        "p28_keys_checked_total",
+        "Heat keys asked about in exists calls.",
+        |s, out| out.one(s.keys_checked),
+    ),
+    counter(
+        "p28_claims_sent_total",
+        "Event claims sent in append calls, retries included.",
+        |s, out| out.one(s.claims_sent),
+    ),
+    gauge(
+        "p28_queue_depth",
+        "Observations waiting in the queue.",
+        |s, out| out.one(s.queued),
+    ),
+    gauge(
+        "p28_in_flight",
+        "Observations held by workers, watched or awaiting their write.",
+        |s, out| out.one(s.in_flight),
+    ),
+    gauge("p28_workers", "Worker threads running.", |s, out| {
+        out.one(s.workers)
+    }),
+    gauge(
+        "p28_enabled",
+        "1 when the observer runs, 0 when it is switched off or its config was invalid.",
+        |s, out| out.one(u64::from(s.enabled)),
+    ),
+    gauge(
+        "p28_config_error",
+        "1 when the observer runs disabled because its configuration was invalid at start.",
+        |s, out| out.one(u64::from(s.config_error)),
+    ),
+    Row {
+        name: "p28_heat_wait_seconds",
+        kind: MetricKind::Histogram,
+        help: "Wait from the observe call to the look that found the heat key.",
+        read: |s, out| {
+            for p in &s.points {
+                wait_histogram(out, p.obs_point.as_str(), &p.wait);
+            }
+        },
+    },
+];
+
+fn wait_histogram(out: &mut Samples, point: &str, wait: &WaitHistogram) {
+    for (le, n) in wait.cumulative() {
+        let le = le.map_or_else(|| "+Inf".to_owned(), |ms| (ms as f64 / 1000.0).to_string());
+        out.push("_bucket", &[("obs_point", point), ("le", &le)], n);
+    }
+    out.push_f64("_sum", &[("obs_point", point)], wait.sum_ms as f64 / 1000.0);
+    out.push("_count", &[("obs_point", point)], wait.count());
+}
+
+/// Every family read from `stats`, each sample labelled with `base` first.
+pub(crate) fn families(stats: &Stats, base: &[(&'static str, String)]) -> Vec<MetricFamily> {
+    TABLE
+        .iter()
+        .map(|row| {
+            let mut samples = Samples {
+                base,
+                out: Vec::new(),
+            };
+            (row.read)(stats, &mut samples);
+            MetricFamily {
+                name: row.name,
+                help: row.help,
+                kind: row.kind,
+                samples: samples.out,
+            }
+        })
+        .collect()
+}
+
+/// Reports `families` through the `metrics` facade (feature `metrics`):
+/// counters as absolute values, gauges set. The histogram is not here: its
+/// waits are recorded one by one as events are written.
+#[cfg(feature = "metrics")]
+pub(crate) fn publish(families: &[MetricFamily]) {
+    for family in families {
+        for sample in &family.samples {
+            let labels: Vec<::metrics::Label> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| ::metrics::Label::new(*k, v.clone()))
+                .collect();
+            match family.kind {
+                MetricKind::Counter => {
+                    ::metrics::counter!(family.name, labels).absolute(sample.value as u64);
+                }
+                MetricKind::Gauge => ::metrics::gauge!(family.name, labels).set(sample.value),
+                MetricKind::Histogram => {}
+            }
+        }
+    }
+}
+
+/// Records one found key's wait in `p28_heat_wait_seconds` through the
+/// `metrics` facade (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub(crate) fn record_wait(base: &[(&'static str, String)], point: &str, wait_ms: u64) {
+    let mut labels: Vec<::metrics::Label> = base
+        .iter()
+        .map(|(k, v)| ::metrics::Label::new(*k, v.clone()))
+        .collect();
+    labels.push(::metrics::Label::new("obs_point", point.to_owned()));
+    ::metrics::histogram!("p28_heat_wait_seconds", labels).record(wait_ms as f64 / 1000.0);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ObsPoint;
-    use crate::stats::{PointStats, WAIT_BUCKETS_MS};
+    use crate::stats::PointStats;
 
     fn stats() -> Stats {
         let mut late = PointStats::new(ObsPoint::PUBLISH_PLAN_POST);
@@ -251,37 +436,32 @@ mod tests {
         }
     }
 
+    fn text() -> String {
+        MetricsFormat::Prometheus.render(&families(&stats(), &[]))
+    }
+
     #[test]
     fn observed_total_has_the_contract_shape_with_every_pair_present() {
-        let text = render(&stats());
+        let text = text();
         assert!(text.contains("# TYPE p28_observed_total counter\n"));
-        assert!(
-            text.contains(
-                "p28_observed_total{obs_point=\"publish_plan_post\",heat_found=\"1\"} 15\n"
-            )
-        );
-        assert!(
-            text.contains(
-                "p28_observed_total{obs_point=\"publish_plan_post\",heat_found=\"0\"} 5\n"
-            )
-        );
-        assert!(
-            text.contains(
-                "p28_observed_total{obs_point=\"create_apply_plan\",heat_found=\"1\"} 0\n"
-            )
-        );
-        assert!(
-            text.contains(
-                "p28_observed_total{obs_point=\"create_apply_plan\",heat_found=\"0\"} 0\n"
-            )
-        );
+        for (point, flag, n) in [
+            ("publish_plan_post", 1, 15),
+            ("publish_plan_post", 0, 5),
+            ("create_apply_plan", 1, 0),
+            ("create_apply_plan", 0, 0),
+        ] {
+            let line =
+                format!("p28_observed_total{{obs_point=\"{point}\",heat_found=\"{flag}\"}} {n}\n");
+            assert!(text.contains(&line), "{line}");
+        }
         assert!(text.contains("p28_refused_total{reason=\"queue_full\"} 3\n"));
+        assert!(text.contains("p28_refused_total{reason=\"config_error\"} 0\n"));
         assert!(text.ends_with('\n'));
     }
 
     #[test]
     fn each_family_has_one_help_and_one_type_before_a_contiguous_block() {
-        let text = render(&stats());
+        let text = text();
         let mut seen = Vec::<String>::new();
         let mut current = String::new();
         for line in text.lines() {
@@ -292,46 +472,30 @@ mod tests {
                 current = name;
             } else if let Some(rest) = line.strip_prefix("# HELP ") {
                 let name = rest.split(' ').next().unwrap();
-                assert_eq!(
-                    text.matches(&format!("# HELP {name} ")).count(),
-                    1,
-                    "{name}"
-                );
+                assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1);
             } else {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert!(
-                    name.starts_with(&current),
-                    "{name} outside its family {current}"
-                );
+                assert!(name.starts_with(&current), "{name} outside {current}");
                 assert!(name.starts_with("p28_"), "{name}");
             }
         }
-        assert!(seen.len() >= 10, "{seen:?}");
+        assert_eq!(seen.len(), TABLE.len());
     }
 
     #[test]
     fn histogram_is_cumulative_and_inf_equals_count() {
-        let text = render(&stats());
+        let text = text();
+        let prefix = "p28_heat_wait_seconds_bucket{obs_point=\"publish_plan_post\",le=\"";
         let buckets: Vec<(String, u64)> = text
             .lines()
-            .filter(|l| {
-                l.starts_with("p28_heat_wait_seconds_bucket{obs_point=\"publish_plan_post\"")
-            })
-            .map(|l| {
-                let le = l
-                    .split("le=\"")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap()
-                    .to_owned();
-                (le, l.rsplit(' ').next().unwrap().parse().unwrap())
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|rest| {
+                let (le, n) = rest.split_once("\"} ").unwrap();
+                (le.to_owned(), n.parse().unwrap())
             })
             .collect();
-        assert_eq!(buckets.len(), WAIT_BUCKETS_MS.len() + 1);
+        assert_eq!(buckets.len(), WaitHistogram::BUCKETS_MS.len() + 1);
         assert_eq!(buckets[0], ("0.05".to_owned(), 1));
-        assert_eq!(buckets[1], ("0.1".to_owned(), 1));
         assert_eq!(buckets[2], ("0.2".to_owned(), 2));
         assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
         assert_eq!(buckets.last().unwrap(), &("+Inf".to_owned(), 5));
@@ -340,11 +504,24 @@ mod tests {
     }
 
     #[test]
-    fn label_values_and_help_are_escaped() {
-        assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-        assert_eq!(escape_help("a\\b\"c\nd"), "a\\\\b\"c\\nd");
-        let mut out = String::new();
-        sample(&mut out, "m", &[("k", "x\"y")], 1).unwrap();
-        assert_eq!(out, "m{k=\"x\\\"y\"} 1\n");
+    fn openmetrics_names_counters_without_total_and_ends_with_eof() {
+        let text = MetricsFormat::OpenMetrics.render(&families(&stats(), &[]));
+        assert!(text.contains("# TYPE p28_observed counter\n"));
+        assert!(text.contains("# HELP p28_observed "));
+        assert!(
+            text.contains(
+                "p28_observed_total{obs_point=\"publish_plan_post\",heat_found=\"1\"} 15\n"
+            )
+        );
+        assert!(text.contains("# TYPE p28_queue_depth gauge\n"));
+        assert!(text.ends_with("\n# EOF\n"));
+    }
+
+    #[test]
+    fn the_observer_label_comes_first_and_values_are_escaped() {
+        let base = [("observer", "a\"b\\c\nd".to_owned())];
+        let text = MetricsFormat::Prometheus.render(&families(&stats(), &base));
+        assert!(text.contains("p28_accepted_total{observer=\"a\\\"b\\\\c\\nd\"} 21\n"));
+        assert_eq!(escape("a\\b\"c\nd", false), "a\\\\b\"c\\nd");
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::InvalidInput;
 
 /// Longest accepted observation point name.
-pub const MAX_OBS_POINT_LEN: usize = 64;
+const MAX_OBS_POINT_LEN: usize = 64;
 
 /// Where in the Apply flow an observation is made.
 ///
@@ -39,7 +39,7 @@ impl ObsPoint {
     ///
     /// # Errors
     /// [`InvalidInput::BadObsPoint`] unless `name` is 1 to
-    /// [`MAX_OBS_POINT_LEN`] characters of ASCII letters, digits, `_`, `.`
+    /// 64 characters of ASCII letters, digits, `_`, `.`
     /// or `-` (it appears in keys, stream fields and metric labels).
     pub fn new(name: &'static str) -> Result<ObsPoint, InvalidInput> {
         let ok = !name.is_empty()

@@ -1,65 +1,92 @@
-//! [`LateObserver`]: the handle the Apply service holds. Starting it spawns
-//! the worker pool; `observe_*` hands a job to the pool and returns at once;
-//! `shutdown` (or dropping the last handle) stops the pool within a bound.
+//! [`LateObserver`], the handle the Apply service owns, and
+//! [`ObserverHandle`], what other threads get. Starting spawns the worker
+//! pool; `observe_*` hands a job to the pool and returns at once; the pool
+//! stops when the owner calls `shutdown` or is dropped, whatever handles
+//! are still around.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
-use log::{error, info};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use log::{error, info, warn};
 
-use crate::counters::Refusal;
-use crate::input::validate;
+use crate::config::ENV_REDIS_URL;
 use crate::job::Job;
-use crate::lifecycle::{Lifecycle, ShutdownReport};
-use crate::shared::Shared;
-use crate::worker::{self, Parts, Settings};
-use crate::{Config, Connector, InvalidInput, LOG_TARGET, ObsPoint, Stats, metrics};
+use crate::metrics::{self, MetricFamily, MetricsFormat};
+use crate::pool::Pool;
+use crate::refusal::validate;
+use crate::shared::{Shared, StopMode};
+use crate::worker::{self, Context};
+use crate::{Config, Connector, LOG_TARGET, ObsPoint, RedisConnector, Refused, Stats};
 
 /// The late observer: a fixed pool of worker threads watching heat keys.
 ///
-/// Cloning gives another handle to the same pool. The pool stops when
-/// [`shutdown`](LateObserver::shutdown) is called or the last handle is
-/// dropped (which waits at most the configured shutdown timeout).
+/// The service owns it for as long as it publishes plans; dropping it
+/// stops the pool, draining what is watched within the configured shutdown
+/// timeout. Other threads get an [`ObserverHandle`] from
+/// [`handle`](LateObserver::handle): handles observe and read metrics but
+/// do not keep the pool alive. Every method of [`ObserverHandle`] is
+/// callable on the owner too.
 ///
 /// ```
 /// use heat_observer::{Config, LateObserver, MemoryStore};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = MemoryStore::new();
-/// let observer = LateObserver::start(Config::from_env()?, store.clone())?;
+/// let observer = LateObserver::start(Config::from_env()?, MemoryStore::new())?;
 /// // After publish_plan: never blocks, never touches Redis, never panics.
 /// let _ = observer.observe_late("plan-42", "BTCUSDT");
-/// let report = observer.shutdown(std::time::Duration::from_secs(1));
+/// let report = observer.shutdown(std::time::Duration::from_secs(3));
 /// assert_eq!(report.stats.calls(), 1);
+/// assert_eq!(report.abandoned(), 0, "the drain decided the plan");
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[must_use = "dropping the observer stops it at once"]
 pub struct LateObserver {
+    handle: ObserverHandle,
+}
+
+/// What threads other than the owner hold: observe, read stats and
+/// metrics. Cheap to clone. It does not keep the pool alive: once the
+/// [`LateObserver`] is shut down or dropped, observe calls are refused (and
+/// counted) as [`Refused::ShutDown`].
+#[derive(Clone)]
+pub struct ObserverHandle {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     front: Front,
-    pub(crate) config: Config,
-    pub(crate) shared: Arc<Shared>,
+    config: Config,
+    shared: Arc<Shared>,
     /// Kept so jobs still queued at shutdown can be counted as abandoned.
     /// `None` when disabled: nothing was started.
-    pub(crate) rx: Option<Receiver<Job>>,
-    pub(crate) lifecycle: Mutex<Lifecycle>,
-    pub(crate) stopped: std::sync::Condvar,
+    rx: Option<Receiver<Job>>,
+    /// Why the observer runs disabled, when a config error is the reason.
+    config_error: Option<String>,
+    /// What a refusal for being off is: disabled or config error. Not in
+    /// `Front`: only refusals read it.
+    off: Refused,
+    life: Mutex<Life>,
+    stopped: Condvar,
+    /// The observer's labels on every metric (`observer="name"`).
+    labels: Vec<(&'static str, String)>,
+}
+
+enum Life {
+    Disabled,
+    Running(Pool),
+    Stopping,
+    Stopped(ShutdownReport),
 }
 
 /// Everything an accepted observe call reads or writes outside the channel,
-/// on one cache line. Publish usually blocks on I/O just before, so the call
-/// starts with cold caches and pays for each line it touches: reaching a
-/// flag and a counter through two more pointers cost about 200 ns at p99
-/// (benchmark, steady scenario).
+/// on one cache line (a test pins its size): the call runs right after
+/// publish, with cold caches, and pays for each line it touches.
 #[repr(align(64))]
 struct Front {
     /// `None` when disabled.
@@ -67,85 +94,48 @@ struct Front {
     max_wait: Duration,
     /// Set by shutdown; observe refuses from then on.
     closed: AtomicBool,
+    /// Set once the workers are gone: a job sent after that (by a call
+    /// that passed `closed` just before it was set) is counted as abandoned
+    /// by its caller, so no job is left in the queue uncounted.
+    stopped: AtomicBool,
     accepted: AtomicU64,
 }
 
-/// Why an observe call was refused. Every refusal is counted in
-/// [`Stats`] and in `p28_refused_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What [`LateObserver::shutdown`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Refused {
-    /// Observing is disabled (`P28_LATE_OBS_ENABLED=false`).
-    Disabled,
-    /// The queue was full: the workers are behind. Dropped, not blocked on.
-    QueueFull,
-    /// The arguments were invalid; nothing was queued.
-    Invalid(InvalidInput),
-    /// The observer was shut down.
-    ShutDown,
+pub struct ShutdownReport {
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+    /// Observations queued or held by workers when the stop began.
+    pub held_at_stop: u64,
+    /// Events written (found or not) during the stop.
+    pub written: u64,
+    /// Workers that stopped within the timeout and were joined.
+    pub workers_stopped: usize,
+    /// Workers still busy (a store call hanging) when the timeout passed;
+    /// they were detached and count their jobs as abandoned when they return.
+    pub workers_not_stopped: usize,
+    /// The counters at the end of the shutdown.
+    pub stats: Stats,
 }
 
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refused::Disabled => f.write_str("late observer is disabled"),
-            Refused::QueueFull => f.write_str("late observer queue is full"),
-            Refused::Invalid(why) => write!(f, "invalid observation: {why}"),
-            Refused::ShutDown => f.write_str("late observer is shut down"),
-        }
+impl ShutdownReport {
+    /// Observations abandoned at shutdown, undecided or unwritten.
+    pub fn abandoned(&self) -> u64 {
+        self.stats.abandoned
     }
-}
 
-impl std::error::Error for Refused {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Refused::Invalid(why) => Some(why),
-            _ => None,
-        }
+    /// Observations held at the stop that reached an end other than
+    /// abandoned (written, deduplicated, failed).
+    pub fn drained(&self) -> u64 {
+        self.held_at_stop.saturating_sub(self.stats.abandoned)
     }
-}
 
-/// A worker thread could not be spawned; the workers already started were
-/// stopped again.
-#[derive(Debug)]
-pub struct StartError {
-    worker: usize,
-    source: std::io::Error,
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "could not spawn worker thread heat-observer-{}: {}",
-            self.worker, self.source
-        )
+    /// Whether every worker stopped in time.
+    pub fn is_complete(&self) -> bool {
+        self.workers_not_stopped == 0
     }
-}
-
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// The line logged at start, which the runbook greps for:
-/// `P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)`.
-///
-/// ```
-/// use heat_observer::{Config, startup_line};
-/// assert_eq!(
-///     startup_line(&Config::default()),
-///     "P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)"
-/// );
-/// ```
-pub fn startup_line(config: &Config) -> String {
-    format!(
-        "P2.8A.3 Late Observer: {} (wait={}ms, poll={}ms)",
-        if config.enabled() { "True" } else { "False" },
-        config.max_wait().as_millis(),
-        config.poll().as_millis()
-    )
 }
 
 impl LateObserver {
@@ -157,101 +147,207 @@ impl LateObserver {
     /// and every observe call is a counted no-op.
     ///
     /// # Errors
-    /// [`StartError`] if a thread cannot be spawned; the workers already
-    /// started are stopped first. Nothing panics.
-    pub fn start<C: Connector>(config: Config, connector: C) -> Result<LateObserver, StartError> {
-        info!(target: LOG_TARGET, "{}", startup_line(&config));
-        let shared = Arc::new(Shared::new(&config));
+    /// The `io::Error` of a thread that could not be spawned; the workers
+    /// already started are stopped first. Nothing panics.
+    pub fn start<C: Connector>(config: Config, connector: C) -> std::io::Result<LateObserver> {
+        info!(target: LOG_TARGET, "{}", config.startup_line());
         if !config.enabled() {
-            return Ok(Self::assemble(config, shared, None, Lifecycle::Disabled));
+            return Ok(Self::assemble(config, None, None));
+        }
+        if let Some(advice) = config.advice() {
+            warn!(target: LOG_TARGET, "Late observer config: {advice}");
         }
         let (tx, rx) = bounded(config.queue_capacity());
-        let (stop_tx, stop_rx) = bounded(0);
-        let (done_tx, done_rx) = unbounded();
-        let settings = Arc::new(Settings::new(&config, random_id()));
         let describe = connector.describe();
-        let connector = Arc::new(connector);
-        let mut handles = Vec::with_capacity(config.workers());
-        for index in 0..config.workers() {
-            let parts = Parts {
-                index,
-                connector: Arc::clone(&connector),
-                jobs: rx.clone(),
-                stop: stop_rx.clone(),
-                shared: Arc::clone(&shared),
-                settings: Arc::clone(&settings),
-                done: done_tx.clone(),
-            };
-            let mut builder = thread::Builder::new().name(format!("heat-observer-{index}"));
-            if let Some(bytes) = config.worker_stack_size() {
-                builder = builder.stack_size(bytes);
-            }
-            // Counted before the spawn so `stats().workers` is right as soon as
-            // start returns; the worker's exit guard takes it back.
-            shared.counters.worker_started();
-            match builder.spawn(move || worker::run(parts)) {
-                Ok(handle) => handles.push(handle),
-                Err(source) => {
-                    shared.counters.worker_stopped();
-                    error!(target: LOG_TARGET, "Late observer could not spawn worker {index}: {source}");
-                    let started = Lifecycle::running(stop_tx, handles, done_rx);
-                    // Dropping it stops the workers already started, within the timeout.
-                    drop(Self::assemble(config, shared, Some((tx, rx)), started));
-                    return Err(StartError {
-                        worker: index,
-                        source,
-                    });
-                }
+        let observer = Self::assemble(config, Some((tx, rx.clone())), None);
+        let inner = &observer.handle.inner;
+        let shared = Arc::clone(&inner.shared);
+        #[allow(unused_mut)]
+        let mut ctx = Context::new(connector, rx, shared, &inner.config, random_id());
+        #[cfg(feature = "metrics")]
+        {
+            let weak = Arc::downgrade(inner);
+            ctx.facade = Some(crate::worker::Facade {
+                families: Box::new(move || {
+                    let inner = weak.upgrade()?;
+                    Some(metrics::families(&inner.stats_now(), &inner.labels))
+                }),
+                labels: inner.labels.clone(),
+                last: Mutex::new(Instant::now()),
+            });
+        }
+        let ctx = Arc::new(ctx);
+        let mut pool = Pool::new(Arc::clone(&inner.shared));
+        for index in 0..inner.config.workers() {
+            let ctx = Arc::clone(&ctx);
+            let spawned = pool.spawn(
+                format!("heat-observer-{index}"),
+                inner.config.worker_stack_size(),
+                move |signals| worker::run(index, ctx, signals),
+            );
+            if let Err(e) = spawned {
+                error!(target: LOG_TARGET, "Late observer could not spawn worker {index}: {e}");
+                *inner.life() = Life::Running(pool);
+                drop(observer); // stops the workers already started
+                let why = format!("could not spawn worker thread heat-observer-{index}: {e}");
+                return Err(std::io::Error::new(e.kind(), why));
             }
         }
+        *inner.life() = Life::Running(pool);
+        let c = &inner.config;
         info!(
             target: LOG_TARGET,
-            "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per worker, \
-             store: {describe}, stream: {}",
-            config.workers(),
-            config.queue_capacity(),
-            config.max_in_flight(),
-            config.stream()
+            "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per \
+             worker, store: {describe}, stream: {}",
+            c.workers(), c.queue_capacity(), c.max_in_flight(), c.stream()
         );
-        let running = Lifecycle::running(stop_tx, handles, done_rx);
-        Ok(Self::assemble(config, shared, Some((tx, rx)), running))
+        Ok(observer)
+    }
+
+    /// The fail-open start in one call, for services: reads every
+    /// `P28_LATE_OBS_*` variable, connects lazily to
+    /// `P28_LATE_OBS_REDIS_URL` if set, else to `redis_url`, and starts.
+    /// It never fails: on an invalid setting or URL, or a thread that
+    /// cannot be spawned, it logs one error line starting with
+    /// `Late observer disabled:` that names the variable and the value
+    /// (never a password), and runs disabled; the startup line says why,
+    /// and `p28_config_error` is 1.
+    ///
+    /// ```no_run
+    /// use heat_observer::LateObserver;
+    ///
+    /// let observer = LateObserver::from_env("redis://127.0.0.1:6379");
+    /// // In publish_plan:
+    /// let _ = observer.observe_late("plan-42", "BTCUSDT");
+    /// # observer.shutdown_now(std::time::Duration::ZERO);
+    /// ```
+    pub fn from_env(redis_url: &str) -> LateObserver {
+        let config = match Config::from_env() {
+            Ok(config) => config,
+            Err(e) => {
+                let short = format!("invalid {}={:?}", e.variable(), e.value());
+                return Self::broken(&e.to_string(), &short);
+            }
+        };
+        if !config.enabled() {
+            return Self::assemble_logged(config);
+        }
+        let (url, source) = match config.redis_url() {
+            Some(url) => (url.to_owned(), ENV_REDIS_URL),
+            None => (redis_url.to_owned(), "Redis URL"),
+        };
+        let connector = match RedisConnector::new(&url, &config) {
+            Ok(connector) => connector,
+            Err(e) => {
+                let long = format!("invalid {source}: {}", e.reason());
+                return Self::broken(&long, &long);
+            }
+        };
+        match Self::start(config, connector) {
+            Ok(observer) => observer,
+            Err(e) => Self::broken(&e.to_string(), "could not start its workers"),
+        }
     }
 
     /// An observer that observes nothing: every call is a counted
-    /// [`Refused::Disabled`]. For when the configuration cannot be read or
-    /// the pool cannot start and Apply must carry on without it. Logs the
-    /// startup line with `False`.
+    /// [`Refused::Disabled`]. Logs the startup line with `False`.
     pub fn disabled() -> LateObserver {
-        let config = Config::disabled();
-        info!(target: LOG_TARGET, "{}", startup_line(&config));
-        let shared = Arc::new(Shared::new(&config));
-        Self::assemble(config, shared, None, Lifecycle::Disabled)
+        Self::assemble_logged(Config::disabled())
+    }
+
+    fn assemble_logged(config: Config) -> LateObserver {
+        info!(target: LOG_TARGET, "{}", config.startup_line());
+        Self::assemble(config, None, None)
+    }
+
+    /// Runs disabled because of `why` (logged in full), the startup line
+    /// naming `short`.
+    fn broken(why: &str, short: &str) -> LateObserver {
+        error!(target: LOG_TARGET, "Late observer disabled: {why}");
+        info!(target: LOG_TARGET, "P2.8A.3 Late Observer: False ({short})");
+        Self::assemble(Config::disabled(), None, Some(why.to_owned()))
     }
 
     fn assemble(
         config: Config,
-        shared: Arc<Shared>,
         queue: Option<(Sender<Job>, Receiver<Job>)>,
-        life: Lifecycle,
-    ) -> Self {
+        config_error: Option<String>,
+    ) -> LateObserver {
         let (tx, rx) = queue.unzip();
+        let off = match config_error {
+            Some(_) => Refused::ConfigError,
+            None => Refused::Disabled,
+        };
+        let labels = config
+            .name()
+            .map(|n| ("observer", n.to_owned()))
+            .into_iter()
+            .collect();
         LateObserver {
-            inner: Arc::new(Inner {
-                front: Front {
-                    tx,
-                    max_wait: config.max_wait(),
-                    closed: AtomicBool::new(false),
-                    accepted: AtomicU64::new(0),
-                },
-                config,
-                shared,
-                rx,
-                lifecycle: Mutex::new(life),
-                stopped: std::sync::Condvar::new(),
-            }),
+            handle: ObserverHandle {
+                inner: Arc::new(Inner {
+                    front: Front {
+                        tx,
+                        max_wait: config.max_wait(),
+                        closed: AtomicBool::new(false),
+                        stopped: AtomicBool::new(false),
+                        accepted: AtomicU64::new(0),
+                    },
+                    shared: Arc::new(Shared::new(&config)),
+                    config,
+                    rx,
+                    config_error,
+                    off,
+                    life: Mutex::new(Life::Disabled),
+                    stopped: Condvar::new(),
+                    labels,
+                }),
+            },
         }
     }
 
+    /// A handle for other threads (an HTTP server's metrics, another part
+    /// of Apply). It does not keep the pool alive.
+    pub fn handle(&self) -> ObserverHandle {
+        self.handle.clone()
+    }
+
+    /// Stops, draining: new observe calls are refused from now on; what is
+    /// queued or watched goes on being watched until each plan is decided
+    /// or `timeout` nearly passes, decided events are written, and only
+    /// then is the rest counted as abandoned. Returns within `timeout` even
+    /// if the store hangs: workers that do not stop in time are detached.
+    /// The default timeout (`P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS`, used on
+    /// drop) is the max wait plus 500 ms, enough to abandon nothing.
+    ///
+    /// Idempotent: later calls return the first call's report.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.handle.inner.stop(timeout, true)
+    }
+
+    /// Stops fast: what is watched is abandoned at once (counted); decided
+    /// events get one last write. Returns within `timeout`.
+    pub fn shutdown_now(&self, timeout: Duration) -> ShutdownReport {
+        self.handle.inner.stop(timeout, false)
+    }
+}
+
+impl Deref for LateObserver {
+    type Target = ObserverHandle;
+
+    fn deref(&self) -> &ObserverHandle {
+        &self.handle
+    }
+}
+
+impl Drop for LateObserver {
+    fn drop(&mut self) {
+        let inner = &self.handle.inner;
+        inner.stop(inner.config.shutdown_timeout(), true);
+    }
+}
+
+impl ObserverHandle {
     /// Watches `plan_id`'s heat key for up to the configured max wait, at
     /// observation point `publish_plan_post`. Call it right after publish.
     ///
@@ -274,11 +370,14 @@ impl LateObserver {
 
     /// Watches `plan_id`'s heat key for up to `wait` from now (zero: one
     /// look) and records one event at `point`. Returns at once: it validates
-    /// the arguments and offers one job to the bounded queue, nothing else.
+    /// the arguments and offers one job to the bounded queue, nothing else:
+    /// no lock, no I/O, no log line.
     ///
     /// # Errors
-    /// [`Refused`] when observing is disabled, the arguments are invalid,
-    /// the queue is full, or the observer is shut down. Each is counted.
+    /// [`Refused`] when observing is off, the arguments are invalid (an
+    /// empty plan id or symbol, more than 128 or 32 bytes, a control
+    /// character, a wait over an hour), the queue is full, or the observer
+    /// is shut down. Each is counted.
     pub fn observe(
         &self,
         point: ObsPoint,
@@ -287,96 +386,230 @@ impl LateObserver {
         wait: Duration,
     ) -> Result<(), Refused> {
         let front = &self.inner.front;
+        let shared = &self.inner.shared;
         let Some(tx) = &front.tx else {
-            return Err(self.refuse(Refusal::Disabled));
+            return Err(shared.refuse(self.inner.off));
         };
         if front.closed.load(Relaxed) {
-            return Err(self.refuse(Refusal::ShutDown));
+            return Err(shared.refuse(Refused::ShutDown));
         }
         if let Err(why) = validate(plan_id, symbol, wait) {
-            self.inner.shared.refuse_invalid(why);
-            return Err(Refused::Invalid(why));
+            return Err(shared.refuse(Refused::Invalid(why)));
         }
         // try_send, never send: a full queue must cost publish nothing.
         match tx.try_send(Job::new(point, plan_id, symbol, wait, Instant::now())) {
             Ok(()) => {
                 front.accepted.fetch_add(1, Relaxed);
+                if front.stopped.load(SeqCst) {
+                    self.inner.abandon_queued();
+                }
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => {
-                self.inner.shared.refuse_queue_full();
-                Err(Refused::QueueFull)
-            }
+            Err(TrySendError::Full(_)) => Err(shared.refuse(Refused::QueueFull)),
             // Cannot happen while `rx` lives; counted, not assumed away.
-            Err(TrySendError::Disconnected(_)) => Err(self.refuse(Refusal::ShutDown)),
-        }
-    }
-
-    #[cold]
-    fn refuse(&self, why: Refusal) -> Refused {
-        self.inner.shared.counters.refused(why);
-        match why {
-            Refusal::Disabled => Refused::Disabled,
-            _ => Refused::ShutDown,
+            Err(TrySendError::Disconnected(_)) => Err(shared.refuse(Refused::ShutDown)),
         }
     }
 
     /// A snapshot of every counter and gauge.
     pub fn stats(&self) -> Stats {
-        self.inner.stats()
+        self.inner.stats_now()
     }
 
-    /// The metrics in Prometheus text format; serve them with
-    /// [`metrics::CONTENT_TYPE`].
+    /// Every metric with its samples, for a registry's collector (each
+    /// sample labelled `observer="<name>"` first when the config names the
+    /// observer).
+    pub fn metric_families(&self) -> Vec<MetricFamily> {
+        metrics::families(&self.stats(), &self.inner.labels)
+    }
+
+    /// The metrics in the Prometheus text format; serve them with
+    /// `MetricsFormat::Prometheus.content_type()`. For OpenMetrics, or
+    /// several observers on one page, see [`MetricsFormat`].
     pub fn render_metrics(&self) -> String {
-        metrics::render(&self.stats())
+        MetricsFormat::Prometheus.render(&self.metric_families())
     }
 
     /// The configuration the observer runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
-
-    /// Stops the pool, waiting at most `timeout`, and reports. Observations
-    /// still queued or watched are abandoned (counted); decided events get
-    /// one last write attempt. Workers that do not stop in time (a store
-    /// hanging) are left to finish on their own and named in the report.
-    ///
-    /// Idempotent: later calls return the first call's report.
-    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        self.inner.shutdown(timeout)
-    }
 }
 
 impl Inner {
-    pub(crate) fn stats(&self) -> Stats {
-        let queued = self.rx.as_ref().map_or(0, |rx| rx.len() as u64);
-        let accepted = self.front.accepted.load(Relaxed);
-        self.shared.counters.snapshot(accepted, queued)
+    fn life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// From now on observe calls are refused as shut down.
-    pub(crate) fn close(&self) {
+    fn stop(&self, timeout: Duration, drain: bool) -> ShutdownReport {
+        let start = Instant::now();
+        // A timeout too large to add is as good as forever.
+        let deadline = start.checked_add(timeout);
+        let mut life = self.life();
+        let mut pool = match std::mem::replace(&mut *life, Life::Stopping) {
+            Life::Running(pool) => pool,
+            Life::Stopped(report) => {
+                *life = Life::Stopped(report.clone());
+                return report;
+            }
+            Life::Disabled => {
+                self.front.closed.store(true, SeqCst);
+                let report = self.report(start, 0, (0, 0));
+                *life = Life::Stopped(report.clone());
+                return report;
+            }
+            Life::Stopping => {
+                *life = Life::Stopping;
+                return self.await_other_stop(life, start, deadline);
+            }
+        };
+        drop(life);
+
         self.front.closed.store(true, SeqCst);
+        let before = self.stats_now();
+        let mode = match deadline {
+            Some(deadline) if drain => StopMode::Drain {
+                until: deadline - self.write_reserve(timeout),
+            },
+            None if drain => StopMode::Drain {
+                until: start + self.config.max_wait() + Duration::from_secs(3600),
+            },
+            _ => StopMode::Now,
+        };
+        let workers = pool.stop(mode, deadline);
+        self.front.stopped.store(true, SeqCst);
+        self.abandon_queued();
+        let shared = &self.shared;
+        shared
+            .warnings
+            .tick(&shared.counters, shared.last_invalid(), true);
+        #[cfg(feature = "metrics")]
+        metrics::publish(&metrics::families(&self.stats_now(), &self.labels));
+        let mut report = self.report(start, before.queued + before.in_flight, workers);
+        report.written = (report.stats.found + report.stats.not_found)
+            .saturating_sub(before.found + before.not_found);
+        log_summary(&report);
+        *self.life() = Life::Stopped(report.clone());
+        self.stopped.notify_all();
+        report
+    }
+
+    /// Counts what is left in the queue, with no worker to take it, as
+    /// abandoned. Each job is received once, by whoever calls this first.
+    fn abandon_queued(&self) {
+        if let Some(rx) = &self.rx {
+            let left = rx.try_iter().count() as u64;
+            self.shared.counters.abandoned_in_queue(left);
+        }
+    }
+
+    /// The part of a drain's timeout kept for the last write: two store
+    /// timeouts, at most half the timeout.
+    fn write_reserve(&self, timeout: Duration) -> Duration {
+        (self.config.redis_timeout() * 2 + Duration::from_millis(20)).min(timeout / 2)
+    }
+
+    fn stats_now(&self) -> Stats {
+        let queued = self.rx.as_ref().map_or(0, |rx| rx.len() as u64);
+        let accepted = self.front.accepted.load(Relaxed);
+        let mut stats = self.shared.counters.snapshot(accepted, queued);
+        stats.enabled = self.rx.is_some();
+        stats.config_error = self.config_error.is_some();
+        stats
+    }
+
+    /// Another thread is stopping the pool: wait for its report, within
+    /// our own deadline.
+    fn await_other_stop(
+        &self,
+        mut life: MutexGuard<'_, Life>,
+        start: Instant,
+        deadline: Option<Instant>,
+    ) -> ShutdownReport {
+        loop {
+            if let Life::Stopped(report) = &*life {
+                return report.clone();
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return self.report(start, 0, (0, 0));
+            }
+            life = self
+                .stopped
+                .wait_timeout(life, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn report(
+        &self,
+        start: Instant,
+        held: u64,
+        (stopped, not_stopped): (usize, usize),
+    ) -> ShutdownReport {
+        ShutdownReport {
+            elapsed: start.elapsed(),
+            held_at_stop: held,
+            written: 0,
+            workers_stopped: stopped,
+            workers_not_stopped: not_stopped,
+            stats: self.stats_now(),
+        }
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.shutdown(self.config.shutdown_timeout());
-        // No handle is left, so no observe call can race this count.
-        if let Some(rx) = &self.rx {
-            let late = rx.try_iter().count() as u64;
-            self.shared.counters.abandoned_in_queue(late);
-        }
+fn log_summary(report: &ShutdownReport) {
+    let s = &report.stats;
+    let line = format!(
+        "Late observer stopped in {} ms: held {} at the stop, drained {}, written {}; \
+         accepted {}, found {}, not found {}, deduplicated {}, failed {}, panicked {}, \
+         abandoned {}; store errors {}; refused: queue full {}, invalid {}, shut down {}, \
+         disabled {}, config error {}",
+        report.elapsed.as_millis(),
+        report.held_at_stop,
+        report.drained(),
+        report.written,
+        s.accepted,
+        s.found,
+        s.not_found,
+        s.deduplicated,
+        s.failed,
+        s.panicked,
+        s.abandoned,
+        s.store_errors,
+        s.refused_queue_full,
+        s.refused_invalid,
+        s.refused_shut_down,
+        s.refused_disabled,
+        s.refused_config_error,
+    );
+    if report.is_complete() {
+        info!(target: LOG_TARGET, "{line}");
+    } else {
+        warn!(
+            target: LOG_TARGET,
+            "{line}; {} worker(s) did not stop in time and were detached, {} observation(s) still held",
+            report.workers_not_stopped,
+            s.in_flight
+        );
     }
 }
 
 impl fmt::Debug for LateObserver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.handle, f)
+    }
+}
+
+impl fmt::Debug for ObserverHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stats = self.stats();
         f.debug_struct("LateObserver")
-            .field("enabled", &self.inner.rx.is_some())
+            .field("enabled", &stats.enabled)
             .field("workers", &stats.workers)
             .field("queued", &stats.queued)
             .field("in_flight", &stats.in_flight)
@@ -392,4 +625,12 @@ fn random_id() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     h.write_u128(now.map_or(0, |d| d.as_nanos()));
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_front_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<super::Front>(), 64);
+    }
 }

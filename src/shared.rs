@@ -1,84 +1,73 @@
-//! [`Shared`]: what the caller's side and the workers share: the counters,
-//! the shutdown flag, and the throttled warnings. Every log line that can
-//! repeat goes through a [`Throttle`] here, so none can flood the log.
-//! Messages start with "Late observer" so the runbook's
-//! `grep "Late observer"` finds them.
+//! [`Shared`]: what the callers and the workers share: the counters, the
+//! stop request, and the throttled warnings. Callers only count; every log
+//! line is written by a worker, so an observe call never does I/O.
 
-use log::{error, warn};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
-use crate::config::{ENV_QUEUE_CAPACITY, ENV_WORKERS};
-use crate::counters::{Counters, Refusal};
-use crate::throttle::Throttle;
-use crate::{Config, InvalidInput, LOG_TARGET, StoreError};
+use crate::stats::Counters;
+use crate::warnings::Warnings;
+use crate::{Config, InvalidInput, Refused};
+
+/// How the workers are asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopMode {
+    /// Keep watching what is held (and queued) until each job is decided
+    /// or `until` passes, write what was decided, abandon the rest.
+    Drain { until: Instant },
+    /// Write what is decided, abandon the rest at once.
+    Now,
+}
 
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
-    queue_capacity: usize,
-    queue_full: Throttle,
-    invalid: Throttle,
-    store_errors: Throttle,
-    panics: Throttle,
+    pub(crate) warnings: Warnings,
+    /// The last invalid input refused, for the warning a worker writes.
+    last_invalid: Mutex<Option<InvalidInput>>,
+    stop: Mutex<Option<StopMode>>,
 }
 
 impl Shared {
     pub(crate) fn new(config: &Config) -> Self {
-        let every = config.warn_interval();
         Self {
             counters: Counters::default(),
-            queue_capacity: config.queue_capacity(),
-            queue_full: Throttle::new(every),
-            invalid: Throttle::new(every),
-            store_errors: Throttle::new(every),
-            panics: Throttle::new(every),
+            warnings: Warnings::new(config),
+            last_invalid: Mutex::new(None),
+            stop: Mutex::new(None),
         }
     }
 
-    // The refusal paths are kept out of line so that the accepting path of
-    // observe stays a few cache lines of code.
+    /// Counts a refusal; nothing else happens on the caller's thread.
     #[cold]
     #[inline(never)]
-    pub(crate) fn refuse_queue_full(&self) {
-        self.counters.refused(Refusal::QueueFull);
-        if let Some(n) = self.queue_full.hit() {
-            warn!(
-                target: LOG_TARGET,
-                "Late observer queue full (capacity {}): {n} observation(s) dropped since the last warning; \
-                 raise {ENV_QUEUE_CAPACITY} or {ENV_WORKERS}",
-                self.queue_capacity
-            );
+    pub(crate) fn refuse(&self, why: Refused) -> Refused {
+        // try_lock: a caller never waits, it at worst leaves an older one.
+        if let (Refused::Invalid(input), Ok(mut last)) = (why, self.last_invalid.try_lock()) {
+            *last = Some(input);
         }
+        self.counters.refused(&why);
+        why
     }
 
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn refuse_invalid(&self, why: InvalidInput) {
-        self.counters.refused(Refusal::Invalid);
-        if let Some(n) = self.invalid.hit() {
-            warn!(
-                target: LOG_TARGET,
-                "Late observer refused invalid input: {why} ({n} refused since the last warning)"
-            );
-        }
+    pub(crate) fn last_invalid(&self) -> Option<InvalidInput> {
+        *self
+            .last_invalid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn store_failed(&self, op: &str, err: &StoreError) {
-        self.counters.store_error();
-        if let Some(n) = self.store_errors.hit() {
-            warn!(
-                target: LOG_TARGET,
-                "Late observer {op} failed: {err} ({n} store error(s) since the last warning)"
-            );
-        }
+    fn stop_lock(&self) -> MutexGuard<'_, Option<StopMode>> {
+        self.stop.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn store_panicked(&self, op: &str, jobs: usize) {
-        if let Some(n) = self.panics.hit() {
-            error!(
-                target: LOG_TARGET,
-                "Late observer {op} panicked; its {jobs} observation(s) are counted as panicked and \
-                 the store is replaced ({n} panic(s) since the last report)"
-            );
-        }
+    pub(crate) fn request_stop(&self, mode: StopMode) {
+        *self.stop_lock() = Some(mode);
+    }
+
+    /// How to stop, once asked to; `Now` if the stop signal came without a
+    /// mode (the observer went away).
+    pub(crate) fn stop_mode(&self) -> StopMode {
+        self.stop_lock().unwrap_or(StopMode::Now)
     }
 }

@@ -1,13 +1,11 @@
-//! [`Stats`]: a snapshot of every counter and gauge, for code. The
-//! Prometheus rendering in [`crate::metrics`] is a pure function of it.
+//! [`Stats`], the snapshot code reads, and [`Counters`], the live atomics
+//! behind it. A new metric is one counter here and one row in the metrics
+//! table.
 
-use crate::ObsPoint;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
-/// Upper bounds (milliseconds) of the wait histogram's buckets; a last
-/// `+Inf` bucket follows.
-pub const WAIT_BUCKETS_MS: [u64; 12] = [
-    50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000,
-];
+use crate::{ObsPoint, Refused};
 
 /// A snapshot of the observer's counters. Every observe call is counted in
 /// exactly one of the `refused_*` fields or in `accepted`; every accepted
@@ -20,10 +18,16 @@ pub const WAIT_BUCKETS_MS: [u64; 12] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
+    /// Whether the observer runs (`false`: disabled, or a config error).
+    pub enabled: bool,
+    /// Whether it runs disabled because its configuration was invalid.
+    pub config_error: bool,
     /// Observations taken into the queue.
     pub accepted: u64,
-    /// Refused because observing is disabled.
+    /// Refused because observing is switched off.
     pub refused_disabled: u64,
+    /// Refused because the configuration was invalid at start.
+    pub refused_config_error: u64,
     /// Refused as invalid input (see [`InvalidInput`](crate::InvalidInput)).
     pub refused_invalid: u64,
     /// Refused because the queue was full.
@@ -81,21 +85,27 @@ pub struct PointStats {
     pub wait: WaitHistogram,
 }
 
-/// Distribution of waits, bucketed by [`WAIT_BUCKETS_MS`].
+/// Distribution of waits, bucketed by [`WaitHistogram::BUCKETS_MS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WaitHistogram {
     /// Count per bucket (not cumulative); the last one is `+Inf`.
-    pub counts: [u64; WAIT_BUCKETS_MS.len() + 1],
+    pub counts: [u64; WaitHistogram::BUCKETS_MS.len() + 1],
     /// Sum of the waits, in milliseconds.
     pub sum_ms: u64,
 }
 
 impl WaitHistogram {
+    /// Upper bounds (milliseconds) of the buckets; a last `+Inf` bucket
+    /// follows.
+    pub const BUCKETS_MS: [u64; 12] = [
+        50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000,
+    ];
+
     pub(crate) fn record(&mut self, wait_ms: u64) {
-        let bucket = WAIT_BUCKETS_MS
+        let bucket = Self::BUCKETS_MS
             .iter()
             .position(|&le| wait_ms <= le)
-            .unwrap_or(WAIT_BUCKETS_MS.len());
+            .unwrap_or(Self::BUCKETS_MS.len());
         self.counts[bucket] += 1;
         self.sum_ms += wait_ms;
     }
@@ -107,7 +117,7 @@ impl WaitHistogram {
 
     /// `(upper bound in ms, cumulative count)` per bucket, `None` for `+Inf`.
     pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
-        let bounds = WAIT_BUCKETS_MS.iter().map(|&b| Some(b)).chain([None]);
+        let bounds = Self::BUCKETS_MS.iter().map(|&b| Some(b)).chain([None]);
         bounds.zip(self.counts.iter().scan(0, |acc, &n| {
             *acc += n;
             Some(*acc)
@@ -125,12 +135,6 @@ impl PointStats {
             wait: WaitHistogram::default(),
         }
     }
-
-    /// Share of written events with `heat_found=1`, if any were written.
-    pub fn coverage(&self) -> Option<f64> {
-        let total = self.found + self.not_found;
-        (total > 0).then(|| self.found as f64 / total as f64)
-    }
 }
 
 impl Stats {
@@ -141,10 +145,19 @@ impl Stats {
 
     /// Observe calls refused at the door, all reasons.
     pub fn refused(&self) -> u64 {
-        self.refused_disabled
-            + self.refused_invalid
-            + self.refused_queue_full
-            + self.refused_shut_down
+        Refused::ALL.iter().map(|r| self.refused_for(r)).sum()
+    }
+
+    /// Observe calls refused for `reason`'s reason (an `Invalid` of any
+    /// kind counts all invalid input).
+    pub fn refused_for(&self, reason: &Refused) -> u64 {
+        match reason {
+            Refused::Disabled => self.refused_disabled,
+            Refused::ConfigError => self.refused_config_error,
+            Refused::Invalid(_) => self.refused_invalid,
+            Refused::QueueFull => self.refused_queue_full,
+            Refused::ShutDown => self.refused_shut_down,
+        }
     }
 
     /// Accepted observations that reached their end.
@@ -157,23 +170,32 @@ impl Stats {
             + self.abandoned
     }
 
-    /// Every outcome by name, refusals and the still pending included; the
-    /// values sum to [`Stats::calls`] when the snapshot is exact.
-    pub fn outcomes(&self) -> [(&'static str, u64); 12] {
-        [
-            ("refused_disabled", self.refused_disabled),
-            ("refused_invalid", self.refused_invalid),
-            ("refused_queue_full", self.refused_queue_full),
-            ("refused_shut_down", self.refused_shut_down),
-            ("found", self.found),
-            ("not_found", self.not_found),
-            ("deduplicated", self.deduplicated),
-            ("failed", self.failed),
-            ("panicked", self.panicked),
-            ("abandoned", self.abandoned),
-            ("queued", self.queued),
-            ("in_flight", self.in_flight),
-        ]
+    /// Every outcome by name, refusals (`refused_<reason>`) and the still
+    /// pending included; the values sum to [`Stats::calls`] when the
+    /// snapshot is exact.
+    pub fn outcomes(&self) -> Vec<(&'static str, u64)> {
+        const REFUSED: [&str; Refused::COUNT] = [
+            "refused_disabled",
+            "refused_config_error",
+            "refused_invalid",
+            "refused_queue_full",
+            "refused_shut_down",
+        ];
+        let refused = Refused::ALL
+            .iter()
+            .map(|r| (REFUSED[r.index()], self.refused_for(r)));
+        refused
+            .chain([
+                ("found", self.found),
+                ("not_found", self.not_found),
+                ("deduplicated", self.deduplicated),
+                ("failed", self.failed),
+                ("panicked", self.panicked),
+                ("abandoned", self.abandoned),
+                ("queued", self.queued),
+                ("in_flight", self.in_flight),
+            ])
+            .collect()
     }
 
     /// Whether every call is accounted for: the outcomes sum to the calls.
@@ -184,6 +206,159 @@ impl Stats {
     /// The counters of `point`, if it is known.
     pub fn point(&self, point: ObsPoint) -> Option<&PointStats> {
         self.points.iter().find(|p| p.obs_point == point)
+    }
+}
+
+/// Keeps a value on its own cache line (128 bytes covers adjacent-line
+/// prefetching on x86), so callers and workers do not share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// How an accepted observation ended, other than with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loss {
+    Failed,
+    Panicked,
+    Abandoned,
+}
+
+/// The live counters. `accepted` lives with the rest of what an accepted
+/// observe call touches (`observer::Front`); refusals, touched by callers
+/// on the cold paths only, have a cache line of their own.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    refused: Padded<[AtomicU64; Refused::COUNT]>,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    abandoned: AtomicU64,
+    in_flight: AtomicU64,
+    workers: AtomicU64,
+    store_errors: AtomicU64,
+    exists_calls: AtomicU64,
+    keys_checked: AtomicU64,
+    append_calls: AtomicU64,
+    claims_sent: AtomicU64,
+    /// Beyond the built-in points, which [`Counters::snapshot`] adds at 0.
+    points: Mutex<Vec<PointStats>>,
+}
+
+impl Counters {
+    pub(crate) fn refused(&self, why: &Refused) {
+        self.refused.0[why.index()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn refused_count(&self, why: &Refused) -> u64 {
+        self.refused.0[why.index()].load(Relaxed)
+    }
+
+    /// Jobs a worker held that ended without an event.
+    pub(crate) fn lost(&self, loss: Loss, jobs: u64) {
+        let counter = match loss {
+            Loss::Failed => &self.failed,
+            Loss::Panicked => &self.panicked,
+            Loss::Abandoned => &self.abandoned,
+        };
+        counter.fetch_add(jobs, Relaxed);
+        self.in_flight.fetch_sub(jobs, Relaxed);
+    }
+
+    /// Jobs still in the queue at shutdown, never held by a worker.
+    pub(crate) fn abandoned_in_queue(&self, jobs: u64) {
+        self.abandoned.fetch_add(jobs, Relaxed);
+    }
+
+    /// One event written (`deduplicated` false) or refused as a duplicate.
+    pub(crate) fn recorded(&self, point: ObsPoint, found: bool, wait_ms: u64, deduplicated: bool) {
+        let mut points = self.points.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = match points.iter().position(|p| p.obs_point == point) {
+            Some(i) => i,
+            None => {
+                points.push(PointStats::new(point));
+                points.len() - 1
+            }
+        };
+        let stats = &mut points[i];
+        if deduplicated {
+            stats.deduplicated += 1;
+        } else if found {
+            stats.found += 1;
+            stats.wait.record(wait_ms);
+        } else {
+            stats.not_found += 1;
+        }
+        drop(points);
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn admitted(&self, jobs: u64) {
+        self.in_flight.fetch_add(jobs, Relaxed);
+    }
+
+    pub(crate) fn worker_started(&self) {
+        self.workers.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn worker_stopped(&self) {
+        self.workers.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn exists_call(&self, keys: usize) {
+        self.exists_calls.fetch_add(1, Relaxed);
+        self.keys_checked.fetch_add(keys as u64, Relaxed);
+    }
+
+    pub(crate) fn append_call(&self, claims: usize) {
+        self.append_calls.fetch_add(1, Relaxed);
+        self.claims_sent.fetch_add(claims as u64, Relaxed);
+    }
+
+    pub(crate) fn store_error(&self) -> u64 {
+        self.store_errors.fetch_add(1, Relaxed) + 1
+    }
+
+    /// A snapshot; `accepted` and `queued` come from the observer's front
+    /// and its channel, which only the caller of this function can see.
+    pub(crate) fn snapshot(&self, accepted: u64, queued: u64) -> Stats {
+        let mut points = self
+            .points
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for point in ObsPoint::BUILT_IN {
+            if !points.iter().any(|p| p.obs_point == point) {
+                points.push(PointStats::new(point));
+            }
+        }
+        let rank = |p: &PointStats| ObsPoint::BUILT_IN.iter().position(|&b| b == p.obs_point);
+        // Built-in points first; the others keep the order they came in.
+        points.sort_by_key(|p| rank(p).unwrap_or(ObsPoint::BUILT_IN.len()));
+        let refused = |r: Refused| self.refused_count(&r);
+        Stats {
+            enabled: false,
+            config_error: false,
+            accepted,
+            refused_disabled: refused(Refused::Disabled),
+            refused_config_error: refused(Refused::ConfigError),
+            refused_invalid: refused(Refused::ALL[2]),
+            refused_queue_full: refused(Refused::QueueFull),
+            refused_shut_down: refused(Refused::ShutDown),
+            found: points.iter().map(|p| p.found).sum(),
+            not_found: points.iter().map(|p| p.not_found).sum(),
+            deduplicated: points.iter().map(|p| p.deduplicated).sum(),
+            failed: self.failed.load(Relaxed),
+            panicked: self.panicked.load(Relaxed),
+            abandoned: self.abandoned.load(Relaxed),
+            queued,
+            in_flight: self.in_flight.load(Relaxed),
+            workers: self.workers.load(Relaxed),
+            store_errors: self.store_errors.load(Relaxed),
+            exists_calls: self.exists_calls.load(Relaxed),
+            keys_checked: self.keys_checked.load(Relaxed),
+            append_calls: self.append_calls.load(Relaxed),
+            claims_sent: self.claims_sent.load(Relaxed),
+            points,
+        }
     }
 }
 
@@ -204,5 +379,19 @@ mod tests {
         assert_eq!(cum[1], (Some(100), 3));
         assert_eq!(cum[8], (Some(2000), 4));
         assert_eq!(cum.last(), Some(&(None, 5)));
+    }
+
+    #[test]
+    fn outcomes_name_every_refusal_and_sum_to_the_calls() {
+        let c = Counters::default();
+        for r in Refused::ALL {
+            c.refused(&r);
+        }
+        let stats = c.snapshot(3, 3);
+        assert_eq!(stats.refused(), 5);
+        assert_eq!(stats.calls(), 8);
+        assert!(stats.is_balanced());
+        let names: Vec<_> = stats.outcomes().into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"refused_config_error"), "{names:?}");
     }
 }

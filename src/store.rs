@@ -3,34 +3,16 @@
 //! A [`Connector`] makes one [`Store`] per worker thread (on that thread, with
 //! no I/O: stores connect lazily). A store answers two batched questions per
 //! tick: which of these keys exist, and "claim these dedupe keys and append
-//! one event per claim won". [`MemoryStore`] implements both traits in memory,
-//! with switches for faults; [`RedisConnector`] and [`RedisStore`] talk to a
-//! Redis server.
+//! one event per claim won". [`MemoryStore`] implements both traits in memory;
+//! everything Redis-specific lives in `store/redis`.
 
-mod backoff;
-#[cfg(feature = "cluster")]
-mod cluster;
-mod link;
 mod memory;
-mod redis;
-mod scripts;
-#[cfg(feature = "cluster")]
-mod slots;
-#[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod redis;
 
 use std::fmt;
 use std::time::Duration;
 
-#[cfg(feature = "cluster")]
-pub use cluster::{RedisClusterConnector, RedisClusterStore};
-#[cfg(feature = "cluster")]
-pub(crate) use cluster::{cluster_addresses, node_url};
-pub use memory::{Fault, Gate, MemoryStore, Op, StreamEntry};
-pub use redis::{RedisConnector, RedisStore, RedisUrlError};
-pub use scripts::{CLAIM_CHUNK, EXISTS_CHUNK};
-#[cfg(feature = "tls")]
-pub use tls::TlsCerts;
+pub use memory::{MemoryStore, StreamEntry};
 
 use crate::Event;
 

@@ -1,5 +1,5 @@
 //! The worker loop. Each worker holds up to `max_in_flight` jobs and, per
-//! wake-up:
+//! wake-up ([`Worker::step`]):
 //!
 //! 1. takes queued jobs (without blocking) up to its limit;
 //! 2. looks at the keys of the jobs that are due in one [`Store::exists`]
@@ -7,22 +7,28 @@
 //!    has passed otherwise (the last look at the deadline);
 //! 3. writes every decided job in one [`Store::claim_and_append`] call,
 //!    keeping failed writes for a later retry within the retry window;
-//! 4. sleeps until the next tick, deadline or retry (at most 10 ms while it
-//!    has room for more jobs), on the stop channel, so shutdown cuts the
-//!    sleep short. With nothing held it blocks on the queue.
+//! 4. writes the warnings that are due, then waits until the next tick,
+//!    deadline or retry (at most 10 ms while it has room for more jobs). With
+//!    nothing held it blocks on the queue.
+//!
+//! Asked to stop, it drains (keeps going until everything it holds and the
+//! queue are decided, or the drain deadline) or stops at once; then it
+//! writes what is decided one last time and abandons the rest.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, select};
+use log::{debug, log_enabled, trace};
 
-use crate::counters::Loss;
 use crate::job::Job;
-use crate::shared::Shared;
+use crate::pool::Signals;
+use crate::shared::{Shared, StopMode};
+use crate::stats::Loss;
 use crate::store::{Claim, Claimed, Connector, Store, StreamSpec};
 use crate::watchlist::{Watch, Watchlist};
-use crate::{Config, Event, StoreError, StoreErrorKind};
+use crate::{Config, Event, LOG_TARGET, StoreError, StoreErrorKind};
 
 /// Deadline looks are at most this late, so that a burst's deadlines, which
 /// differ by microseconds, share one round trip instead of one each.
@@ -31,22 +37,66 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 const INTAKE_EVERY: Duration = DEADLINE_SLACK;
 /// Longest pause between two write retries.
 const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(1);
+/// An idle worker wakes this often to write the warnings that are due.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
 
 /// What every worker of one observer shares and never changes.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    config: Config,
+pub(crate) struct Context<C> {
+    pub(crate) connector: C,
+    pub(crate) jobs: Receiver<Job>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: Config,
     /// Least time between two looks of one worker.
     spacing: Duration,
     /// Makes owner tokens unique to this observer (see [`Claim::owner`]).
     owner_prefix: String,
     stream: StreamSpec,
+    /// Feature `metrics`: the observer's families, for the facade.
+    #[cfg(feature = "metrics")]
+    pub(crate) facade: Option<Facade>,
 }
 
-impl Settings {
-    pub(crate) fn new(config: &Config, observer_id: u64) -> Self {
+/// What a worker needs to report through the `metrics` facade: the
+/// observer's families (`None` once it is gone), its labels, and when they
+/// were last reported.
+#[cfg(feature = "metrics")]
+pub(crate) struct Facade {
+    pub(crate) families: Box<dyn Fn() -> Option<Vec<crate::MetricFamily>> + Send + Sync>,
+    pub(crate) labels: Vec<(&'static str, String)>,
+    pub(crate) last: std::sync::Mutex<Instant>,
+}
+
+#[cfg(feature = "metrics")]
+impl Facade {
+    /// Reports every family, at most once a second across the workers.
+    fn publish_if_due(&self) {
+        let now = Instant::now();
+        let Ok(mut last) = self.last.try_lock() else {
+            return; // another worker is at it
+        };
+        if now.duration_since(*last) < Duration::from_secs(1) {
+            return;
+        }
+        *last = now;
+        drop(last);
+        if let Some(families) = (self.families)() {
+            crate::metrics::publish(&families);
+        }
+    }
+}
+
+impl<C> Context<C> {
+    pub(crate) fn new(
+        connector: C,
+        jobs: Receiver<Job>,
+        shared: Arc<Shared>,
+        config: &Config,
+        observer_id: u64,
+    ) -> Self {
         Self {
-            config: config.clone(),
+            connector,
+            jobs,
+            shared,
             spacing: config.poll().min(DEADLINE_SLACK),
             owner_prefix: format!("{observer_id:016x}"),
             stream: StreamSpec {
@@ -54,20 +104,11 @@ impl Settings {
                 maxlen: config.stream_maxlen(),
                 dedupe_ttl: config.dedupe_ttl(),
             },
+            config: config.clone(),
+            #[cfg(feature = "metrics")]
+            facade: None,
         }
     }
-}
-
-/// Everything a worker thread starts with.
-pub(crate) struct Parts<C: Connector> {
-    pub(crate) index: usize,
-    pub(crate) connector: Arc<C>,
-    pub(crate) jobs: Receiver<Job>,
-    /// Never sent on; disconnected when shutdown drops its sender.
-    pub(crate) stop: Receiver<()>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) done: Sender<usize>,
 }
 
 /// A job whose answer is known, waiting for its event to be written.
@@ -78,14 +119,17 @@ struct Decided {
     decided_at: Instant,
 }
 
+/// Why a store call gave no usable answer.
+enum CallFailed {
+    Error,
+    Panicked,
+}
+
 struct Worker<C: Connector> {
     index: usize,
-    connector: Arc<C>,
-    store: C::Store,
-    jobs: Receiver<Job>,
+    ctx: Arc<Context<C>>,
     stop: Receiver<()>,
-    shared: Arc<Shared>,
-    settings: Arc<Settings>,
+    store: C::Store,
     watching: Watchlist,
     decided: Vec<Decided>,
     next_tick: Instant,
@@ -93,46 +137,31 @@ struct Worker<C: Connector> {
     write_at: Instant,
     write_backoff: Duration,
     seq: u64,
+    /// Set once asked to drain: the time by which to give up.
+    draining: Option<Instant>,
 }
 
-/// Reports the worker's end even if it unwinds, so shutdown never waits for
-/// a worker that is gone.
-struct ExitGuard {
-    index: usize,
-    shared: Arc<Shared>,
-    done: Sender<usize>,
-}
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        self.shared.counters.worker_stopped();
-        let _ = self.done.send(self.index);
-    }
-}
-
-/// The body of thread `heat-observer-{index}`.
-pub(crate) fn run<C: Connector>(parts: Parts<C>) {
-    let _exit = ExitGuard {
-        index: parts.index,
-        shared: parts.shared.clone(),
-        done: parts.done,
-    };
-    let store = match catch_unwind(AssertUnwindSafe(|| parts.connector.connect(parts.index))) {
-        Ok(store) => store,
-        Err(_) => {
-            log::error!(target: crate::LOG_TARGET, "Late observer worker {} stopped: its connector panicked", parts.index);
-            return;
+/// The body of thread `heat-observer-{index}`. Reports its end even if it
+/// unwinds, so a stop never waits for a worker that is gone.
+pub(crate) fn run<C: Connector>(index: usize, ctx: Arc<Context<C>>, signals: Signals) {
+    struct Exit(Arc<Shared>, crossbeam_channel::Sender<usize>, usize);
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            self.0.counters.worker_stopped();
+            let _ = self.1.send(self.2);
         }
+    }
+    let _exit = Exit(Arc::clone(&ctx.shared), signals.done, index);
+    let Ok(store) = catch_unwind(AssertUnwindSafe(|| ctx.connector.connect(index))) else {
+        log::error!(target: LOG_TARGET, "Late observer worker {index} stopped: its connector panicked");
+        return;
     };
     let now = Instant::now();
-    Worker {
-        index: parts.index,
-        connector: parts.connector,
+    let mut worker = Worker {
+        index,
+        ctx,
+        stop: signals.stop,
         store,
-        jobs: parts.jobs,
-        stop: parts.stop,
-        shared: parts.shared,
-        settings: parts.settings,
         watching: Watchlist::default(),
         decided: Vec::new(),
         next_tick: now,
@@ -140,58 +169,108 @@ pub(crate) fn run<C: Connector>(parts: Parts<C>) {
         write_at: now,
         write_backoff: Duration::ZERO,
         seq: 0,
-    }
-    .run();
+        draining: None,
+    };
+    while worker.step() {}
+    worker.finish();
 }
 
 impl<C: Connector> Worker<C> {
-    fn run(mut self) {
-        loop {
-            let mut first = None;
-            if self.held() == 0 {
-                // Idle: block on the queue, so an idle pool costs nothing.
-                select! {
-                    recv(self.jobs) -> job => match job {
-                        Ok(job) => first = Some(job),
-                        Err(_) => break,
-                    },
-                    recv(self.stop) -> _ => break,
-                }
-                // The first job after idling is looked at immediately.
-                self.next_tick = Instant::now();
-            }
-            self.intake(first);
-            self.look(Instant::now());
-            self.write(Instant::now());
-            if self.held() == 0 {
-                continue;
-            }
-            let wake = self.next_wake();
-            match self.stop.recv_deadline(wake) {
-                Err(RecvTimeoutError::Timeout) => {}
-                // Disconnected: shutdown dropped the sender.
-                _ => break,
+    /// One wake-up; false when the worker should stop.
+    fn step(&mut self) -> bool {
+        let mut first = None;
+        if self.held() == 0 && self.draining.is_none() {
+            match self.wait_idle() {
+                Ok(job) => first = job,
+                Err(()) => return self.stop_requested(),
             }
         }
-        self.stop_now();
+        self.intake(first);
+        self.look(Instant::now());
+        self.write(Instant::now());
+        let shared = &self.ctx.shared;
+        shared
+            .warnings
+            .tick(&shared.counters, shared.last_invalid(), false);
+        #[cfg(feature = "metrics")]
+        if let Some(facade) = &self.ctx.facade {
+            facade.publish_if_due();
+        }
+        self.wait_busy()
     }
 
     fn held(&self) -> usize {
         self.watching.len() + self.decided.len()
     }
 
-    /// Takes queued jobs up to the in-flight limit, without blocking.
+    /// With nothing held: blocks on the queue (an idle pool costs nothing)
+    /// but wakes every [`IDLE_WAKE`] for the warnings. `Err` on a stop.
+    fn wait_idle(&mut self) -> Result<Option<Job>, ()> {
+        select! {
+            recv(self.ctx.jobs) -> job => {
+                // The first job after idling is looked at immediately.
+                self.next_tick = Instant::now();
+                job.map(Some).map_err(|_| ())
+            },
+            recv(self.stop) -> _ => Err(()),
+            default(IDLE_WAKE) => Ok(None),
+        }
+    }
+
+    /// Sleeps until the next thing to do; false when it is time to stop.
+    fn wait_busy(&mut self) -> bool {
+        if let Some(until) = self.draining {
+            let now = Instant::now();
+            if now >= until || (self.held() == 0 && self.ctx.jobs.is_empty()) {
+                return false;
+            }
+            if self.held() > 0 {
+                std::thread::sleep(self.next_wake().min(until).saturating_duration_since(now));
+            }
+            return true;
+        }
+        if self.held() == 0 {
+            return true;
+        }
+        let wake = self.next_wake();
+        match self.stop.recv_deadline(wake) {
+            Err(RecvTimeoutError::Timeout) => true,
+            // Disconnected: the pool dropped the sender.
+            _ => self.stop_requested(),
+        }
+    }
+
+    /// Asked to stop: drain (true, go on) or stop now (false).
+    fn stop_requested(&mut self) -> bool {
+        match self.ctx.shared.stop_mode() {
+            StopMode::Drain { until } => {
+                self.draining = Some(until);
+                true
+            }
+            StopMode::Now => false,
+        }
+    }
+
+    /// Takes queued jobs, without blocking: up to the in-flight limit, or
+    /// all of them while draining.
     fn intake(&mut self, first: Option<Job>) {
-        let room = self
-            .settings
-            .config
-            .max_in_flight()
-            .saturating_sub(self.held());
-        let queued = std::iter::from_fn(|| self.jobs.try_recv().ok());
+        let room = match self.draining {
+            Some(_) => usize::MAX,
+            None => self.ctx.config.max_in_flight().saturating_sub(self.held()),
+        };
+        let queued = std::iter::from_fn(|| self.ctx.jobs.try_recv().ok());
         let jobs: Vec<Job> = first.into_iter().chain(queued).take(room).collect();
-        self.shared.counters.admitted(jobs.len() as u64);
+        self.ctx.shared.counters.admitted(jobs.len() as u64);
+        let follow = log_enabled!(target: LOG_TARGET, log::Level::Debug);
         for job in jobs {
-            let heat_key = self.settings.config.heat_key(job.plan_id());
+            if follow {
+                debug!(
+                    target: LOG_TARGET,
+                    "Late observer worker {} took plan {} ({}, wait {} ms)",
+                    self.index, job.plan_id(), job.point(), job.wait_ms()
+                );
+            }
+            let heat_key = self.ctx.config.heat_key(job.plan_id());
             self.watching.push(job, heat_key);
         }
     }
@@ -200,8 +279,7 @@ impl<C: Connector> Worker<C> {
     fn look(&mut self, now: Instant) {
         let tick = now >= self.next_tick;
         if tick {
-            self.next_tick =
-                (self.next_tick + self.settings.config.poll()).max(now + self.settings.spacing);
+            self.next_tick = (self.next_tick + self.ctx.config.poll()).max(now + self.ctx.spacing);
         }
         let due = self.watching.due(now, tick);
         if due.is_empty() {
@@ -212,18 +290,15 @@ impl<C: Connector> Worker<C> {
             .iter()
             .map(|&i| self.watching.get(i).heat_key.as_str())
             .collect();
-        self.shared.counters.exists_call(keys.len());
-        let store = &mut self.store;
-        let answer = catch_unwind(AssertUnwindSafe(|| store.exists(&keys)));
+        self.ctx.shared.counters.exists_call(keys.len());
+        let op = ("heat key check", keys.len());
+        let answer = guarded(&mut self.store, &self.ctx, self.index, op, |store| {
+            store.exists(&keys)
+        });
         drop(keys);
         let found = match answer {
-            Ok(Ok(found)) if found.len() == due.len() => found,
-            Ok(Ok(found)) => {
-                let err = mismatch("exists", due.len(), found.len());
-                return self.look_failed(&due, now, &err);
-            }
-            Ok(Err(err)) => return self.look_failed(&due, now, &err),
-            Err(_) => return self.panicked("exists", &due),
+            Ok(found) => found,
+            Err(failed) => return self.look_failed(&due, now, failed),
         };
         let wall = unix_ms();
         // In reverse, so swap_remove only moves entries already visited.
@@ -232,36 +307,51 @@ impl<C: Connector> Worker<C> {
             if found || self.watching.deadline(i) <= now {
                 let watch = self.watching.take(i);
                 self.decide(watch, found, now, wall);
+            } else {
+                trace!(target: LOG_TARGET, "Late observer looked at plan {}: not yet", self.watching.get(i).job.plan_id());
             }
         }
     }
 
     /// A failed look decides nothing; a job whose deadline has passed has
-    /// lost its last look and ends as failed.
-    fn look_failed(&mut self, due: &[usize], now: Instant, err: &StoreError) {
-        self.shared.store_failed("heat key check", err);
-        let mut failed = 0;
-        for &i in due.iter().rev() {
-            if self.watching.deadline(i) <= now {
-                self.watching.take(i);
-                failed += 1;
+    /// lost its last look and ends as failed. After a panic, every job of
+    /// the call ends as panicked.
+    fn look_failed(&mut self, due: &[usize], now: Instant, failed: CallFailed) {
+        let (loss, lost) = match failed {
+            CallFailed::Panicked => (Loss::Panicked, due.to_vec()),
+            CallFailed::Error => {
+                let late = due
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.watching.deadline(i) <= now);
+                (Loss::Failed, late.collect())
             }
+        };
+        for &i in lost.iter().rev() {
+            let watch = self.watching.take(i);
+            debug!(target: LOG_TARGET, "Late observer lost plan {}: its look {loss:?}", watch.job.plan_id());
         }
-        self.shared.counters.lost(Loss::Failed, failed);
+        self.ctx.shared.counters.lost(loss, lost.len() as u64);
     }
 
     fn decide(&mut self, watch: Watch, found: bool, now: Instant, wall_ms: u64) {
         let job = watch.job;
         let point = job.point();
+        let wait_ms = millis(now.saturating_duration_since(job.observed_at()));
+        debug!(
+            target: LOG_TARGET,
+            "Late observer decided plan {} ({point}): heat_found={} wait_ms={wait_ms} after {} look(s)",
+            job.plan_id(), u8::from(found), watch.polls
+        );
         self.seq += 1;
         self.decided.push(Decided {
-            dedupe_key: self.settings.config.dedupe_key(point, job.plan_id()),
-            owner: format!("{}-{}-{}", self.settings.owner_prefix, self.index, self.seq),
+            dedupe_key: self.ctx.config.dedupe_key(point, job.plan_id()),
+            owner: format!("{}-{}-{}", self.ctx.owner_prefix, self.index, self.seq),
             event: Event {
                 plan_id: job.plan_id().to_owned(),
                 symbol: job.symbol().to_owned(),
                 obs_point: point,
-                wait_ms: millis(now.saturating_duration_since(job.observed_at())),
+                wait_ms,
                 heat_found: found,
                 polls: watch.polls,
                 max_wait_ms: job.wait_ms(),
@@ -276,76 +366,64 @@ impl<C: Connector> Worker<C> {
         if self.decided.is_empty() || now < self.write_at {
             return;
         }
-        let claims: Vec<Claim<'_>> = self
-            .decided
-            .iter()
-            .map(|d| Claim {
-                dedupe_key: &d.dedupe_key,
-                owner: &d.owner,
-                event: &d.event,
-            })
-            .collect();
-        self.shared.counters.append_call(claims.len());
-        let (store, stream) = (&mut self.store, &self.settings.stream);
-        let answer = catch_unwind(AssertUnwindSafe(|| store.claim_and_append(stream, &claims)));
-        drop(claims);
+        let decided = std::mem::take(&mut self.decided);
+        self.ctx.shared.counters.append_call(decided.len());
+        let stream = &self.ctx.stream;
+        let op = ("event write", decided.len());
+        let answer = guarded(&mut self.store, &self.ctx, self.index, op, |store| {
+            let claims: Vec<Claim<'_>> = decided
+                .iter()
+                .map(|d| Claim {
+                    dedupe_key: &d.dedupe_key,
+                    owner: &d.owner,
+                    event: &d.event,
+                })
+                .collect();
+            store.claim_and_append(stream, &claims)
+        });
         match answer {
-            Ok(Ok(claimed)) if claimed.len() == self.decided.len() => {
-                for (d, claimed) in self.decided.drain(..).zip(claimed) {
-                    let e = &d.event;
-                    let duplicate = claimed == Claimed::Duplicate;
-                    self.shared
-                        .counters
-                        .recorded(e.obs_point, e.heat_found, e.wait_ms, duplicate);
+            Ok(claimed) => {
+                for (d, claimed) in decided.into_iter().zip(claimed) {
+                    self.recorded(&d.event, claimed == Claimed::Duplicate);
                 }
                 self.write_backoff = Duration::ZERO;
             }
-            Ok(Ok(claimed)) => {
-                let err = mismatch("claim_and_append", self.decided.len(), claimed.len());
-                self.write_failed(now, &err);
+            Err(CallFailed::Error) => {
+                self.decided = decided;
+                self.write_failed(now);
             }
-            Ok(Err(err)) => self.write_failed(now, &err),
-            Err(_) => {
-                let n = self.decided.len();
-                self.decided.clear();
-                self.shared.counters.lost(Loss::Panicked, n as u64);
-                self.shared.store_panicked("event write", n);
-                self.replace_store();
+            Err(CallFailed::Panicked) => {
+                self.ctx
+                    .shared
+                    .counters
+                    .lost(Loss::Panicked, decided.len() as u64);
             }
+        }
+    }
+
+    fn recorded(&self, e: &Event, duplicate: bool) {
+        let what = if duplicate { "deduplicated" } else { "written" };
+        debug!(target: LOG_TARGET, "Late observer {what} plan {} ({})", e.plan_id, e.obs_point);
+        let counters = &self.ctx.shared.counters;
+        counters.recorded(e.obs_point, e.heat_found, e.wait_ms, duplicate);
+        #[cfg(feature = "metrics")]
+        if let (Some(facade), true, false) = (&self.ctx.facade, e.heat_found, duplicate) {
+            crate::metrics::record_wait(&facade.labels, e.obs_point.as_str(), e.wait_ms);
         }
     }
 
     /// Keeps the events for a retry after a growing pause; those older than
     /// the retry window end as failed.
-    fn write_failed(&mut self, now: Instant, err: &StoreError) {
-        self.shared.store_failed("event write", err);
-        let window = self.settings.config.retry_window();
+    fn write_failed(&mut self, now: Instant) {
+        let window = self.ctx.config.retry_window();
         let before = self.decided.len();
         self.decided
             .retain(|d| now.saturating_duration_since(d.decided_at) < window);
         let expired = before - self.decided.len();
-        self.shared.counters.lost(Loss::Failed, expired as u64);
+        self.ctx.shared.counters.lost(Loss::Failed, expired as u64);
         self.write_backoff =
-            (self.write_backoff * 2).clamp(self.settings.config.poll(), MAX_WRITE_BACKOFF);
+            (self.write_backoff * 2).clamp(self.ctx.config.poll(), MAX_WRITE_BACKOFF);
         self.write_at = now + self.write_backoff;
-    }
-
-    /// The jobs of a call that panicked end as panicked; the store, whose
-    /// state is unknown, is replaced.
-    fn panicked(&mut self, op: &str, due: &[usize]) {
-        for &i in due.iter().rev() {
-            self.watching.take(i);
-        }
-        self.shared.counters.lost(Loss::Panicked, due.len() as u64);
-        self.shared.store_panicked(op, due.len());
-        self.replace_store();
-    }
-
-    fn replace_store(&mut self) {
-        let (connector, index) = (&self.connector, self.index);
-        if let Ok(store) = catch_unwind(AssertUnwindSafe(|| connector.connect(index))) {
-            self.store = store;
-        }
     }
 
     /// The next tick, deadline or write retry, but never sooner than
@@ -358,18 +436,18 @@ impl<C: Connector> Worker<C> {
         if !self.decided.is_empty() {
             wake = wake.min(self.write_at);
         }
-        if self.held() < self.settings.config.max_in_flight() {
+        if self.held() < self.ctx.config.max_in_flight() {
             wake = wake.min(Instant::now() + INTAKE_EVERY);
         }
         match self.last_look {
-            Some(last) => wake.max(last + self.settings.spacing),
+            Some(last) => wake.max(last + self.ctx.spacing),
             None => wake,
         }
     }
 
-    /// On shutdown: one last try to write what is decided (bounded by the
-    /// store's timeouts), then everything still held is abandoned.
-    fn stop_now(&mut self) {
+    /// On the way out: one last try to write what is decided (bounded by
+    /// the store's timeouts), then everything still held is abandoned.
+    fn finish(&mut self) {
         if !self.decided.is_empty() {
             let now = Instant::now();
             self.write_at = now;
@@ -377,15 +455,50 @@ impl<C: Connector> Worker<C> {
         }
         let left = (self.watching.clear() + self.decided.len()) as u64;
         self.decided.clear();
-        self.shared.counters.lost(Loss::Abandoned, left);
+        if left > 0 {
+            debug!(target: LOG_TARGET, "Late observer worker {} abandoned {left} observation(s)", self.index);
+        }
+        self.ctx.shared.counters.lost(Loss::Abandoned, left);
     }
 }
 
-fn mismatch(op: &str, asked: usize, got: usize) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Protocol,
-        format!("{op} answered {got} results for {asked} requests"),
-    )
+/// Runs one store call, catching a panic and checking the answer's length.
+/// A failure is counted and warned about; after a panic the store, whose
+/// state is unknown, is replaced.
+fn guarded<C: Connector, T>(
+    store: &mut C::Store,
+    ctx: &Context<C>,
+    index: usize,
+    (op, asked): (&str, usize),
+    f: impl FnOnce(&mut C::Store) -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, CallFailed> {
+    let shared = &ctx.shared;
+    let failed = |err: &StoreError| {
+        shared.warnings.store_failed(op, err);
+        shared.counters.store_error();
+        CallFailed::Error
+    };
+    match catch_unwind(AssertUnwindSafe(|| f(store))) {
+        Ok(Ok(answer)) if answer.len() == asked => {
+            shared.warnings.store_answered();
+            Ok(answer)
+        }
+        Ok(Ok(answer)) => {
+            let why = format!(
+                "{op} answered {} results for {asked} requests",
+                answer.len()
+            );
+            Err(failed(&StoreError::new(StoreErrorKind::Protocol, why)))
+        }
+        Ok(Err(err)) => Err(failed(&err)),
+        Err(_) => {
+            shared.warnings.store_panicked(op, asked);
+            if let Ok(fresh) = catch_unwind(AssertUnwindSafe(|| ctx.connector.connect(index))) {
+                *store = fresh;
+            }
+            Err(CallFailed::Panicked)
+        }
+    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use heat_observer::{Config, Fault, InvalidInput, LateObserver, MemoryStore, Op, Refused, Stats};
+use heat_observer::{Config, InvalidInput, LateObserver, Refused, Stats};
+use support::rig::{Fault, Op, RiggedStore};
 use support::{PATIENCE, events, ms};
 
 const THREADS: usize = 4;
@@ -61,7 +62,7 @@ fn assert_accounted(results: &[Result<(), Refused>], stats: &Stats) {
 
 #[test]
 fn four_threads_of_ten_thousand_calls_through_a_small_queue_all_accounted() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     for t in 0..THREADS {
         for i in (0..PER_THREAD).step_by(3) {
             store.insert_key(Config::default().heat_key(&format!("t{t}-{i}")));
@@ -85,7 +86,10 @@ fn four_threads_of_ten_thousand_calls_through_a_small_queue_all_accounted() {
     assert_accounted(&results, &report.stats);
     // Every counted event is really in the stream, and "repeat" only once.
     let events = events(&store);
-    assert_eq!(events.len() as u64, report.emitted());
+    assert_eq!(
+        events.len() as u64,
+        report.stats.found + report.stats.not_found
+    );
     let repeats = events
         .iter()
         .filter(|e| e.field("plan_id") == Some("repeat"))
@@ -100,7 +104,7 @@ fn four_threads_of_ten_thousand_calls_through_a_small_queue_all_accounted() {
 #[test]
 fn accounting_holds_while_the_store_fails_panics_and_shutdown_cuts_in() {
     support::quiet_injected_panics();
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let config = Config::builder()
         .workers(2)
         .queue_capacity(128)
@@ -143,16 +147,20 @@ fn accounting_holds_while_the_store_fails_panics_and_shutdown_cuts_in() {
     chaos.join().unwrap();
     assert!(report.is_complete());
     assert_accounted(&results, &report.stats);
-    assert_eq!(events(&store).len() as u64, report.emitted());
+    assert_eq!(
+        events(&store).len() as u64,
+        report.stats.found + report.stats.not_found
+    );
 }
 
 #[test]
 fn invalid_input_is_refused_counted_and_never_queued() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let observer = LateObserver::start(Config::default(), store.clone()).unwrap();
-    let long = "p".repeat(heat_observer::MAX_PLAN_ID_LEN + 1);
+    let long = "p".repeat(128 + 1);
     let cases = [
         (observer.observe_late("", "S"), InvalidInput::EmptyPlanId),
+        (observer.observe_late("p", ""), InvalidInput::EmptySymbol),
         (
             observer.observe_late(&long, "S"),
             InvalidInput::PlanIdTooLong { len: long.len() },
@@ -174,21 +182,21 @@ fn invalid_input_is_refused_counted_and_never_queued() {
     let report = observer.shutdown(PATIENCE);
     assert_eq!(
         (report.stats.refused_invalid, report.stats.accepted),
-        (5, 0)
+        (6, 0)
     );
     assert!(events(&store).is_empty());
 }
 
 #[test]
 fn observe_after_shutdown_is_a_counted_refusal_and_shutdown_is_idempotent() {
-    let observer = LateObserver::start(Config::default(), MemoryStore::new()).unwrap();
-    let clone = observer.clone();
+    let observer = LateObserver::start(Config::default(), RiggedStore::new()).unwrap();
+    let clone = observer.handle();
     let first = observer.shutdown(PATIENCE);
     assert!(first.is_complete());
     assert_eq!(first.workers_stopped, 2);
     assert_eq!(clone.observe_late("p", "S"), Err(Refused::ShutDown));
     assert_eq!(clone.observe_now("p", "S"), Err(Refused::ShutDown));
-    let again = clone.shutdown(ms(1));
+    let again = observer.shutdown(ms(1));
     assert_eq!(again, first, "the second call returns the first report");
     assert_eq!(observer.stats().refused_shut_down, 2);
     assert_eq!(observer.stats().workers, 0);
@@ -198,9 +206,9 @@ fn observe_after_shutdown_is_a_counted_refusal_and_shutdown_is_idempotent() {
 fn handles_and_snapshots_cross_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<LateObserver>();
-    assert_send_sync::<MemoryStore>();
+    assert_send_sync::<RiggedStore>();
     assert_send_sync::<Stats>();
     assert_send_sync::<heat_observer::ConfigError>();
     assert_send_sync::<heat_observer::StoreError>();
-    assert_send_sync::<heat_observer::StartError>();
+    assert_send_sync::<heat_observer::ObserverHandle>();
 }

@@ -16,17 +16,25 @@ fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 
 #[test]
 fn defaults_are_pinned() {
-    assert_eq!(ENV_ENABLED, "P28_LATE_OBS_ENABLED");
-    assert_eq!(ENV_MAX_WAIT_MS, "P28_LATE_OBS_MAX_WAIT_MS");
-    assert_eq!(ENV_POLL_MS, "P28_LATE_OBS_POLL_MS");
-    assert_eq!(ENV_WORKERS, "P28_LATE_OBS_WORKERS");
-    assert_eq!(ENV_QUEUE_CAPACITY, "P28_LATE_OBS_QUEUE_CAPACITY");
-    assert_eq!(ENV_IN_FLIGHT, "P28_LATE_OBS_IN_FLIGHT");
-    assert_eq!(ENV_DEDUPE_TTL_MS, "P28_LATE_OBS_DEDUPE_TTL_MS");
-    assert_eq!(ENV_STREAM_MAXLEN, "P28_LATE_OBS_STREAM_MAXLEN");
-    assert_eq!(ENV_REDIS_TIMEOUT_MS, "P28_LATE_OBS_REDIS_TIMEOUT_MS");
-    assert_eq!(ENV_SHUTDOWN_TIMEOUT_MS, "P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS");
-    assert_eq!(ENV_RETRY_MS, "P28_LATE_OBS_RETRY_MS");
+    // The variables and their effective defaults, as an env file says them.
+    let want = [
+        ("P28_LATE_OBS_ENABLED", "true"),
+        ("P28_LATE_OBS_MAX_WAIT_MS", "2000"),
+        ("P28_LATE_OBS_POLL_MS", "100"),
+        ("P28_LATE_OBS_WORKERS", "2"),
+        ("P28_LATE_OBS_QUEUE_CAPACITY", "16384"),
+        ("P28_LATE_OBS_IN_FLIGHT", "8192"),
+        ("P28_LATE_OBS_DEDUPE_TTL_MS", "86400000"),
+        ("P28_LATE_OBS_STREAM_MAXLEN", "100000"),
+        ("P28_LATE_OBS_REDIS_TIMEOUT_MS", "50"),
+        ("P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS", "2500"),
+        ("P28_LATE_OBS_RETRY_MS", "5000"),
+        ("P28_LATE_OBS_REDIS_URL", ""),
+        ("P28_LATE_OBS_NAME", ""),
+    ];
+    let got = Config::default().variables();
+    let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(got, want);
 
     let c = Config::default();
     assert!(c.enabled());
@@ -38,15 +46,14 @@ fn defaults_are_pinned() {
     assert_eq!(c.dedupe_ttl(), Duration::from_secs(86_400));
     assert_eq!(c.stream_maxlen(), 100_000);
     assert_eq!(c.redis_timeout(), Duration::from_millis(50));
-    assert_eq!(c.shutdown_timeout(), Duration::from_millis(1000));
+    // A default stop drains a plan accepted just before it.
+    assert_eq!(c.shutdown_timeout(), Duration::from_millis(2500));
     assert_eq!(c.retry_window(), Duration::from_millis(5000));
     assert_eq!(c.heat_key("p1"), "quantum:harvest:heat:by_plan:p1");
     assert_eq!(c.stream(), "quantum:stream:apply.heat.observed");
     assert_eq!(c.warn_interval(), Duration::from_secs(10));
-    assert_eq!(MAX_PLAN_ID_LEN, 128);
-    assert_eq!(MAX_SYMBOL_LEN, 32);
     assert_eq!(
-        metrics::CONTENT_TYPE,
+        MetricsFormat::Prometheus.content_type(),
         "text/plain; version=0.0.4; charset=utf-8"
     );
     // The defaults watch a burst of 10,000 plans at once.
@@ -155,9 +162,10 @@ fn errors_say_what_was_expected() {
 
 #[test]
 fn setters_override_the_environment_and_are_validated_too() {
-    let builder =
-        ConfigBuilder::from_lookup(|name| (name == ENV_POLL_MS).then(|| "500".to_string()))
-            .unwrap();
+    let builder = ConfigBuilder::from_lookup(|name| {
+        (name == "P28_LATE_OBS_POLL_MS").then(|| "500".to_string())
+    })
+    .unwrap();
     let c = builder
         .clone()
         .poll(Duration::from_millis(50))
@@ -169,7 +177,7 @@ fn setters_override_the_environment_and_are_validated_too() {
         Duration::from_millis(500)
     );
     let err = builder.poll(Duration::ZERO).build().unwrap_err();
-    assert_eq!(err.variable(), ENV_POLL_MS);
+    assert_eq!(err.variable(), "P28_LATE_OBS_POLL_MS");
     let err = Config::builder().stream("").build().unwrap_err();
     assert_eq!(err.variable(), "stream");
     let err = Config::builder().stream("{s}").build().unwrap_err();

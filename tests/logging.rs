@@ -1,18 +1,24 @@
 //! What the crate logs: the startup line the runbook greps, throttled
-//! warnings, one summary at shutdown, nothing per job above debug. A
+//! warnings written by workers that add up, one summary at shutdown, per
+//! job lines at debug only. A
 //! capturing logger is installed for this binary; tests take turns with it.
 
 mod support;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use heat_observer::{Config, LOG_TARGET, LateObserver, MemoryStore, Op};
+use heat_observer::{Config, LateObserver};
+use support::rig::{Fault, Op, RiggedStore};
+
+/// The target the README tells operators to filter on.
+const LOG_TARGET: &str = "heat_observer";
 use log::{Level, Log, Metadata, Record};
 use support::{PATIENCE, ms, wait_stats};
 
 struct Capture;
 
-static LINES: Mutex<Vec<(Level, String, String)>> = Mutex::new(Vec::new());
+/// Level, target, message, and the name of the thread that logged it.
+static LINES: Mutex<Vec<(Level, String, String, String)>> = Mutex::new(Vec::new());
 static TURN: Mutex<()> = Mutex::new(());
 
 impl Log for Capture {
@@ -24,6 +30,7 @@ impl Log for Capture {
             record.level(),
             record.target().to_owned(),
             record.args().to_string(),
+            std::thread::current().name().unwrap_or("").to_owned(),
         );
         LINES
             .lock()
@@ -44,13 +51,15 @@ fn turn() -> MutexGuard<'static, ()> {
     guard
 }
 
+fn all_lines() -> Vec<(Level, String, String, String)> {
+    LINES.lock().unwrap().clone()
+}
+
 fn lines(min: Level) -> Vec<(Level, String, String)> {
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(l, _, _)| *l <= min)
-        .cloned()
+    all_lines()
+        .into_iter()
+        .filter(|(l, _, _, _)| *l <= min)
+        .map(|(l, t, m, _)| (l, t, m))
         .collect()
 }
 
@@ -65,8 +74,8 @@ fn containing(min: Level, text: &str) -> Vec<String> {
 #[test]
 fn the_startup_line_is_the_runbooks_at_info_on_the_crate_target() {
     let _turn = turn();
-    let on = LateObserver::start(Config::default(), MemoryStore::new()).unwrap();
-    let off = LateObserver::start(Config::disabled(), MemoryStore::new()).unwrap();
+    let on = LateObserver::start(Config::default(), RiggedStore::new()).unwrap();
+    let off = LateObserver::start(Config::disabled(), RiggedStore::new()).unwrap();
     let startup: Vec<_> = lines(Level::Info)
         .into_iter()
         .filter(|(_, _, m)| m.contains("P2.8A"))
@@ -89,10 +98,25 @@ fn the_startup_line_is_the_runbooks_at_info_on_the_crate_target() {
     drop((on, off));
 }
 
+/// The numbers `N` in lines "... {N} {what} ...", summed.
+fn counted(lines: &[String], before: &str) -> u64 {
+    lines
+        .iter()
+        .map(|l| {
+            let head = l.split(before).next().unwrap();
+            head.rsplit(' ')
+                .find(|w| !w.is_empty())
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
 #[test]
-fn a_flood_of_drops_gives_one_warning_per_interval_with_the_count_since_the_last() {
+fn refusals_are_logged_by_a_worker_never_on_the_callers_thread() {
     let _turn = turn();
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let gate = store.hold(Op::Exists);
     let config = Config::builder()
         .workers(1)
@@ -108,61 +132,94 @@ fn a_flood_of_drops_gives_one_warning_per_interval_with_the_count_since_the_last
     for i in 0..1000 {
         assert!(observer.observe_late(&format!("d{i}"), "S").is_err());
     }
-    let warnings = containing(Level::Warn, "queue full");
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].starts_with("Late observer queue full (capacity 1): 1 observation(s) dropped"),
-        "{}",
-        warnings[0]
-    );
-    assert!(warnings[0].contains("P28_LATE_OBS_QUEUE_CAPACITY"));
-    // The interval is the behaviour under test: let it pass, then drop more.
-    std::thread::sleep(ms(50));
-    assert!(observer.observe_late("late", "S").is_err());
-    let warnings = containing(Level::Warn, "queue full");
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(
-        warnings[1].contains(": 1000 observation(s) dropped since the last warning"),
-        "{}",
-        warnings[1]
-    );
+    let _ = observer.observe_late("", "S");
+    // The only worker is held at the gate: nobody has logged the drops yet.
+    assert!(containing(Level::Warn, "queue full").is_empty());
     drop(gate);
-}
-
-#[test]
-fn invalid_input_and_store_errors_are_throttled_too() {
-    let _turn = turn();
-    let store = MemoryStore::new();
-    store.set_fault(Op::Exists, Some(heat_observer::Fault::Error));
-    let config = Config::builder()
-        .workers(1)
-        .max_wait(ms(30))
-        .poll(ms(1))
-        .build()
-        .unwrap();
-    let observer = LateObserver::start(config, store).unwrap();
-    for _ in 0..100 {
-        let _ = observer.observe_late("bad\nid", "S");
-    }
-    observer.observe_late("p", "S").unwrap();
-    wait_stats(&observer, "the job fails after many failed looks", |s| {
-        s.failed == 1 && s.store_errors > 5
+    support::wait_until("the worker warns", || {
+        !containing(Level::Warn, "queue full").is_empty()
     });
-    let invalid = containing(Level::Warn, "invalid input");
+    let warnings = containing(Level::Warn, "queue full");
+    assert_eq!(
+        warnings,
+        [
+            "Late observer queue full (capacity 1): 1000 observation(s) dropped since the last \
+          warning; raise P28_LATE_OBS_QUEUE_CAPACITY or P28_LATE_OBS_WORKERS"
+        ]
+    );
+    // Later drops are reported once the interval has passed, while the
+    // worker is busy watching.
+    for i in 0..5 {
+        assert!(observer.observe_late(&format!("e{i}"), "S").is_err());
+    }
+    support::wait_until("the second warning", || {
+        containing(Level::Warn, "queue full").len() == 2
+    });
+    assert!(containing(Level::Warn, "queue full")[1].contains(": 5 observation(s) dropped"));
+    let report = observer.shutdown(PATIENCE);
+    assert_eq!(report.stats.refused_queue_full, 1005);
+    let invalid = containing(Level::Warn, "invalid observation");
     assert_eq!(
         invalid,
         [
-            "Late observer refused invalid input: plan_id holds a control character (1 refused since the last warning)"
+            "Late observer refused 1 invalid observation(s) since the last warning, the last: plan_id is empty"
         ]
     );
-    let store_errors = containing(Level::Warn, "heat key check failed");
-    assert_eq!(store_errors.len(), 1, "{store_errors:?}");
+    for (level, _, line, thread) in all_lines() {
+        if level == Level::Warn {
+            assert!(
+                thread.starts_with("heat-observer-"),
+                "{line:?} logged on {thread:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn store_errors_add_up_and_recovery_is_reported() {
+    let _turn = turn();
+    let store = RiggedStore::new();
+    store.set_fault(Op::Exists, Some(Fault::Error));
+    let config = Config::builder()
+        .workers(1)
+        .max_wait(ms(200))
+        .poll(ms(1))
+        .build()
+        .unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("p", "S").unwrap();
+    wait_stats(&observer, "many failed looks", |s| s.store_errors > 5);
+    store.set_fault(Op::Exists, None);
+    support::wait_until("recovery is reported", || {
+        !containing(Level::Info, "store recovered").is_empty()
+    });
+    let report = observer.shutdown(PATIENCE);
+    let failed = containing(Level::Warn, "store call failed");
+    assert!(
+        failed.len() >= 2,
+        "the first at once, the rest before recovery: {failed:?}"
+    );
+    assert_eq!(
+        counted(&failed, " time(s)"),
+        report.stats.store_errors,
+        "{failed:?}"
+    );
+    assert!(failed[0].contains("heat key check: store error: injected Exists failure"));
+    let recovered = containing(Level::Info, "store recovered");
+    assert_eq!(recovered.len(), 1);
+    let after = format!("recovered after {} error(s) in ", report.stats.store_errors);
+    assert!(
+        recovered[0].starts_with("Late observer store") && recovered[0].contains(&after),
+        "{recovered:?}"
+    );
+    let summary = containing(Level::Info, "Late observer stopped");
+    assert!(summary[0].contains(&format!("store errors {}", report.stats.store_errors)));
 }
 
 #[test]
 fn shutdown_logs_one_summary_and_jobs_log_nothing_above_debug() {
     let _turn = turn();
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     for i in 0..100 {
         store.insert_key(Config::default().heat_key(&format!("p{i}")));
     }
@@ -191,4 +248,51 @@ fn shutdown_logs_one_summary_and_jobs_log_nothing_above_debug() {
         "{}",
         all[2]
     );
+    // At debug, one plan can be followed from intake to its event.
+    let p7: Vec<String> = containing(Level::Debug, "plan p7 ");
+    assert_eq!(p7.len(), 3, "{p7:?}");
+    assert!(
+        p7[0].contains("took plan p7 (publish_plan_post, wait 2000 ms)"),
+        "{p7:?}"
+    );
+    assert!(
+        p7[1].contains("decided plan p7 (publish_plan_post): heat_found=1 wait_ms="),
+        "{p7:?}"
+    );
+    assert!(
+        p7[2].contains("written plan p7 (publish_plan_post)"),
+        "{p7:?}"
+    );
+}
+
+#[test]
+fn a_redis_timeout_not_below_the_poll_is_warned_about_at_start() {
+    let _turn = turn();
+    let config = Config::builder()
+        .poll(ms(100))
+        .redis_timeout(ms(500))
+        .build()
+        .unwrap();
+    let observer = LateObserver::start(config, RiggedStore::new()).unwrap();
+    assert_eq!(
+        containing(Level::Warn, "Late observer config"),
+        [
+            "Late observer config: P28_LATE_OBS_REDIS_TIMEOUT_MS=500 is not below \
+          P28_LATE_OBS_POLL_MS=100: a stalled Redis holds a worker past its next look"
+        ]
+    );
+    drop(observer);
+    let quiet = LateObserver::start(Config::default(), RiggedStore::new()).unwrap();
+    drop(quiet);
+    assert_eq!(containing(Level::Warn, "Late observer config").len(), 1);
+}
+
+#[test]
+fn the_owner_going_away_logs_the_stop_while_a_handle_lives_on() {
+    let _turn = turn();
+    let observer = LateObserver::start(Config::default(), RiggedStore::new()).unwrap();
+    let handle = observer.handle();
+    drop(observer);
+    assert_eq!(containing(Level::Info, "Late observer stopped").len(), 1);
+    assert_eq!(handle.stats().workers, 0);
 }

@@ -7,12 +7,15 @@ mod support;
 #[allow(dead_code)]
 #[path = "../examples/support/metrics_http.rs"]
 mod metrics_http;
+#[allow(dead_code)]
+#[path = "../examples/prometheus_registry.rs"]
+mod prometheus_registry;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, metrics};
+use heat_observer::{Config, LateObserver, MemoryStore, MetricsFormat, ObsPoint};
 use support::{ms, wait_stats};
 
 /// An observer that has been through every kind of outcome.
@@ -67,12 +70,12 @@ fn metrics_are_served_with_the_prometheus_content_type() {
     let observer = busy_observer();
     let serving = observer.clone();
     let server =
-        metrics_http::MetricsServer::start("127.0.0.1:0", move || serving.render_metrics())
+        metrics_http::MetricsServer::start("127.0.0.1:0", move || serving.metric_families())
             .unwrap();
     let (status, content_type, body) = get(server.addr(), "/metrics");
     assert!(status.ends_with("200 OK"), "{status}");
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
-    assert_eq!(content_type, metrics::CONTENT_TYPE);
+    assert_eq!(content_type, MetricsFormat::Prometheus.content_type());
     assert_eq!(body, observer.render_metrics());
     assert!(
         body.contains("p28_observed_total{obs_point=\"publish_plan_post\",heat_found=\"1\"} 1\n")
@@ -124,4 +127,56 @@ fn promtool_accepts_the_rendered_metrics() {
     let (clean, said) =
         promtool("# HELP p28_bad A counter.\n# TYPE p28_bad counter\np28_bad 1\n").unwrap();
     assert!(!clean, "promtool let a bad name through: {said}");
+}
+
+#[test]
+fn several_observers_share_one_page_that_promtool_accepts() {
+    let named = |name: &str| {
+        let config = Config::builder().name(name).build().unwrap();
+        LateObserver::start(config, MemoryStore::new()).unwrap()
+    };
+    let (a, b) = (named("eu"), named("us"));
+    a.observe_late("p1", "S").unwrap();
+    let families = MetricsFormat::merge([a.metric_families(), b.metric_families()]);
+    let text = MetricsFormat::Prometheus.render(&families);
+    assert_eq!(text.matches("# HELP p28_observed_total ").count(), 1);
+    assert!(text.contains("p28_accepted_total{observer=\"eu\"} 1\n"));
+    assert!(text.contains("p28_accepted_total{observer=\"us\"} 0\n"));
+    // The same bytes through io::Write, as a registry's buffer takes them.
+    let mut bytes = Vec::new();
+    MetricsFormat::Prometheus
+        .encode(&families, &mut bytes)
+        .unwrap();
+    assert_eq!(bytes, text.as_bytes());
+    // Joined with a `prometheus` crate registry by a collector that loops
+    // over the families (examples/prometheus_registry.rs).
+    let page = prometheus_registry::page(vec![a.handle(), b.handle()]);
+    assert!(page.contains("apply_requests_total 3"));
+    assert!(page.contains("p28_accepted_total{observer=\"eu\"} 1"));
+    let Some((clean, said)) = promtool(&text) else {
+        return;
+    };
+    assert!(clean, "promtool on the merged page: {said}");
+    let (clean, said) = promtool(&page).unwrap();
+    assert!(clean, "promtool on the registry's page: {said}");
+}
+
+#[test]
+fn the_endpoint_serves_openmetrics_to_a_client_that_asks_for_it() {
+    let observer = busy_observer();
+    let serving = observer.handle();
+    let server =
+        metrics_http::MetricsServer::start("127.0.0.1:0", move || serving.metric_families())
+            .unwrap();
+    let mut tcp = TcpStream::connect(server.addr()).unwrap();
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    write!(tcp, "GET /metrics HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    assert!(
+        raw.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+        "{raw}"
+    );
+    assert!(raw.contains("# TYPE p28_observed counter\n"));
+    assert!(raw.ends_with("# EOF\n"));
 }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Claim, Config, ConfigBuilder, Connector, EVENT_FIELDS, Event, LateObserver, ObsPoint,
-    RedisConnector, Store, StoreErrorKind, StreamSpec,
+    Claim, Config, ConfigBuilder, Connector, Event, LateObserver, ObsPoint, RedisConnector, Store,
+    StoreErrorKind, StreamSpec,
 };
 use redis::Commands;
 use support::server::{self, Server, connect, unique, xrange};
@@ -95,7 +95,7 @@ fn events_have_the_contract_shape_and_the_runbook_commands_count_them() {
     assert_eq!(entries.len(), 25);
     for (_, fields) in &entries {
         let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, EVENT_FIELDS);
+        assert_eq!(names, Event::FIELDS);
     }
     let late = events_by_plan(&mut con, &config);
     for i in 0..20 {

@@ -119,9 +119,9 @@ fn credentials_in_the_url_work_and_never_show_up_in_logs() {
     let lines = LINES.lock().unwrap().clone();
     let address = format!("127.0.0.1:{}", server.port());
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("heat key check failed") && l.contains(&address)),
+        lines.iter().any(|l| l.contains("store call failed")
+            && l.contains("heat key check")
+            && l.contains(&address)),
         "{lines:#?}"
     );
     assert!(

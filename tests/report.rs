@@ -1,10 +1,12 @@
 //! The coverage report against a real Redis: known events and keys in,
 //! every figure checked.
 
+#[path = "../examples/support/report.rs"]
+mod report;
 mod support;
 
-use heat_observer::report::{CoverageReport, FetchOptions, Percentiles};
 use redis::Commands;
+use report::{CoverageReport, FetchOptions, ObservedEvent, Percentiles};
 use support::server::{self, unique};
 
 #[test]
@@ -119,4 +121,30 @@ fn the_report_reads_events_back_and_sorts_the_misses() {
     let err = CoverageReport::fetch("redis://:hunter2@127.0.0.1:1", &options).unwrap_err();
     assert!(err.to_string().starts_with("127.0.0.1:1: "), "{err}");
     assert!(!err.to_string().contains("hunter2"));
+}
+
+#[test]
+fn a_report_is_built_from_events_and_knows_which_misses_came_late() {
+    let fields = |plan: &str, found: &str| -> Vec<(String, String)> {
+        [
+            ("plan_id", plan),
+            ("symbol", "S"),
+            ("obs_point", "publish_plan_post"),
+            ("wait_ms", "600"),
+            ("heat_found", found),
+            ("max_wait_ms", "2000"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let events = vec![
+        ObservedEvent::from_fields("1-0", &fields("a", "1")).unwrap(),
+        ObservedEvent::from_fields("2-0", &fields("b", "0")).unwrap(),
+    ];
+    // "b" has its key now: it came after the deadline.
+    let report = CoverageReport::build(&events, |e| e.plan_id == "b");
+    let late = &report.points[0];
+    assert_eq!((late.events, late.found, late.came_late), (2, 1, 1));
+    assert_eq!(late.coverage(), 0.5);
 }

@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Instant;
 
-use heat_observer::{Config, ConfigBuilder, EVENT_FIELDS, LateObserver, MemoryStore, ObsPoint, Op};
+use heat_observer::{Config, ConfigBuilder, Event, LateObserver, ObsPoint};
+use support::rig::{Op, RiggedStore};
 use support::{PATIENCE, events, ms, wait_stats};
 
 fn config() -> ConfigBuilder {
@@ -23,7 +24,7 @@ fn field(entry: &heat_observer::StreamEntry, name: &str) -> u64 {
 
 #[test]
 fn key_written_before_observe_is_found_at_the_first_look() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     store.insert_key(heat_key("p1"));
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_late("p1", "BTCUSDT").unwrap();
@@ -37,7 +38,7 @@ fn key_written_before_observe_is_found_at_the_first_look() {
 
 #[test]
 fn key_written_while_watching_is_found_at_the_next_look() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let gate = store.hold(Op::Exists);
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_late("p2", "ETHUSDT").unwrap();
@@ -59,7 +60,7 @@ fn key_written_while_watching_is_found_at_the_next_look() {
 fn key_written_after_the_last_tick_is_found_by_the_look_at_the_deadline() {
     // Looks: at once, at the tick (200 ms), then at the deadline (250 ms),
     // not at the following tick (400 ms).
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let gate = store.hold(Op::Exists);
     let config = config().max_wait(ms(250)).poll(ms(200)).build().unwrap();
     let observer = LateObserver::start(config, store.clone()).unwrap();
@@ -80,7 +81,7 @@ fn key_written_after_the_last_tick_is_found_by_the_look_at_the_deadline() {
 
 #[test]
 fn key_never_written_ends_not_found_at_the_deadline() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let config = config().max_wait(ms(100)).poll(ms(20)).build().unwrap();
     let observer = LateObserver::start(config, store.clone()).unwrap();
     observer.observe_late("p4", "XRPUSDT").unwrap();
@@ -97,7 +98,7 @@ fn key_never_written_ends_not_found_at_the_deadline() {
 
 #[test]
 fn observe_now_looks_once_at_create_apply_plan() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_now("p5", "BNBUSDT").unwrap();
     wait_stats(&observer, "the event is written", |s| s.not_found == 1);
@@ -109,7 +110,7 @@ fn observe_now_looks_once_at_create_apply_plan() {
 
 #[test]
 fn the_deadline_counts_from_the_call_so_time_queued_counts_against_it() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let gate = store.hold(Op::Exists);
     let config = config()
         .max_in_flight(1)
@@ -139,14 +140,14 @@ fn the_deadline_counts_from_the_call_so_time_queued_counts_against_it() {
 
 #[test]
 fn events_carry_the_contract_fields_in_order() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     store.insert_key(heat_key("p6"));
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_late("p6", "ADAUSDT").unwrap();
     wait_stats(&observer, "the event is written", |s| s.found == 1);
     let entry = &events(&store)[0];
     let names: Vec<&str> = entry.fields.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, EVENT_FIELDS);
+    assert_eq!(names, Event::FIELDS);
     assert_eq!(
         &names[..5],
         ["plan_id", "symbol", "obs_point", "wait_ms", "heat_found"]
@@ -159,7 +160,7 @@ fn events_carry_the_contract_fields_in_order() {
 
 #[test]
 fn one_event_per_plan_and_point_the_rest_deduplicated() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     store.insert_key(heat_key("p7"));
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_late("p7", "S").unwrap();
@@ -184,7 +185,7 @@ fn one_event_per_plan_and_point_the_rest_deduplicated() {
 
 #[test]
 fn two_observers_sharing_a_store_write_one_event_per_plan() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let plans: Vec<String> = (0..50).map(|i| format!("shared-{i}")).collect();
     for p in plans.iter().step_by(2) {
         store.insert_key(heat_key(p));
@@ -206,7 +207,7 @@ fn two_observers_sharing_a_store_write_one_event_per_plan() {
 
 #[test]
 fn a_caller_defined_point_gets_its_own_events_and_metrics() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     store.insert_key(heat_key("p8"));
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     let point = ObsPoint::new("execute_post").unwrap();
@@ -222,7 +223,7 @@ fn a_caller_defined_point_gets_its_own_events_and_metrics() {
 
 #[test]
 fn one_job_at_a_time_still_finds_every_key() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     for i in 0..5 {
         store.insert_key(heat_key(&format!("serial-{i}")));
     }
@@ -237,7 +238,7 @@ fn one_job_at_a_time_still_finds_every_key() {
 
 #[test]
 fn a_burst_is_checked_in_one_call_per_tick() {
-    let store = MemoryStore::new();
+    let store = RiggedStore::new();
     let gate = store.hold(Op::Exists);
     let config = config().max_wait(ms(200)).poll(ms(50)).build().unwrap();
     let observer = LateObserver::start(config, store.clone()).unwrap();

@@ -23,6 +23,7 @@ mod args;
 mod baseline;
 mod case;
 mod probe;
+mod refusals;
 #[path = "../../tests/support/server.rs"]
 #[allow(dead_code)]
 mod server;
@@ -50,7 +51,7 @@ const FLAGS: &[Flag] = &[
     opt(
         "--scenario",
         "NAME",
-        "burst, steady, down, soak or all (default all)",
+        "burst, steady, down, soak or all (default all); refusals runs alone",
     ),
     opt(
         "--mode",
@@ -117,6 +118,16 @@ fn main() {
     let args = Args::parse(ABOUT, FLAGS);
     if let Some(case) = args.opt("--case") {
         return run_one(&args, &case);
+    }
+    if args.opt("--scenario").as_deref() == Some("refusals") {
+        let result = refusals::run();
+        refusals::print(&result);
+        if let Some(path) = args.opt("--json") {
+            let doc = json!({ "machine": machine(), "scenarios": [result] });
+            std::fs::write(&path, doc.to_string())
+                .unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+        }
+        return;
     }
     let pick = |flag: &str, all: &'static [&'static str]| -> Vec<&'static str> {
         match args.opt(flag).as_deref() {
@@ -379,8 +390,10 @@ fn print_targets(cases: &[Value], poll_ms: u64) {
                 check(format!("round trips per plan {rt:.3} <= 0.2"), rt <= 0.2);
                 let rss = num(c, &["rss_mb"]);
                 check(format!("peak RSS {rss:.1} MB <= 30"), rss <= 30.0);
-                let (threads, workers) =
-                    (num(c, &["threads"]), heat_observer::DEFAULT_WORKERS as f64);
+                let (threads, workers) = (
+                    num(c, &["threads"]),
+                    heat_observer::Config::default().workers() as f64,
+                );
                 check(
                     format!("threads {threads} = workers {workers}"),
                     threads == workers,

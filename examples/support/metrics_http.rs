@@ -1,6 +1,7 @@
 //! A small `/metrics` endpoint for the examples, on tiny_http (a
-//! dev-dependency: the library itself serves nothing). Responds with the
-//! crate's `CONTENT_TYPE`; binds where it is told (loopback by default).
+//! dev-dependency: the library itself serves nothing). Serves OpenMetrics
+//! to a client that asks for it (Prometheus does), else the Prometheus text
+//! format; binds where it is told (loopback by default).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use heat_observer::metrics::CONTENT_TYPE;
+use heat_observer::{MetricFamily, MetricsFormat};
 use tiny_http::{Header, Response, Server};
 
 pub struct MetricsServer {
@@ -21,7 +22,7 @@ impl MetricsServer {
     /// Serves `render()` at `GET /metrics` on `addr` until dropped.
     pub fn start(
         addr: &str,
-        render: impl Fn() -> String + Send + 'static,
+        families: impl Fn() -> Vec<MetricFamily> + Send + 'static,
     ) -> Result<MetricsServer, String> {
         let server =
             Server::http(addr).map_err(|e| format!("cannot serve /metrics on {addr}: {e}"))?;
@@ -31,7 +32,6 @@ impl MetricsServer {
             .ok_or_else(|| format!("{addr} is not an IP address"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let content_type = Header::from_bytes("Content-Type", CONTENT_TYPE).expect("valid header");
         let handle = thread::Builder::new()
             .name("metrics-http".into())
             .spawn(move || {
@@ -41,7 +41,11 @@ impl MetricsServer {
                         continue;
                     };
                     let response = if request.url() == "/metrics" {
-                        Response::from_string(render()).with_header(content_type.clone())
+                        let format = negotiate(&request);
+                        let content_type =
+                            Header::from_bytes("Content-Type", format.content_type())
+                                .expect("valid header");
+                        Response::from_string(format.render(&families())).with_header(content_type)
                     } else {
                         Response::from_string("not found: try /metrics\n").with_status_code(404)
                     };
@@ -58,6 +62,21 @@ impl MetricsServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+/// OpenMetrics when the client's `Accept` names it, as Prometheus's does.
+fn negotiate(request: &tiny_http::Request) -> MetricsFormat {
+    let accept = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Accept"))
+        .map(|h| h.value.as_str().to_owned())
+        .unwrap_or_default();
+    if accept.contains("application/openmetrics-text") {
+        MetricsFormat::OpenMetrics
+    } else {
+        MetricsFormat::Prometheus
     }
 }
 

@@ -50,6 +50,27 @@ pub(crate) fn count(variable: &'static str, raw: OsString) -> Result<u64, Config
         .map_err(|_| ConfigError::new(variable, raw, ConfigErrorKind::NotACount))
 }
 
+/// A count that fits a `usize` (saturating: range checks come later).
+pub(crate) fn size(variable: &'static str, raw: OsString) -> Result<usize, ConfigError> {
+    count(variable, raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Milliseconds for a setting whose default is computed.
+pub(crate) fn some_millis(
+    variable: &'static str,
+    raw: OsString,
+) -> Result<Option<Duration>, ConfigError> {
+    millis(variable, raw).map(Some)
+}
+
+/// Free text, trimmed, not empty.
+pub(crate) fn some_text<T: From<String>>(
+    variable: &'static str,
+    raw: OsString,
+) -> Result<Option<T>, ConfigError> {
+    text(variable, raw).map(|t| Some(T::from(t.trim().to_owned())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,39 +1,12 @@
-//! [`MemoryStore`]: the store in memory, shared between clones, with the
-//! switches tests need to make faults happen without sleeping: fail, panic,
-//! or block at a [`Gate`] until the test lets the call through.
+//! [`MemoryStore`]: the store in memory, shared between clones, for tests
+//! and simulations. (The crate's own fault-injecting store wraps it in
+//! `tests/support/rig.rs`.)
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
-
-/// Which store call a fault or gate applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// [`Store::exists`].
-    Exists,
-    /// [`Store::claim_and_append`].
-    Append,
-}
-
-impl Op {
-    fn index(self) -> usize {
-        match self {
-            Op::Exists => 0,
-            Op::Append => 1,
-        }
-    }
-}
-
-/// A fault a [`MemoryStore`] can be told to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Return a [`StoreError`] of kind [`StoreErrorKind::Other`].
-    Error,
-    /// Panic inside the call.
-    Panic,
-}
+use super::{Claim, Claimed, Connector, Store, StoreError, StreamSpec};
 
 /// One entry of a stream kept by a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +48,6 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     data: Mutex<Data>,
-    control: Mutex<Control>,
-    changed: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -92,18 +63,8 @@ struct Value {
     expires: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
-struct Control {
-    faults: [Option<Fault>; 2],
-    closed: [bool; 2],
-    permits: [u64; 2],
-    arrivals: [u64; 2],
-    calls: [u64; 2],
-    keys_checked: u64,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic injected by a test must not poison the store for later calls.
+    // A panic in a caller's thread must not poison the store for the others.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -164,66 +125,6 @@ impl MemoryStore {
             .get(stream)
             .map_or(0, VecDeque::len)
     }
-
-    /// Makes every later `op` call fail or panic (`Some`), or behave (`None`).
-    pub fn set_fault(&self, op: Op, fault: Option<Fault>) {
-        lock(&self.inner.control).faults[op.index()] = fault;
-    }
-
-    /// Closes a gate in front of `op`: calls block on entry until the
-    /// returned [`Gate`] lets them through or is dropped.
-    pub fn hold(&self, op: Op) -> Gate {
-        let mut c = lock(&self.inner.control);
-        c.closed[op.index()] = true;
-        c.permits[op.index()] = 0;
-        Gate {
-            store: self.clone(),
-            op,
-            base: c.arrivals[op.index()],
-        }
-    }
-
-    /// Number of `op` calls that got past their gate.
-    pub fn calls(&self, op: Op) -> u64 {
-        lock(&self.inner.control).calls[op.index()]
-    }
-
-    /// Number of keys asked about in all [`Store::exists`] calls.
-    pub fn keys_checked(&self) -> u64 {
-        lock(&self.inner.control).keys_checked
-    }
-
-    /// Waits at the gate, counts the call, then applies the fault, if any.
-    fn enter(&self, op: Op, keys: usize) -> Result<(), StoreError> {
-        let i = op.index();
-        let mut c = lock(&self.inner.control);
-        c.arrivals[i] += 1;
-        self.inner.changed.notify_all();
-        while c.closed[i] && c.permits[i] == 0 {
-            c = self
-                .inner
-                .changed
-                .wait(c)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        if c.closed[i] {
-            c.permits[i] -= 1;
-        }
-        c.calls[i] += 1;
-        if op == Op::Exists {
-            c.keys_checked += keys as u64;
-        }
-        let fault = c.faults[i];
-        drop(c);
-        match fault {
-            None => Ok(()),
-            Some(Fault::Error) => Err(StoreError::new(
-                StoreErrorKind::Other,
-                format!("injected {op:?} failure"),
-            )),
-            Some(Fault::Panic) => panic!("injected {op:?} panic"),
-        }
-    }
 }
 
 impl Data {
@@ -236,7 +137,6 @@ impl Data {
 
 impl Store for MemoryStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        self.enter(Op::Exists, keys.len())?;
         let now = Instant::now();
         let data = lock(&self.inner.data);
         Ok(keys.iter().map(|k| data.live(k, now).is_some()).collect())
@@ -247,7 +147,6 @@ impl Store for MemoryStore {
         stream: &StreamSpec,
         claims: &[Claim<'_>],
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.enter(Op::Append, 0)?;
         let now = Instant::now();
         let mut data = lock(&self.inner.data);
         let mut out = Vec::with_capacity(claims.len());
@@ -297,57 +196,6 @@ impl Connector for MemoryStore {
 
     fn describe(&self) -> String {
         "memory store".to_owned()
-    }
-}
-
-/// A closed gate in front of one [`MemoryStore`] operation, from
-/// [`MemoryStore::hold`]. Dropping it opens the gate for good.
-#[derive(Debug)]
-#[must_use = "dropping the gate opens it at once"]
-pub struct Gate {
-    store: MemoryStore,
-    op: Op,
-    base: u64,
-}
-
-impl Gate {
-    /// Waits until `n` calls have arrived at the gate since it was closed;
-    /// false if `timeout` passed first.
-    pub fn wait_arrivals(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let inner = &self.store.inner;
-        let mut c = lock(&inner.control);
-        while c.arrivals[self.op.index()] - self.base < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            c = inner
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
-    }
-
-    /// Lets `n` more calls through; the gate stays closed behind them.
-    pub fn pass(&self, n: u64) {
-        lock(&self.store.inner.control).permits[self.op.index()] += n;
-        self.store.inner.changed.notify_all();
-    }
-
-    /// Opens the gate (same as dropping it).
-    pub fn open(self) {}
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let mut c = lock(&self.store.inner.control);
-        c.closed[self.op.index()] = false;
-        c.permits[self.op.index()] = 0;
-        drop(c);
-        self.store.inner.changed.notify_all();
     }
 }
 
@@ -407,29 +255,5 @@ mod tests {
         assert_eq!(ids, ["b", "c"]);
         let ttl = store.ttl("d:a").unwrap();
         assert!(ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(50));
-    }
-
-    #[test]
-    fn faults_and_gates_apply_to_their_operation_only() {
-        let mut store = MemoryStore::new();
-        store.set_fault(Op::Append, Some(Fault::Error));
-        assert!(store.exists(&["k"]).is_ok());
-        assert!(store.claim_and_append(&spec(10), &[]).is_err());
-        store.set_fault(Op::Append, None);
-        assert!(store.claim_and_append(&spec(10), &[]).is_ok());
-
-        let gate = store.hold(Op::Exists);
-        let mut worker = store.clone();
-        let t = std::thread::spawn(move || worker.exists(&["k"]).unwrap());
-        assert!(gate.wait_arrivals(1, Duration::from_secs(5)));
-        assert_eq!(
-            store.calls(Op::Exists),
-            1,
-            "the held call has not passed yet"
-        );
-        gate.pass(1);
-        assert_eq!(t.join().unwrap(), [false]);
-        assert_eq!(store.calls(Op::Exists), 2);
-        assert!(!gate.wait_arrivals(2, Duration::from_millis(1)));
     }
 }

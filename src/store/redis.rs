@@ -1,233 +1,45 @@
-//! The store operators run: Redis through redis-rs's synchronous
-//! `Connection`, one per worker.
-//!
-//! * Connections open lazily, with a connect timeout, and get read and write
-//!   timeouts (connect clears them). Any error other than a server's reply
-//!   drops the connection; reconnecting backs off exponentially with jitter
-//!   ([`Link`]).
-//! * Each batch is one Lua script call per chunk (see `scripts`), so a
-//!   stalled server costs one read timeout per call, whatever the batch size
-//!   (a pipeline of N commands would wait N timeouts).
-//! * Logs and errors name `host:port` only, never the URL: it may carry a
-//!   password.
+//! Everything Redis-specific: the standalone store ([`RedisConnector`]), the
+//! cluster store (feature `cluster`), TLS (feature `tls`), and what they
+//! share: URL checks, the connection [`Link`](link::Link) with its
+//! reconnect backoff, and the two Lua scripts.
 
-use std::fmt;
-use std::time::Duration;
+mod backoff;
+#[cfg(feature = "cluster")]
+mod cluster;
+mod link;
+mod scripts;
+#[cfg(feature = "cluster")]
+mod slots;
+mod standalone;
+#[cfg(feature = "tls")]
+mod tls;
+mod url;
 
-use redis::io::tcp::TcpSettings;
-use redis::{Client, ConnectionAddr, ConnectionInfo, RedisError};
+#[cfg(feature = "cluster")]
+pub use cluster::RedisClusterConnector;
+pub use standalone::RedisConnector;
+#[cfg(feature = "tls")]
+pub use tls::TlsCerts;
+pub use url::RedisUrlError;
 
-use super::link::Link;
-use super::scripts::{self, CLAIM_CHUNK, EXISTS_CHUNK};
-use super::{Claim, Claimed, Connector, Store, StoreError, StreamSpec};
-use crate::Config;
+use redis::ScriptInvocation;
 
-/// A Redis URL (or TLS material) the observer cannot use. The message never
-/// repeats the URL, which may hold a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisUrlError {
-    reason: String,
-}
+use super::{Claim, Claimed, StoreError, StreamSpec};
 
-impl RedisUrlError {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-        }
+/// Claims and appends in chunks of `scripts::CLAIM_CHUNK`, one script call
+/// each through `invoke`. A chunk that fails fails the call: the worker
+/// retries every claim, and those already written come back as `Appended`
+/// (their dedupe key holds the same owner).
+fn claim_in_chunks(
+    stream: &StreamSpec,
+    claims: &[Claim<'_>],
+    address: &str,
+    mut invoke: impl FnMut(&ScriptInvocation<'static>) -> Result<Vec<i64>, StoreError>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut claimed = Vec::with_capacity(claims.len());
+    for chunk in claims.chunks(scripts::CLAIM_CHUNK) {
+        let codes = invoke(&scripts::claim(stream, chunk))?;
+        claimed.extend(scripts::claimed(codes, address)?);
     }
-}
-
-impl fmt::Display for RedisUrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid Redis URL: {}", self.reason)
-    }
-}
-
-impl std::error::Error for RedisUrlError {}
-
-/// Parses `url` for the observer: Nagle off, no `CLIENT SETINFO` on
-/// connect. Returns the connection info and `host:port` for logs.
-pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), RedisUrlError> {
-    let info = redis::IntoConnectionInfo::into_connection_info(url)
-        .map_err(|e| RedisUrlError::new(e.to_string()))?;
-    if !info.addr().is_supported() {
-        return Err(RedisUrlError::new(
-            "TLS (rediss://) needs the crate feature `tls`",
-        ));
-    }
-    let address = match info.addr() {
-        ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
-        addr => addr.to_string(),
-    };
-    // Redis 1.x leaves Nagle on; small commands would wait for ACKs.
-    let tcp = TcpSettings::default().set_nodelay(true);
-    // No CLIENT SETINFO on connect: each setup command is one more read
-    // timeout when the server is stalled.
-    let redis = info.redis_settings().clone().set_skip_set_lib_name();
-    Ok((
-        info.set_tcp_settings(tcp).set_redis_settings(redis),
-        address,
-    ))
-}
-
-/// Makes one [`RedisStore`] per worker from a Redis URL. Nothing connects
-/// until a worker's first call.
-///
-/// Accepted URLs: `redis://[[user]:password@]host[:port][/db]`,
-/// `redis+unix:///path/to/socket` or `unix:///path/to/socket` (with
-/// `?db=N&user=U&pass=P`), and `rediss://` with the `tls` feature.
-///
-/// ```
-/// use heat_observer::{Config, Connector, RedisConnector};
-///
-/// let connector = RedisConnector::new("redis://:secret@10.0.0.5:6380/2", &Config::default())?;
-/// assert_eq!(connector.describe(), "redis 10.0.0.5:6380");
-/// # Ok::<(), heat_observer::RedisUrlError>(())
-/// ```
-#[derive(Clone)]
-pub struct RedisConnector {
-    client: Client,
-    timeout: Duration,
-    address: String,
-}
-
-impl RedisConnector {
-    /// A connector for `url` with the config's Redis timeout
-    /// (`P28_LATE_OBS_REDIS_TIMEOUT_MS`).
-    ///
-    /// # Errors
-    /// [`RedisUrlError`] if the URL does not parse or needs a feature this
-    /// build lacks.
-    pub fn new(url: &str, config: &Config) -> Result<Self, RedisUrlError> {
-        Self::with_timeout(url, config.redis_timeout())
-    }
-
-    /// A connector for `url` whose connect, read and write timeouts are
-    /// `timeout`.
-    ///
-    /// # Errors
-    /// As [`RedisConnector::new`].
-    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
-        let (info, address) = connection_info(url)?;
-        let client = Client::open(info).map_err(|e| RedisUrlError::new(e.to_string()))?;
-        Ok(Self {
-            client,
-            timeout,
-            address,
-        })
-    }
-
-    /// A connector for a `rediss://` URL that trusts `certs`' root
-    /// certificate instead of the system's, and presents its client
-    /// certificate if it has one.
-    ///
-    /// # Errors
-    /// As [`RedisConnector::new`].
-    #[cfg(feature = "tls")]
-    pub fn with_tls(
-        url: &str,
-        config: &Config,
-        certs: super::TlsCerts,
-    ) -> Result<Self, RedisUrlError> {
-        let (info, address) = connection_info(url)?;
-        let client = Client::build_with_tls(info, certs.into_redis())
-            .map_err(|e| RedisUrlError::new(e.to_string()))?;
-        Ok(Self {
-            client,
-            timeout: config.redis_timeout(),
-            address,
-        })
-    }
-
-    /// `host:port` (or `unix:/path`) of the server, for logs.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-}
-
-impl fmt::Debug for RedisConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConnector")
-            .field("address", &self.address)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Connector for RedisConnector {
-    type Store = RedisStore;
-
-    fn connect(&self, _worker: usize) -> RedisStore {
-        RedisStore {
-            client: self.client.clone(),
-            timeout: self.timeout,
-            link: Link::new(self.address.clone()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("redis {}", self.address)
-    }
-}
-
-/// One worker's Redis connection, opened lazily and replaced after errors.
-pub struct RedisStore {
-    client: Client,
-    timeout: Duration,
-    link: Link<redis::Connection>,
-}
-
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("address", &self.link.address())
-            .field("connected", &self.link.is_connected())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisStore {
-    fn call<T>(
-        &mut self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, StoreError> {
-        let (client, timeout) = (&self.client, self.timeout);
-        let open = || -> Result<redis::Connection, RedisError> {
-            let c = client.get_connection_with_timeout(timeout)?;
-            // Connecting clears the timeouts it used; set them for good.
-            c.set_read_timeout(Some(timeout))?;
-            c.set_write_timeout(Some(timeout))?;
-            Ok(c)
-        };
-        self.link.call(open, f)
-    }
-}
-
-impl Store for RedisStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(EXISTS_CHUNK) {
-            let call = scripts::exists(chunk);
-            let part: Vec<bool> = self.call(|c| call.invoke(c))?;
-            found.extend(part);
-        }
-        Ok(found)
-    }
-
-    fn claim_and_append(
-        &mut self,
-        stream: &StreamSpec,
-        claims: &[Claim<'_>],
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let mut claimed = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(CLAIM_CHUNK) {
-            let call = scripts::claim(stream, chunk);
-            // A chunk that fails fails the call: the worker retries every
-            // claim, and those already written come back as Appended (their
-            // dedupe key holds the same owner).
-            let codes: Vec<i64> = self.call(|c| call.invoke(c))?;
-            claimed.extend(scripts::claimed(codes, self.link.address())?);
-        }
-        Ok(claimed)
-    }
+    Ok(claimed)
 }

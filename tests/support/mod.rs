@@ -4,6 +4,7 @@
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod rig;
 pub mod server;
 
 use std::time::{Duration, Instant};
@@ -43,7 +44,7 @@ pub fn wait_stats(
 
 /// The events of the default stream in `store`.
 pub fn events(store: &MemoryStore) -> Vec<StreamEntry> {
-    store.entries(heat_observer::DEFAULT_STREAM)
+    store.entries("quantum:stream:apply.heat.observed")
 }
 
 /// Names of this process's threads that start with `prefix` (Linux).

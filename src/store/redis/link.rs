@@ -8,7 +8,7 @@ use std::time::Instant;
 use redis::{ErrorKind, RedisError, RedisResult};
 
 use super::backoff::Backoff;
-use super::{StoreError, StoreErrorKind};
+use crate::store::{StoreError, StoreErrorKind};
 
 pub(crate) struct Link<C> {
     /// `host:port` (or `unix:/path`, or the first cluster node), for errors.

@@ -7,8 +7,8 @@
 //!   7 `allow-cross-slot-keys`), sent to the node by address after grouping
 //!   the keys with a slot map read from `CLUSTER SLOTS`. One reply per call:
 //!   a node that stops answering costs one read timeout (two with the one
-//!   retry), where a cluster pipeline of `EXISTS` would wait one per key it
-//!   holds (82 keys, 4.6 s, measured).
+//!   retry), where a cluster pipeline of `EXISTS` would wait one timeout per
+//!   key it holds (README, "When a node dies").
 //! * Claim and append stay one script call per chunk: the dedupe keys carry
 //!   the stream's name as a hash tag (`{stream}:dedupe:...`), so they live in
 //!   the stream's slot with it.
@@ -29,17 +29,17 @@ use redis::io::tcp::TcpSettings;
 use redis::{RedisResult, Script};
 
 use super::link::Link;
-use super::redis::{RedisUrlError, connection_info};
-use super::scripts::{self, CLAIM_CHUNK, EXISTS_CHUNK};
+use super::scripts::EXISTS_CHUNK;
 use super::slots::{SlotMap, key_slot};
-use super::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
+use super::url::{RedisUrlError, connection_info};
 use crate::Config;
+use crate::store::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
 
 static EXISTS_LOCAL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/exists_local.lua")));
 
 /// A node as given (`redis://...` or bare `host:port`) as a URL.
-pub(crate) fn node_url(node: &str) -> String {
+fn node_url(node: &str) -> String {
     let node = node.trim();
     if node.contains("://") {
         node.to_owned()
@@ -48,16 +48,7 @@ pub(crate) fn node_url(node: &str) -> String {
     }
 }
 
-/// The nodes' `host:port`, comma-separated, for logs (never credentials).
-pub(crate) fn cluster_addresses<S: AsRef<str>>(urls: &[S]) -> String {
-    let address = |url: &str| connection_info(url).map_or_else(|_| "?".to_owned(), |(_, a)| a);
-    urls.iter()
-        .map(|u| address(u.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Makes one [`RedisClusterStore`] per worker from some of the cluster's
+/// Makes one store per worker from some of the cluster's
 /// nodes; the rest are discovered. Nothing connects until a worker's first
 /// call.
 ///
@@ -98,7 +89,7 @@ impl RedisClusterConnector {
     pub fn with_tls<S: AsRef<str>>(
         nodes: &[S],
         config: &Config,
-        certs: super::TlsCerts,
+        certs: super::tls::TlsCerts,
     ) -> Result<Self, RedisUrlError> {
         Self::build(nodes, config.redis_timeout(), |builder| {
             builder.certs(certs.into_redis())
@@ -165,6 +156,7 @@ impl Connector for RedisClusterConnector {
 }
 
 /// One worker's cluster connection, opened lazily and replaced after errors.
+/// Not exported: users name [`RedisClusterConnector`], never its store.
 pub struct RedisClusterStore {
     client: ClusterClient,
     timeout: Duration,
@@ -296,12 +288,9 @@ impl Store for RedisClusterStore {
         stream: &StreamSpec,
         claims: &[Claim<'_>],
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut claimed = Vec::with_capacity(claims.len());
-        for chunk in claims.chunks(CLAIM_CHUNK) {
-            let call = scripts::claim(stream, chunk);
-            let codes: Vec<i64> = self.call(|c| call.invoke(c))?;
-            claimed.extend(scripts::claimed(codes, self.link.address())?);
-        }
-        Ok(claimed)
+        let address = self.link.address().to_owned();
+        super::claim_in_chunks(stream, claims, &address, |call| {
+            self.call(|c| call.invoke(c))
+        })
     }
 }

@@ -1,5 +1,6 @@
-//! Validation of what callers pass to `observe_*`. Runs on the caller's
-//! thread, so it only scans the two short strings once.
+//! Why an observe call was refused ([`Refused`], also the `reason` label of
+//! `p28_refused_total`), and the validation of what callers pass. It runs on
+//! the caller's thread, so it only scans the two short strings once.
 
 use std::fmt;
 use std::time::Duration;
@@ -7,9 +8,84 @@ use std::time::Duration;
 use crate::config::MAX_WAIT_LIMIT;
 
 /// Longest accepted plan id, in bytes.
-pub const MAX_PLAN_ID_LEN: usize = 128;
+pub(crate) const MAX_PLAN_ID_LEN: usize = 128;
 /// Longest accepted symbol, in bytes.
-pub const MAX_SYMBOL_LEN: usize = 32;
+pub(crate) const MAX_SYMBOL_LEN: usize = 32;
+
+/// Why an observe call was refused. Every refusal is counted in
+/// [`Stats`](crate::Stats) and in `p28_refused_total{reason}`, and warned
+/// about (throttled) by a worker, never on the caller's thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// Observing is switched off (`P28_LATE_OBS_ENABLED=false`).
+    Disabled,
+    /// The observer runs disabled because its configuration (or the Redis
+    /// URL) was invalid at start; the error was logged then.
+    ConfigError,
+    /// The arguments were invalid; nothing was queued.
+    Invalid(InvalidInput),
+    /// The queue was full: the workers are behind. Dropped, not blocked on.
+    QueueFull,
+    /// The observer was shut down.
+    ShutDown,
+}
+
+impl Refused {
+    /// Number of reasons, for counters indexed by [`Refused::index`].
+    pub(crate) const COUNT: usize = 5;
+    /// One of each reason, in label order.
+    pub(crate) const ALL: [Refused; Self::COUNT] = [
+        Refused::Disabled,
+        Refused::ConfigError,
+        Refused::Invalid(InvalidInput::EmptyPlanId),
+        Refused::QueueFull,
+        Refused::ShutDown,
+    ];
+
+    /// The `reason` label of `p28_refused_total`: `disabled`,
+    /// `config_error`, `invalid`, `queue_full` or `shut_down`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::Disabled => "disabled",
+            Refused::ConfigError => "config_error",
+            Refused::Invalid(_) => "invalid",
+            Refused::QueueFull => "queue_full",
+            Refused::ShutDown => "shut_down",
+        }
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Refused::Disabled => 0,
+            Refused::ConfigError => 1,
+            Refused::Invalid(_) => 2,
+            Refused::QueueFull => 3,
+            Refused::ShutDown => 4,
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Disabled => f.write_str("late observer is disabled"),
+            Refused::ConfigError => f.write_str("late observer is disabled by a config error"),
+            Refused::Invalid(why) => write!(f, "invalid observation: {why}"),
+            Refused::QueueFull => f.write_str("late observer queue is full"),
+            Refused::ShutDown => f.write_str("late observer is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Refused::Invalid(why) => Some(why),
+            _ => None,
+        }
+    }
+}
 
 /// Why an observation was refused as invalid. Nothing invalid is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +93,14 @@ pub const MAX_SYMBOL_LEN: usize = 32;
 pub enum InvalidInput {
     /// The plan id is empty.
     EmptyPlanId,
-    /// The plan id is longer than [`MAX_PLAN_ID_LEN`] bytes.
+    /// The symbol is empty.
+    EmptySymbol,
+    /// The plan id is longer than 128 bytes.
     PlanIdTooLong {
         /// Its length in bytes.
         len: usize,
     },
-    /// The symbol is longer than [`MAX_SYMBOL_LEN`] bytes.
+    /// The symbol is longer than 32 bytes.
     SymbolTooLong {
         /// Its length in bytes.
         len: usize,
@@ -33,7 +111,7 @@ pub enum InvalidInput {
         /// `"plan_id"` or `"symbol"`.
         field: &'static str,
     },
-    /// The wait is longer than [`MAX_WAIT_LIMIT`].
+    /// The wait is longer than an hour.
     WaitTooLong {
         /// The wait asked for, in milliseconds.
         ms: u128,
@@ -46,6 +124,7 @@ impl fmt::Display for InvalidInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EmptyPlanId => f.write_str("plan_id is empty"),
+            Self::EmptySymbol => f.write_str("symbol is empty"),
             Self::PlanIdTooLong { len } => {
                 write!(
                     f,
@@ -75,6 +154,11 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
     if plan_id.is_empty() {
         return Err(InvalidInput::EmptyPlanId);
     }
+    // Every plan has a symbol: an empty one is the caller's bug (a field
+    // left unset), refused so that it shows in the metrics.
+    if symbol.is_empty() {
+        return Err(InvalidInput::EmptySymbol);
+    }
     if plan_id.len() > MAX_PLAN_ID_LEN {
         return Err(InvalidInput::PlanIdTooLong { len: plan_id.len() });
     }
@@ -96,11 +180,15 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
 }
 
 /// Whether `s` holds a control character (Unicode category Cc: C0, DEL,
-/// C1). It runs on the caller's thread, so it is a short byte loop: no char
-/// decoding, and little code to fetch when the caller's caches are cold. C0
-/// and DEL are single bytes; C1 (U+0080..U+009F) is 0xC2 followed by
-/// 0x80..=0x9F.
+/// C1). It runs on the caller's thread. Plan ids and symbols are printable
+/// ASCII: that is checked first with a fold without early exit, which the
+/// compiler vectorises; only other text takes the byte loop. C0 and DEL are
+/// single bytes; C1 (U+0080..U+009F) is 0xC2 followed by 0x80..=0x9F.
 fn has_control(s: &str) -> bool {
+    let printable = |b: u8| b.wrapping_sub(0x20) < 0x5f;
+    if s.bytes().fold(true, |all, b| all & printable(b)) {
+        return false;
+    }
     let mut after_c2 = false;
     for &b in s.as_bytes() {
         if b < 0x20 || b == 0x7f || (after_c2 && b <= 0x9f) {
@@ -120,7 +208,7 @@ mod tests {
     #[test]
     fn ordinary_plans_pass() {
         assert_eq!(validate("p-123", "BTCUSDT", W), Ok(()));
-        assert_eq!(validate("p", "", Duration::ZERO), Ok(()));
+        assert_eq!(validate("p", "S", Duration::ZERO), Ok(()));
         let id = "a".repeat(MAX_PLAN_ID_LEN);
         let sym = "S".repeat(MAX_SYMBOL_LEN);
         assert_eq!(validate(&id, &sym, MAX_WAIT_LIMIT), Ok(()));
@@ -140,6 +228,7 @@ mod tests {
         let long_sym = "S".repeat(MAX_SYMBOL_LEN + 1);
         let cases = [
             (validate("", "X", W), InvalidInput::EmptyPlanId),
+            (validate("p", "", W), InvalidInput::EmptySymbol),
             (
                 validate(&long_id, "X", W),
                 InvalidInput::PlanIdTooLong { len: 129 },

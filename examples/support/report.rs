@@ -7,8 +7,11 @@
 //! longer `P28_LATE_OBS_MAX_WAIT_MS` would have caught it; if not, it never
 //! came (or has expired since), which is HeatBridge's side.
 //!
-//! ```
-//! use heat_observer::report::{CoverageReport, ObservedEvent};
+//! An operator's tool, kept out of the library: it reads the stream with
+//! its own short-lived Redis client and needs nothing of the crate.
+//!
+//! ```text
+//! use report::{CoverageReport, ObservedEvent};
 //!
 //! let fields = |plan: &str, found: &str| -> Vec<(String, String)> {
 //!     [("plan_id", plan), ("symbol", "S"), ("obs_point", "publish_plan_post"),
@@ -24,14 +27,19 @@
 //! let late = &report.points[0];
 //! assert_eq!((late.events, late.found, late.came_late), (2, 1, 1));
 //! assert_eq!(late.coverage(), 0.5);
-//! # Ok::<(), heat_observer::report::ReportError>(())
 //! ```
+
+// Each example and test uses a part of this module.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::{DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM, ENV_MAX_WAIT_MS};
+/// The crate's defaults (see `Config`).
+pub const DEFAULT_STREAM: &str = "quantum:stream:apply.heat.observed";
+pub const DEFAULT_HEAT_KEY_PREFIX: &str = "quantum:harvest:heat:by_plan:";
+const ENV_MAX_WAIT_MS: &str = "P28_LATE_OBS_MAX_WAIT_MS";
 
 /// One event read back from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,9 +334,22 @@ impl CoverageReport {
     ) -> Result<Self, ReportError> {
         let urls: Vec<String> = nodes
             .iter()
-            .map(|n| crate::store::node_url(n.as_ref()))
+            .map(|n| match n.as_ref().trim() {
+                node if node.contains("://") => node.to_owned(),
+                node => format!("redis://{node}"),
+            })
             .collect();
-        let address = crate::store::cluster_addresses(&urls);
+        // Never the URLs themselves: they may carry a password.
+        let address = urls
+            .iter()
+            .map(|u| {
+                u.rsplit('@')
+                    .next()
+                    .unwrap_or(u)
+                    .trim_start_matches("redis://")
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let fail = |e: redis::RedisError| ReportError::new(format!("cluster {address}: {e}"));
         let mut con = redis::cluster::ClusterClientBuilder::new(urls.clone())
             .connection_timeout(options.timeout)

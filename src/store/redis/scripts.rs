@@ -6,16 +6,16 @@ use std::sync::LazyLock;
 
 use redis::{Script, ScriptInvocation};
 
-use super::{Claim, Claimed, StoreError, StoreErrorKind, StreamSpec};
-use crate::EVENT_FIELDS;
+use crate::Event;
+use crate::store::{Claim, Claimed, StoreError, StoreErrorKind, StreamSpec};
 
-/// Keys asked about per script call. 1,024 `EXISTS` run in about a
-/// millisecond inside Redis, far below the default 50 ms timeout, and keep
-/// Redis free for other clients between chunks.
-pub const EXISTS_CHUNK: usize = 1024;
+/// Keys asked about per script call: small enough that one call stays far
+/// below the default 50 ms timeout, and that Redis serves other clients
+/// between chunks.
+pub(crate) const EXISTS_CHUNK: usize = 1024;
 /// Events claimed and appended per script call (a `SET NX PX` and an `XADD`
 /// each).
-pub const CLAIM_CHUNK: usize = 256;
+pub(crate) const CLAIM_CHUNK: usize = 256;
 
 static EXISTS_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/exists.lua")));
@@ -42,8 +42,8 @@ pub(crate) fn claim(stream: &StreamSpec, claims: &[Claim<'_>]) -> ScriptInvocati
     for claim in claims {
         call.key(claim.dedupe_key);
     }
-    call.arg(stream.maxlen).arg(ttl_ms).arg(EVENT_FIELDS.len());
-    for name in EVENT_FIELDS {
+    call.arg(stream.maxlen).arg(ttl_ms).arg(Event::FIELDS.len());
+    for name in Event::FIELDS {
         call.arg(name);
     }
     for claim in claims {
