@@ -362,9 +362,10 @@ impl Config {
     }
 
     /// A warning about settings that are valid but work against each other,
-    /// logged at start: a Redis timeout at or above the poll lets one stalled
-    /// call hold a worker past its next tick.
-    pub(crate) fn advice(&self) -> Option<String> {
+    /// which [`LateObserver::start`](crate::LateObserver::start) logs: a
+    /// Redis timeout at or above the poll lets one stalled call hold a worker
+    /// past its next look.
+    pub fn advice(&self) -> Option<String> {
         (self.redis_timeout >= self.poll).then(|| {
             format!(
                 "{ENV_REDIS_TIMEOUT_MS}={} is not below {ENV_POLL_MS}={}: a stalled Redis \
