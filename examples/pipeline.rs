@@ -115,6 +115,11 @@ pub struct Outcome {
     /// written before that point's deadline.
     pub bound: [(ObsPoint, f64); 2],
     pub wall: Duration,
+    /// The simulated bridge's writes that failed, and the keys they held.
+    pub bridge_failed_writes: u64,
+    pub bridge_failed_keys: u64,
+    /// Why the stream could not be read back, if it could not.
+    pub stream_read_error: Option<String>,
 }
 
 fn main() {
@@ -218,7 +223,8 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         std::thread::sleep(Duration::from_millis(20));
     }
     progress.done();
-    let written = bridge.finish();
+    let bridge = bridge.finish();
+    let written = bridge.keys;
     let shutdown = observer.shutdown(config.shutdown_timeout());
     let wall = started.elapsed();
 
@@ -233,7 +239,13 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
             hits as f64 / options.plans.max(1) as f64,
         )
     });
-    let events = read_events(options, &config, &memory);
+    let (events, stream_read_error) = match read_events(options, &config, &memory) {
+        Ok(events) => (events, None),
+        Err(e) => {
+            log::error!("cannot read the stream back: {e}");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
     let index = |e: &ObservedEvent| {
         e.plan_id
             .rsplit('-')
@@ -252,6 +264,9 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         report,
         bound,
         wall,
+        bridge_failed_writes: bridge.failed_writes,
+        bridge_failed_keys: bridge.failed_keys,
+        stream_read_error,
     };
     (outcome, metrics)
 }
@@ -261,7 +276,11 @@ fn settled(s: &Stats) -> bool {
 }
 
 /// This run's events, read back from where they were written.
-fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<ObservedEvent> {
+fn read_events(
+    options: &Options,
+    config: &Config,
+    memory: &MemoryStore,
+) -> redis::RedisResult<Vec<ObservedEvent>> {
     let prefix = format!("{}-", options.run_id);
     let entries: Vec<(String, Vec<(String, String)>)> = match &options.target {
         Target::Memory => memory
@@ -279,7 +298,7 @@ fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<
                     .arg(options.plans * 4 + 1000)
                     .query::<Vec<(String, Vec<String>)>>(&mut *con)
             });
-            read.unwrap_or_else(|e| fail(&format!("cannot read the stream back: {e}")))
+            read?
                 .into_iter()
                 .rev()
                 .map(|(id, flat)| {
@@ -289,11 +308,11 @@ fn read_events(options: &Options, config: &Config, memory: &MemoryStore) -> Vec<
                 .collect()
         }
     };
-    entries
+    Ok(entries
         .iter()
         .filter_map(|(id, fields)| ObservedEvent::from_fields(id.clone(), fields).ok())
         .filter(|e| e.plan_id.starts_with(&prefix))
-        .collect()
+        .collect())
 }
 
 /// `host:port` of a Redis URL, for the report (never credentials).
@@ -425,6 +444,12 @@ pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
         "points": points,
         "outcomes": outcomes,
         "calls": outcome.stats.calls(),
+        "late_answers": outcome.stats.late_answers,
+        "bridge": {
+            "failed_writes": outcome.bridge_failed_writes,
+            "failed_keys": outcome.bridge_failed_keys,
+        },
+        "stream_read_error": outcome.stream_read_error,
         "wall_s": outcome.wall.as_secs_f64(),
     })
 }

@@ -239,7 +239,7 @@ const fn gauge(name: &'static str, help: &'static str, read: fn(&Stats, &mut Sam
 
 /// Every series the observer exports. A new metric is a counter in
 /// [`Stats`] and a row here.
-static TABLE: [Row; 17] = [
+static TABLE: [Row; 18] = [
     counter(
         "p28_observed_total",
         "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
@@ -310,6 +310,11 @@ static TABLE: [Row; 17] = [
         "p28_keys_checked_total",
         "Heat keys asked about in exists calls.",
         |s, out| out.one(s.keys_checked),
+    ),
+    counter(
+        "p28_late_answers_total",
+        "Observations decided by a look retried after a failed deadline look; their wait_ms exceeds the max wait.",
+        |s, out| out.one(s.late_answers),
     ),
     counter(
         "p28_claims_sent_total",

@@ -64,6 +64,10 @@ pub struct Stats {
     pub append_calls: u64,
     /// Claims sent in those calls, retries included.
     pub claims_sent: u64,
+    /// Observations decided by a look that answered after the deadline,
+    /// because the deadline look failed and was retried (a failover): their
+    /// `wait_ms` is above the max wait.
+    pub late_answers: u64,
     /// Per observation point: the built-in points first, then others in the
     /// order they first finished.
     pub points: Vec<PointStats>,
@@ -239,6 +243,7 @@ pub(crate) struct Counters {
     keys_checked: AtomicU64,
     append_calls: AtomicU64,
     claims_sent: AtomicU64,
+    late_answers: AtomicU64,
     /// Beyond the built-in points, which [`Counters::snapshot`] adds at 0.
     points: Mutex<Vec<PointStats>>,
 }
@@ -313,6 +318,10 @@ impl Counters {
         self.claims_sent.fetch_add(claims as u64, Relaxed);
     }
 
+    pub(crate) fn late_answer(&self) {
+        self.late_answers.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn store_error(&self) -> u64 {
         self.store_errors.fetch_add(1, Relaxed) + 1
     }
@@ -357,6 +366,7 @@ impl Counters {
             keys_checked: self.keys_checked.load(Relaxed),
             append_calls: self.append_calls.load(Relaxed),
             claims_sent: self.claims_sent.load(Relaxed),
+            late_answers: self.late_answers.load(Relaxed),
             points,
         }
     }

@@ -14,6 +14,8 @@ pub(crate) struct Watch {
     pub(crate) heat_key: String,
     /// Successful looks so far.
     pub(crate) polls: u32,
+    /// Its deadline look failed; it is being looked at again.
+    pub(crate) late: bool,
 }
 
 #[derive(Default)]
@@ -38,6 +40,7 @@ impl Watchlist {
             job,
             heat_key,
             polls: 0,
+            late: false,
         });
         self.deadlines.push(deadline);
         if !self.stale {
@@ -78,6 +81,14 @@ impl Watchlist {
 
     pub(crate) fn deadline(&self, i: usize) -> Instant {
         self.deadlines[i]
+    }
+
+    /// Moves entry `i`'s deadline (as kept here, for `due` and `earliest`)
+    /// to `to`; its job keeps its own.
+    pub(crate) fn extend(&mut self, i: usize, to: Instant) {
+        self.deadlines[i] = to;
+        self.watches[i].late = true;
+        self.stale = true;
     }
 
     /// Removes entry `i`; the last entry takes its place, so remove in

@@ -121,7 +121,7 @@ struct Decided {
 
 /// Why a store call gave no usable answer.
 enum CallFailed {
-    Error,
+    Error(StoreErrorKind),
     Panicked,
 }
 
@@ -286,16 +286,13 @@ impl<C: Connector> Worker<C> {
             return;
         }
         self.last_look = Some(now);
-        let keys: Vec<&str> = due
-            .iter()
-            .map(|&i| self.watching.get(i).heat_key.as_str())
-            .collect();
-        self.ctx.shared.counters.exists_call(keys.len());
-        let op = ("heat key check", keys.len());
-        let answer = guarded(&mut self.store, &self.ctx, self.index, op, |store| {
-            store.exists(&keys)
-        });
-        drop(keys);
+        let (mut answer, mut now) = (self.look_at(&due), now);
+        if let Err(CallFailed::Error(StoreErrorKind::Io)) = answer {
+            // The connection broke (a reset, a restart): once more, at once,
+            // on a fresh one, so a single reset costs no observation.
+            now = Instant::now();
+            answer = self.look_at(&due);
+        }
         let found = match answer {
             Ok(found) => found,
             Err(failed) => return self.look_failed(&due, now, failed),
@@ -303,28 +300,58 @@ impl<C: Connector> Worker<C> {
         let wall = unix_ms();
         // In reverse, so swap_remove only moves entries already visited.
         for (&i, &found) in due.iter().zip(&found).rev() {
-            self.watching.get_mut(i).polls += 1;
-            if found || self.watching.deadline(i) <= now {
+            let watch = self.watching.get_mut(i);
+            watch.polls += 1;
+            // The job's own deadline: a late look (see `look_failed`) that
+            // finds nothing still decides.
+            if found || watch.job.deadline() <= now {
                 let watch = self.watching.take(i);
                 self.decide(watch, found, now, wall);
             } else {
-                trace!(target: LOG_TARGET, "Late observer looked at plan {}: not yet", self.watching.get(i).job.plan_id());
+                trace!(target: LOG_TARGET, "Late observer looked at plan {}: not yet", watch.job.plan_id());
             }
         }
     }
 
-    /// A failed look decides nothing; a job whose deadline has passed has
-    /// lost its last look and ends as failed. After a panic, every job of
-    /// the call ends as panicked.
+    /// One batched `exists` over the jobs at `due`.
+    fn look_at(&mut self, due: &[usize]) -> Result<Vec<bool>, CallFailed> {
+        let keys: Vec<&str> = due
+            .iter()
+            .map(|&i| self.watching.get(i).heat_key.as_str())
+            .collect();
+        self.ctx.shared.counters.exists_call(keys.len());
+        let op = ("heat key check", keys.len());
+        guarded(&mut self.store, &self.ctx, self.index, op, |store| {
+            store.exists(&keys)
+        })
+    }
+
+    /// A failed look decides nothing. A job whose deadline look failed is
+    /// looked at again on the following ticks, for up to the retry window
+    /// (through a failover, say): the answer then comes after the deadline
+    /// and its `wait_ms` says so. Past that it ends as failed. After a
+    /// panic, every job of the call ends as panicked.
     fn look_failed(&mut self, due: &[usize], now: Instant, failed: CallFailed) {
         let (loss, lost) = match failed {
             CallFailed::Panicked => (Loss::Panicked, due.to_vec()),
-            CallFailed::Error => {
-                let late = due
+            CallFailed::Error(_) => {
+                let retry = self.ctx.config.retry_window();
+                let mut lost = Vec::new();
+                let past: Vec<usize> = due
                     .iter()
                     .copied()
-                    .filter(|&i| self.watching.deadline(i) <= now);
-                (Loss::Failed, late.collect())
+                    .filter(|&i| self.watching.deadline(i) <= now)
+                    .collect();
+                for i in past {
+                    let watch = self.watching.get(i);
+                    if watch.late || retry.is_zero() {
+                        lost.push(i);
+                    } else {
+                        let deadline = watch.job.deadline();
+                        self.watching.extend(i, deadline + retry);
+                    }
+                }
+                (Loss::Failed, lost)
             }
         };
         for &i in lost.iter().rev() {
@@ -338,6 +365,9 @@ impl<C: Connector> Worker<C> {
         let job = watch.job;
         let point = job.point();
         let wait_ms = millis(now.saturating_duration_since(job.observed_at()));
+        if watch.late {
+            self.ctx.shared.counters.late_answer();
+        }
         debug!(
             target: LOG_TARGET,
             "Late observer decided plan {} ({point}): heat_found={} wait_ms={wait_ms} after {} look(s)",
@@ -388,7 +418,7 @@ impl<C: Connector> Worker<C> {
                 }
                 self.write_backoff = Duration::ZERO;
             }
-            Err(CallFailed::Error) => {
+            Err(CallFailed::Error(_)) => {
                 self.decided = decided;
                 self.write_failed(now);
             }
@@ -476,7 +506,7 @@ fn guarded<C: Connector, T>(
     let failed = |err: &StoreError| {
         shared.warnings.store_failed(op, err);
         shared.counters.store_error();
-        CallFailed::Error
+        CallFailed::Error(err.kind())
     };
     match catch_unwind(AssertUnwindSafe(|| f(store))) {
         Ok(Ok(answer)) if answer.len() == asked => {

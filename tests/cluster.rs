@@ -213,3 +213,148 @@ fn a_frozen_master_costs_a_look_one_or_two_timeouts_whatever_its_share_of_keys()
     // 50 ms timeout, one retry: a pipeline of EXISTS would wait per key.
     assert!(took < ms(500), "{held} keys on a frozen node took {took:?}");
 }
+
+fn pipeline_options(cluster: &Cluster, plans: usize, rate: f64) -> pipeline::Options {
+    pipeline::Options {
+        plans,
+        rate,
+        median_ms: 200.0,
+        sigma: 0.5,
+        missing_pct: 10.0,
+        seed: 11,
+        run_id: unique("run"),
+        target: pipeline::target::Target::Cluster(cluster.addresses()),
+        metrics_addr: None,
+        linger: Duration::ZERO,
+        json: true,
+    }
+}
+
+/// `(plan_id, obs_point)` of every event in the stream, read through any
+/// live node.
+fn stream_events(cluster: &Cluster, config: &Config) -> Vec<(String, String)> {
+    let mut con = cluster.connection();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(config.stream())
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .expect("XRANGE");
+    entries
+        .into_iter()
+        .map(|(_, flat)| {
+            let get = |name: &str| {
+                let i = flat.iter().position(|f| f == name).unwrap();
+                flat[i + 1].clone()
+            };
+            (get("plan_id"), get("obs_point"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_master_failing_over_to_its_replica_loses_at_most_one_percent_and_no_event_twice() {
+    let Some(mut cluster) = Cluster::start_with("a_master_failing_over", 1, 1000) else {
+        return;
+    };
+    let config = config().max_wait(ms(1000)).build().unwrap();
+    let victim = cluster.node_of(config.stream());
+    let options = pipeline_options(&cluster, 1500, 300.0);
+    let (outcome, took) = std::thread::scope(|s| {
+        let nodes = &mut cluster.nodes;
+        s.spawn(move || {
+            std::thread::sleep(ms(2000));
+            nodes[victim].kill();
+        });
+        let started = Instant::now();
+        let (outcome, _) = pipeline::run(&options, config.clone());
+        (outcome, started.elapsed())
+    });
+    let stats = &outcome.stats;
+    assert!(stats.is_balanced(), "{stats:?}");
+    let lost = stats.failed + stats.panicked + stats.abandoned;
+    assert!(
+        lost * 100 <= stats.accepted,
+        "lost {lost} of {}: {stats:?}",
+        stats.accepted
+    );
+    let survivor = (victim + 1) % 3;
+    assert_ne!(
+        cluster.node_of_via(config.stream(), survivor),
+        victim,
+        "a replica took over"
+    );
+    let events = stream_events(&cluster, &config);
+    let distinct: std::collections::HashSet<_> = events.iter().collect();
+    assert_eq!(distinct.len(), events.len(), "an event written twice");
+    let written = stats.found + stats.not_found;
+    let late = outcome
+        .report
+        .points
+        .iter()
+        .find(|p| p.obs_point == "publish_plan_post")
+        .unwrap();
+    let in_time = late.found as f64 / late.events as f64;
+    let bound = outcome.bound[1].1;
+    eprintln!(
+        "failover: {} calls, failed {}, late answers {}, events written {written}, in the stream {} \
+         (lost by Redis: {}), bridge failed writes {}, coverage in time {in_time:.4} (found late {}) \
+         against a bound of {bound:.4}, in {took:?}",
+        stats.calls(),
+        stats.failed,
+        stats.late_answers,
+        events.len(),
+        written.saturating_sub(events.len() as u64),
+        outcome.bridge_failed_writes,
+        late.found_late,
+    );
+    // Found in time is certain; found by a look retried after the deadline
+    // may have come after it. The best possible lies between the two.
+    let with_late = (late.found + late.found_late) as f64 / late.events as f64;
+    assert!(
+        in_time <= bound && bound <= with_late + 0.001,
+        "{in_time} <= {bound} <= {with_late}"
+    );
+    assert!(
+        with_late - bound <= 0.01,
+        "late looks found {with_late} against {bound}"
+    );
+}
+
+#[test]
+fn a_slot_left_without_a_master_still_lets_the_run_end_and_says_what_failed() {
+    let Some(mut cluster) = Cluster::start_with("a_slot_left_without_a_master", 0, 1000) else {
+        return;
+    };
+    let config = config()
+        .max_wait(ms(500))
+        .retry_window(ms(2000))
+        .build()
+        .unwrap();
+    let options = pipeline_options(&cluster, 600, 300.0);
+    let (outcome, took) = std::thread::scope(|s| {
+        let nodes = &mut cluster.nodes;
+        s.spawn(move || {
+            std::thread::sleep(ms(1000));
+            nodes[1].kill();
+        });
+        let started = Instant::now();
+        let (outcome, _) = pipeline::run(&options, config.clone());
+        (outcome, started.elapsed())
+    });
+    // Plans for 2 s, then at most the wait, the retry window and a few
+    // seconds of bounded client timeouts.
+    let bound = Duration::from_secs(2)
+        + config.max_wait()
+        + config.retry_window()
+        + Duration::from_secs(10);
+    assert!(took < bound, "took {took:?}");
+    let stats = &outcome.stats;
+    assert!(stats.is_balanced(), "{stats:?}");
+    assert!(stats.failed > 0, "{stats:?}");
+    assert!(outcome.bridge_failed_writes > 0 || outcome.stream_read_error.is_some());
+    eprintln!(
+        "slot without a master: failed {}, found {}, bridge failed writes {}, stream read error {:?}, in {took:?}",
+        stats.failed, stats.found, outcome.bridge_failed_writes, outcome.stream_read_error
+    );
+}

@@ -132,15 +132,42 @@ fn dropping_the_observer_is_bounded_by_the_shutdown_timeout() {
 }
 
 #[test]
-fn a_failed_last_look_ends_as_failed_without_an_event() {
+fn a_deadline_look_failing_for_the_whole_retry_window_ends_as_failed() {
     let store = RiggedStore::new();
     store.set_fault(Op::Exists, Some(Fault::Error));
-    let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
+    let config = config().retry_window(ms(100)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    let start = Instant::now();
     observer.observe_late("dark", "S").unwrap();
     let stats = wait_stats(&observer, "the job fails", |s| s.failed == 1);
-    assert!(stats.store_errors >= 1);
+    // Its deadline look was tried again until the retry window ran out.
+    assert!(start.elapsed() >= ms(150), "{:?}", start.elapsed());
+    assert!(stats.store_errors >= 2);
     assert!(events(&store).is_empty());
     assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn a_failed_deadline_look_is_retried_and_the_event_says_how_late() {
+    let store = RiggedStore::new();
+    store.insert_key(heat_key("through-failover"));
+    let gate = store.hold(Op::Exists);
+    store.set_fault(Op::Exists, Some(Fault::Error));
+    let config = config().max_wait(ms(50)).poll(ms(10)).build().unwrap();
+    let observer = LateObserver::start(config, store.clone()).unwrap();
+    observer.observe_late("through-failover", "S").unwrap();
+    // Every look fails until well past the deadline (a master failing over).
+    gate.pass(1);
+    wait_stats(&observer, "a failed look", |s| s.store_errors >= 1);
+    std::thread::sleep(ms(100));
+    gate.pass(1_000_000);
+    wait_stats(&observer, "failed deadline looks", |s| s.store_errors >= 2);
+    store.set_fault(Op::Exists, None);
+    let stats = wait_stats(&observer, "the late answer", |s| s.found == 1);
+    assert_eq!((stats.failed, stats.late_answers), (0, 1));
+    let wait: u64 = events(&store)[0].field("wait_ms").unwrap().parse().unwrap();
+    assert!(wait > 100, "the event tells the true wait: {wait} ms");
+    drop(gate);
 }
 
 #[test]

@@ -168,7 +168,7 @@ fn the_bridge_writes_on_schedule_and_flushes_the_rest_as_late() {
     bridge.schedule(1, "k1".into(), now + Duration::from_secs(3600));
     support::wait_until("k0 is written", || store.contains_key("k0"));
     assert!(!store.contains_key("k1"));
-    let written = bridge.finish();
+    let written = bridge.finish().keys;
     assert!(matches!(written[0], sim::KeyWrite::At(_)));
     assert!(written[0].by(Instant::now()));
     assert_eq!(written[1], sim::KeyWrite::Flushed);

@@ -209,7 +209,7 @@ pub fn run(
     // Threads of the bench itself: main, the sampler, the bridge.
     let own = 1 + usize::from(bridge.is_some());
     let threads = sampler.finish().saturating_sub(threads_before + own);
-    let written = bridge.map(Bridge::finish).unwrap_or_default();
+    let written = bridge.map(Bridge::finish).unwrap_or_default().keys;
     let (rss_samples, restarts) = match soak.take() {
         Some(mut soak) => {
             soak.check(&subject);

@@ -127,6 +127,17 @@ impl ObservedEvent {
     }
 }
 
+impl ObservedEvent {
+    /// Whether the key was found by the deadline. A look that failed at the
+    /// deadline (a failover) and was retried answers later: its `wait_ms`
+    /// exceeds `max_wait_ms`, and a key found then may have come after the
+    /// deadline, so it does not count as found in time. Deadline looks run
+    /// up to 10 ms after the deadline.
+    pub fn found_in_time(&self) -> bool {
+        self.heat_found && self.max_wait_ms.is_none_or(|max| self.wait_ms <= max + 10)
+    }
+}
+
 /// Nearest-rank percentiles of a set of waits, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
@@ -163,8 +174,11 @@ pub struct PointReport {
     pub obs_point: String,
     /// Events read.
     pub events: u64,
-    /// Events with `heat_found=1`.
+    /// Events whose key was found by the deadline.
     pub found: u64,
+    /// Events with `heat_found=1` from a look after the deadline (a failed
+    /// deadline look retried): counted with the misses that came late.
+    pub found_late: u64,
     /// Waits of the events that found their key.
     pub wait_found_ms: Option<Percentiles>,
     /// Misses whose key exists now: it came after the deadline.
@@ -280,18 +294,24 @@ impl CoverageReport {
                 let events = &by_point[point];
                 let mut waits: Vec<u64> = events
                     .iter()
-                    .filter(|e| e.heat_found)
+                    .filter(|e| e.found_in_time())
                     .map(|e| e.wait_ms)
                     .collect();
-                let came_late = events
+                let found_late = events
                     .iter()
-                    .filter(|e| !e.heat_found && has_key_now(e))
+                    .filter(|e| e.heat_found && !e.found_in_time())
                     .count() as u64;
+                let came_late = found_late
+                    + events
+                        .iter()
+                        .filter(|e| !e.heat_found && has_key_now(e))
+                        .count() as u64;
                 let found = waits.len() as u64;
                 PointReport {
                     obs_point: point.to_owned(),
                     events: events.len() as u64,
                     found,
+                    found_late,
                     wait_found_ms: Percentiles::of(&mut waits),
                     came_late,
                     never_came: events.len() as u64 - found - came_late,
@@ -428,6 +448,15 @@ impl fmt::Display for CoverageReport {
                 p.found,
                 100.0 * p.coverage()
             )?;
+            if p.found_late > 0 {
+                writeln!(
+                    f,
+                    "  found by looks retried after a failed deadline look: {} (coverage {:.1}% with them; \
+                     their keys may have come after the deadline)",
+                    p.found_late,
+                    100.0 * ratio(p.found + p.found_late, p.events)
+                )?;
+            }
             match &p.wait_found_ms {
                 Some(w) => writeln!(
                     f,
@@ -581,11 +610,38 @@ mod tests {
     }
 
     #[test]
+    fn a_key_found_by_a_look_after_the_deadline_is_not_found_in_time() {
+        let event = |wait: &str, found: &str| {
+            let fields: Vec<(String, String)> = [
+                ("plan_id", "p"),
+                ("obs_point", "publish_plan_post"),
+                ("wait_ms", wait),
+                ("heat_found", found),
+                ("max_wait_ms", "2000"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            ObservedEvent::from_fields("1-0", &fields).unwrap()
+        };
+        let events = [event("2008", "1"), event("2600", "1"), event("2000", "0")];
+        assert!(events[0].found_in_time(), "a deadline look, 8 ms late");
+        assert!(!events[1].found_in_time(), "a retried look, 600 ms late");
+        let report = CoverageReport::build(&events, |_| false);
+        let p = &report.points[0];
+        assert_eq!(
+            (p.found, p.found_late, p.came_late, p.never_came),
+            (1, 1, 1, 1)
+        );
+    }
+
+    #[test]
     fn advice_follows_where_the_misses_went() {
         let mut p = PointReport {
             obs_point: "publish_plan_post".into(),
             events: 10,
             found: 6,
+            found_late: 0,
             wait_found_ms: None,
             came_late: 4,
             never_came: 0,

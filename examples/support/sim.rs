@@ -155,7 +155,16 @@ struct Due {
 pub struct Bridge {
     tx: Sender<Vec<Due>>,
     stop: Sender<()>,
-    handle: JoinHandle<Vec<KeyWrite>>,
+    handle: JoinHandle<Written>,
+}
+
+/// What the bridge did: when each plan's key was written, and how many of
+/// its writes failed (the keys of a failed write are not tried again).
+#[derive(Default)]
+pub struct Written {
+    pub keys: Vec<KeyWrite>,
+    pub failed_writes: u64,
+    pub failed_keys: u64,
 }
 
 impl Bridge {
@@ -186,17 +195,18 @@ impl Bridge {
 
     /// Writes every key still scheduled at once (they come late, as they
     /// would have), stops, and says what became of each plan's key.
-    pub fn finish(self) -> Vec<KeyWrite> {
+    pub fn finish(self) -> Written {
         let _ = self.stop.send(());
         self.handle.join().expect("bridge thread")
     }
 }
 
-fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>) -> Vec<KeyWrite> {
+fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>) -> Written {
     let mut written = vec![KeyWrite::Never; plans];
     let mut heap: BinaryHeap<Reverse<(Instant, usize, String)>> = BinaryHeap::new();
     let mut stopping = false;
     let mut failures = 0u64;
+    let mut failed_keys = 0u64;
     loop {
         while let Ok(batch) = rx.try_recv() {
             heap.extend(batch.into_iter().map(|d| Reverse((d.at, d.plan, d.key))));
@@ -222,6 +232,7 @@ fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>)
                 due.iter().for_each(|(plan, _)| written[*plan] = done);
             } else {
                 failures += 1;
+                failed_keys += due.len() as u64;
             }
             continue;
         }
@@ -238,9 +249,13 @@ fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>)
         }
     }
     if failures > 0 {
-        log::warn!("the simulated bridge failed {failures} writes");
+        log::warn!("the simulated bridge failed {failures} writes ({failed_keys} keys)");
     }
-    written
+    Written {
+        keys: written,
+        failed_writes: failures,
+        failed_keys,
+    }
 }
 
 /// A run id no other run has: `run-<unix ms in hex>-<pid>`.

@@ -70,8 +70,11 @@ impl Target {
 
     /// A connection for the example's own reads and writes (not the
     /// observer's): a cluster connection routes each command to its node.
+    /// Every wait is bounded, whatever the servers do (killed, stalled, a
+    /// slot without a master): a connect, a reply and the cluster client's
+    /// retries each have a limit, so the example always ends.
     pub fn connect(&self) -> redis::RedisResult<Box<dyn redis::ConnectionLike + Send>> {
-        let timeout = Duration::from_secs(2);
+        let timeout = Duration::from_secs(1);
         match self {
             Target::Memory => {
                 Err((redis::ErrorKind::InvalidClientConfig, "in memory: no Redis").into())
@@ -79,7 +82,8 @@ impl Target {
             Target::Redis(url) => {
                 let con =
                     redis::Client::open(url.as_str())?.get_connection_with_timeout(timeout)?;
-                con.set_read_timeout(Some(Duration::from_secs(10)))?;
+                con.set_read_timeout(Some(timeout))?;
+                con.set_write_timeout(Some(timeout))?;
                 Ok(Box::new(con))
             }
             #[cfg(feature = "cluster")]
@@ -91,11 +95,18 @@ impl Target {
                         format!("redis://{n}")
                     }
                 });
+                // redis-rs retries 16 times by default, seconds apart, and a
+                // slot without a master answers CLUSTERDOWN to every try.
                 let client = redis::cluster::ClusterClientBuilder::new(urls)
                     .connection_timeout(timeout)
-                    .response_timeout(Duration::from_secs(10))
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .min_retry_wait(50)
+                    .max_retry_wait(200)
                     .build()?;
-                Ok(Box::new(client.get_connection()?))
+                let con = client.get_connection()?;
+                con.set_write_timeout(Some(timeout))?;
+                Ok(Box::new(con))
             }
             #[cfg(not(feature = "cluster"))]
             Target::Cluster(_) => unreachable!("refused by from_args"),

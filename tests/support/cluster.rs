@@ -1,8 +1,8 @@
-//! A local Redis Cluster of three masters and no replicas, for the cluster
-//! tests: three private redis-servers with `--cluster-enabled yes`, joined
-//! by `redis-cli --cluster create`, waited on until every node reports
-//! `cluster_state:ok`. Dropping it kills the nodes and removes their
-//! `nodes.conf` files.
+//! A local Redis Cluster of three masters, with or without a replica each,
+//! for the cluster tests: private redis-servers with `--cluster-enabled
+//! yes`, joined by `redis-cli --cluster create`, waited on until every node
+//! reports `cluster_state:ok` and every replica's link to its master is up.
+//! Dropping it kills the nodes and removes their `nodes.conf` files.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -33,15 +33,22 @@ fn cluster_port() -> u16 {
 }
 
 impl Cluster {
-    /// Starts the cluster, or says it is skipped (see `server::skip`).
+    /// Starts three masters, or says it is skipped (see `server::skip`).
     pub fn start(test: &str) -> Option<Cluster> {
+        Self::start_with(test, 0, 2000)
+    }
+
+    /// Starts three masters with `replicas` replicas each and the given
+    /// `cluster-node-timeout`, or says it is skipped.
+    pub fn start_with(test: &str, replicas: usize, node_timeout_ms: u64) -> Option<Cluster> {
         if !server::available() {
             server::skip(test, "redis-server is not on PATH");
             return None;
         }
         let mut nodes = Vec::new();
         let mut conf_files = Vec::new();
-        for _ in 0..3 {
+        let timeout = node_timeout_ms.to_string();
+        for _ in 0..3 * (1 + replicas) {
             let port = cluster_port();
             let conf = format!("heat-observer-nodes-{}-{port}.conf", std::process::id());
             conf_files.push(std::env::temp_dir().join(&conf));
@@ -51,7 +58,10 @@ impl Cluster {
                 "--cluster-config-file",
                 &conf,
                 "--cluster-node-timeout",
-                "2000",
+                &timeout,
+                // Replicas sync at once, not after the default 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
             ];
             nodes.push(Server::start(port, &args));
         }
@@ -65,7 +75,7 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("run redis-cli --cluster create");
         assert!(
@@ -80,6 +90,18 @@ impl Cluster {
     fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in &self.nodes {
+            // A replica is ready once its link to its master is up.
+            loop {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut node.connection())
+                    .unwrap_or_default();
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "replica not in sync: {info}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
             loop {
                 let info: String = redis::cmd("CLUSTER")
                     .arg("INFO")
@@ -117,29 +139,39 @@ impl Cluster {
             .expect("connect to the test cluster")
     }
 
-    /// The index of the node that serves `key`'s slot.
-    pub fn node_of(&self, key: &str) -> usize {
+    /// The index of the master that serves `key`'s slot, asking `via`.
+    pub fn node_of_via(&self, key: &str, via: usize) -> usize {
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
-            .query(&mut self.nodes[0].connection())
+            .query(&mut self.nodes[via].connection())
             .expect("KEYSLOT");
-        let slots: Vec<(u16, u16, Vec<redis::Value>)> = redis::cmd("CLUSTER")
+        // Each entry: first slot, last slot, the master, then its replicas.
+        let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query(&mut self.nodes[0].connection())
+            .query(&mut self.nodes[via].connection())
             .expect("CLUSTER SLOTS");
-        let (_, _, master) = slots
-            .into_iter()
-            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(n) => *n,
+            other => panic!("unexpected CLUSTER SLOTS entry {other:?}"),
+        };
+        let entry = slots
+            .iter()
+            .find(|e| (int(&e[0])..=int(&e[1])).contains(&i64::from(slot)))
             .expect("slot served");
-        let port = match master.get(1) {
-            Some(redis::Value::Int(p)) => *p as u16,
+        let port = match &entry[2] {
+            redis::Value::Array(master) => int(&master[1]) as u16,
             other => panic!("unexpected CLUSTER SLOTS entry {other:?}"),
         };
         self.nodes
             .iter()
             .position(|n| n.port() == port)
             .expect("a known node")
+    }
+
+    /// The index of the node that serves `key`'s slot.
+    pub fn node_of(&self, key: &str) -> usize {
+        self.node_of_via(key, 0)
     }
 }
 

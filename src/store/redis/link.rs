@@ -38,14 +38,19 @@ impl<C> Link<C> {
     /// none (unless reconnecting is backing off). A server's error reply
     /// keeps the connection; anything else (I/O, timeout, a reply that does
     /// not parse) drops it, since its state is unknown, and backs off.
+    ///
+    /// A connection that had worked and now broke (reset, closed: not a
+    /// timeout) is dropped without backing off: the server answered a
+    /// moment ago, so the next call reconnects at once. The error says
+    /// [`StoreErrorKind::Io`], which the worker takes as "try once more".
     pub(crate) fn call<T>(
         &mut self,
         open: impl FnOnce() -> RedisResult<C>,
         f: impl FnOnce(&mut C) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let mut connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => self.open(open)?,
+        let (mut connection, reused) = match self.connection.take() {
+            Some(connection) => (connection, true),
+            None => (self.open(open)?, false),
         };
         match f(&mut connection) {
             Ok(value) => {
@@ -54,9 +59,11 @@ impl<C> Link<C> {
                 Ok(value)
             }
             Err(e) => {
+                let broke =
+                    reused && !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped());
                 if is_server_reply(&e) {
                     self.connection = Some(connection);
-                } else {
+                } else if !broke {
                     self.reconnect.failed(Instant::now());
                 }
                 Err(store_error(&self.address, &e))
