@@ -196,9 +196,10 @@ impl Default for Config {
             // The channel allocates every slot up front (128 bytes each,
             // 2 MiB); a burst of 10,000 plans fits before a worker wakes.
             queue_capacity: 16_384,
-            // With two workers, a burst of 10,000 is watched from its first
-            // tick, in one batched look per worker.
-            max_in_flight: 8192,
+            // With two workers, 65,536 plans are watched at once: 20,000 a
+            // second for the default 2 s wait, or a burst, from their first
+            // tick. A held job costs about 200 bytes.
+            max_in_flight: 32_768,
             dedupe_ttl: Duration::from_secs(24 * 3600),
             stream_maxlen: 100_000,
             // Half a default tick: a stalled Redis costs a worker at most
@@ -465,7 +466,7 @@ impl ConfigBuilder {
         self
     }
     /// Jobs one worker watches at once, 1 to 2^20; `1` gives the literal
-    /// one-job-at-a-time loop (`P28_LATE_OBS_IN_FLIGHT`, default 8192).
+    /// one-job-at-a-time loop (`P28_LATE_OBS_IN_FLIGHT`, default 32768).
     pub fn max_in_flight(mut self, jobs: usize) -> Self {
         self.config.max_in_flight = jobs;
         self

@@ -5,6 +5,13 @@
 
 use crate::ObsPoint;
 
+/// One field's value, as the store writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldValue<'a> {
+    Text(&'a str),
+    Number(u64),
+}
+
 /// One observation's result, as appended to the observed stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -72,17 +79,28 @@ impl Event {
     /// assert_eq!(&Event::FIELDS[2..5], &["obs_point", "wait_ms", "heat_found"]);
     /// ```
     pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let values = [
-            self.plan_id.clone(),
-            self.symbol.clone(),
-            self.obs_point.as_str().to_owned(),
-            self.wait_ms.to_string(),
-            if self.heat_found { "1" } else { "0" }.to_owned(),
-            self.polls.to_string(),
-            self.max_wait_ms.to_string(),
-            self.ts_ms.to_string(),
-        ];
+        let text = |v: FieldValue<'_>| match v {
+            FieldValue::Text(t) => t.to_owned(),
+            FieldValue::Number(n) => n.to_string(),
+        };
+        let values = self.values().map(text);
         Self::FIELDS.iter().copied().zip(values).collect()
+    }
+
+    /// The values of [`Event::FIELDS`], in order, without allocating: what
+    /// the store writes per event.
+    pub(crate) fn values(&self) -> [FieldValue<'_>; 8] {
+        use FieldValue::{Number, Text};
+        [
+            Text(&self.plan_id),
+            Text(&self.symbol),
+            Text(self.obs_point.as_str()),
+            Number(self.wait_ms),
+            Text(if self.heat_found { "1" } else { "0" }),
+            Number(u64::from(self.polls)),
+            Number(self.max_wait_ms),
+            Number(self.ts_ms),
+        ]
     }
 }
 

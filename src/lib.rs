@@ -106,7 +106,7 @@
 //! | `P28_LATE_OBS_POLL_MS` | `100` | time between two looks at a plan's key |
 //! | `P28_LATE_OBS_WORKERS` | `2` | worker threads |
 //! | `P28_LATE_OBS_QUEUE_CAPACITY` | `16384` | jobs waiting for a worker |
-//! | `P28_LATE_OBS_IN_FLIGHT` | `8192` | jobs one worker watches at once |
+//! | `P28_LATE_OBS_IN_FLIGHT` | `32768` | jobs one worker watches at once |
 //! | `P28_LATE_OBS_DEDUPE_TTL_MS` | `86400000` | lifetime of a dedupe key |
 //! | `P28_LATE_OBS_STREAM_MAXLEN` | `100000` | approximate stream length |
 //! | `P28_LATE_OBS_REDIS_TIMEOUT_MS` | `50` | timeout of each store call (keep it below the poll) |

@@ -23,7 +23,7 @@ fn defaults_are_pinned() {
         ("P28_LATE_OBS_POLL_MS", "100"),
         ("P28_LATE_OBS_WORKERS", "2"),
         ("P28_LATE_OBS_QUEUE_CAPACITY", "16384"),
-        ("P28_LATE_OBS_IN_FLIGHT", "8192"),
+        ("P28_LATE_OBS_IN_FLIGHT", "32768"),
         ("P28_LATE_OBS_DEDUPE_TTL_MS", "86400000"),
         ("P28_LATE_OBS_STREAM_MAXLEN", "100000"),
         ("P28_LATE_OBS_REDIS_TIMEOUT_MS", "50"),
@@ -42,7 +42,7 @@ fn defaults_are_pinned() {
     assert_eq!(c.poll(), Duration::from_millis(100));
     assert_eq!(c.workers(), 2);
     assert_eq!(c.queue_capacity(), 16_384);
-    assert_eq!(c.max_in_flight(), 8192);
+    assert_eq!(c.max_in_flight(), 32_768);
     assert_eq!(c.dedupe_ttl(), Duration::from_secs(86_400));
     assert_eq!(c.stream_maxlen(), 100_000);
     assert_eq!(c.redis_timeout(), Duration::from_millis(50));

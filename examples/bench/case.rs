@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::args::fail;
 use crate::baseline::ThreadPerPlan;
+use crate::floor::Floor;
 use crate::probe;
 use crate::server;
 use crate::sim::{Bridge, Delays, KeyWrite, Sink};
@@ -30,16 +31,20 @@ pub struct Load {
     pub seed: u64,
 }
 
-/// The observer under test.
+/// The observer under test, or the floor it is measured against.
 enum Subject {
     Pool(LateObserver),
     ThreadPerPlan(ThreadPerPlan),
+    Floor(Floor),
 }
 
 impl Subject {
     fn start(mode: &str, url: &str, config: Config) -> Subject {
         match mode {
             "thread-per-plan" => Subject::ThreadPerPlan(ThreadPerPlan::new(url, config)),
+            "channel-floor" => {
+                Subject::Floor(Floor::start(config.queue_capacity(), config.workers()))
+            }
             _ => {
                 let connector =
                     RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
@@ -54,6 +59,7 @@ impl Subject {
         match self {
             Subject::Pool(o) => o.observe_late(plan, symbol).is_ok(),
             Subject::ThreadPerPlan(t) => t.observe(plan, symbol),
+            Subject::Floor(f) => f.observe(plan),
         }
     }
 
@@ -64,6 +70,7 @@ impl Subject {
                 s.finished() >= s.accepted && s.queued == 0 && s.in_flight == 0
             }
             Subject::ThreadPerPlan(t) => t.settled(),
+            Subject::Floor(f) => f.settled(),
         }
     }
 
@@ -71,6 +78,7 @@ impl Subject {
         match self {
             Subject::Pool(o) => o.stats().outcomes().to_vec(),
             Subject::ThreadPerPlan(t) => t.outcomes(),
+            Subject::Floor(f) => f.outcomes(),
         }
     }
 
@@ -78,17 +86,28 @@ impl Subject {
         match self {
             Subject::Pool(o) => o.stats().refused_queue_full,
             Subject::ThreadPerPlan(t) => t.dropped(),
+            Subject::Floor(f) => f.dropped(),
         }
     }
 
     fn stats(&self) -> Option<Stats> {
         match self {
             Subject::Pool(o) => Some(o.stats()),
-            Subject::ThreadPerPlan(_) => None,
+            Subject::ThreadPerPlan(_) | Subject::Floor(_) => None,
         }
     }
 
     /// Waits (at most `limit`) until every observation has ended.
+    /// CPU time of the threads doing the subject's work (the workers, the
+    /// floor's drainers); `None` for thread-per-plan, whose threads are gone.
+    fn worker_cpu_s(&self) -> Option<f64> {
+        match self {
+            Subject::Pool(_) => Some(probe::thread_cpu_s("heat-observer-")),
+            Subject::Floor(_) => Some(probe::thread_cpu_s("floor-drain")),
+            Subject::ThreadPerPlan(_) => None,
+        }
+    }
+
     fn settle(&self, limit: Duration) {
         let give_up = Instant::now() + limit;
         while !self.settled() && Instant::now() < give_up {
@@ -118,10 +137,17 @@ pub fn run(
         .max_wait(load.max_wait)
         .poll(load.poll)
         .stream(format!("{ns}:observed"))
-        .heat_key_prefix(format!("{ns}:by_plan:"));
+        .heat_key_prefix(format!("{ns}:by_plan:"))
+        // Every event stays readable for the coverage read back.
+        .stream_maxlen(1 << 22);
     if mode == "one-per-worker" {
         builder = builder.max_in_flight(1);
     }
+    let load_rate = if scenario == "steady-20k" {
+        20_000.0
+    } else {
+        load.rate
+    };
     let config = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     // `down`: nothing listens on this port for the whole run.
     let observed_url = if scenario == "down" {
@@ -132,9 +158,9 @@ pub fn run(
     let plans = match scenario {
         "burst" => load.plans,
         "soak" => (load.rate * load.minutes * 60.0) as usize,
-        _ => (load.rate * load.seconds) as usize,
+        _ => (load_rate * load.seconds) as usize,
     };
-    let rate = if scenario == "burst" { 0.0 } else { load.rate };
+    let rate = if scenario == "burst" { 0.0 } else { load_rate };
 
     let mut admin = server::connect(url);
     let threads_before = probe::threads();
@@ -205,6 +231,7 @@ pub fn run(
     }
     subject.settle(config.max_wait() + config.retry_window() + Duration::from_secs(60));
     let wall = started.elapsed();
+    let worker_cpu_s = subject.worker_cpu_s();
     let rss_mb = probe::peak_rss_mb();
     // Threads of the bench itself: main, the sampler, the bridge.
     let own = 1 + usize::from(bridge.is_some());
@@ -243,7 +270,8 @@ pub fn run(
         None => outcomes.iter().map(|(_, n)| n).sum::<u64>() == plans as u64,
     };
     let (mut coverage, mut bound, mut lag) = (None, None, None);
-    if scenario == "burst" || scenario == "steady" {
+    let observes = !matches!(subject, Subject::Floor(_));
+    if observes && (scenario == "burst" || scenario.starts_with("steady")) {
         let hits = deadlines
             .iter()
             .zip(&written)
@@ -274,6 +302,7 @@ pub fn run(
         "submit_ns": {"p50": submit[0], "p99": submit[1], "p999": submit[2], "max": submit[3]},
         "lag_ms": lag,
         "round_trips_per_plan": per(round_trips),
+        "worker_cpu_us_per_plan": worker_cpu_s.map(|s| s * 1e6 / plans.max(1) as f64),
         "commands_per_plan": per(commands),
         "dropped": dropped,
         "outcomes": outcomes.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -22,6 +22,7 @@
 mod args;
 mod baseline;
 mod case;
+mod floor;
 mod probe;
 mod refusals;
 #[path = "../../tests/support/server.rs"]
@@ -96,8 +97,8 @@ const FLAGS: &[Flag] = &[
     ),
 ];
 
-const SCENARIOS: [&str; 4] = ["burst", "steady", "down", "soak"];
-const MODES: [&str; 3] = ["pool", "one-per-worker", "thread-per-plan"];
+const SCENARIOS: [&str; 5] = ["burst", "steady", "steady-20k", "down", "soak"];
+const MODES: [&str; 4] = ["channel-floor", "pool", "one-per-worker", "thread-per-plan"];
 /// Flags passed on to each case's process.
 const PASSED_ON: [&str; 11] = [
     "--redis",
@@ -151,12 +152,17 @@ fn main() {
             continue;
         }
         for mode in pick("--mode", &MODES) {
+            if scenario == "steady-20k" && mode == "thread-per-plan" {
+                eprintln!("steady-20k / thread-per-plan skipped: 40,000 threads and connections");
+                continue;
+            }
             eprintln!("running {scenario} / {mode} ...");
             let case = run_child(&args, scenario, mode);
             eprintln!("  {}", row(&case));
             cases.push(case);
         }
     }
+    add_floor_ratios(&mut cases);
     let poll_ms: u64 = args.get("--poll-ms", 100);
     println!("\n{}\n", setup(&args));
     print_table(&cases);
@@ -226,6 +232,33 @@ fn run_one(args: &Args, case: &str) {
     println!("{result}");
 }
 
+/// Each case's observe cost over the floor's (mode `channel-floor`) in the
+/// same scenario of the same run, at p50, p99 and p99.9.
+fn add_floor_ratios(cases: &mut [Value]) {
+    let floors: Vec<(String, Value)> = cases
+        .iter()
+        .filter(|c| c["mode"] == "channel-floor")
+        .map(|c| {
+            (
+                c["scenario"].as_str().unwrap_or("").to_owned(),
+                c["submit_ns"].clone(),
+            )
+        })
+        .collect();
+    for case in cases.iter_mut() {
+        let scenario = case["scenario"].as_str().unwrap_or("").to_owned();
+        let Some((_, floor)) = floors.iter().find(|(s, _)| *s == scenario) else {
+            continue;
+        };
+        let ratio = |k: &str| {
+            let (c, f) = (case["submit_ns"][k].as_f64(), floor[k].as_f64());
+            c.zip(f).map(|(c, f)| c / f.max(1.0))
+        };
+        let ratios = json!({"p50": ratio("p50"), "p99": ratio("p99"), "p999": ratio("p999")});
+        case["vs_floor"] = ratios;
+    }
+}
+
 fn num(v: &Value, path: &[&str]) -> f64 {
     path.iter()
         .fold(v, |v, k| &v[*k])
@@ -252,8 +285,9 @@ fn row(c: &Value) -> String {
             num(c, &["lag_ms", "p99"])
         )
     });
+    let floor = |k: &str| fig(num(c, &["vs_floor", k]), 1);
     format!(
-        "{:<7} {:<16} {:>6} {:>6} {:>7} {:>8} {:>10} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>5} {:>6.1} {:>6} {:>6.1}",
+        "{:<10} {:<15} {:>6} {:>6} {:>7} {:>8} {:>10} {:>13} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6.1} {:>6} {:>6.1}",
         c["scenario"].as_str().unwrap_or(""),
         c["mode"].as_str().unwrap_or(""),
         num(c, &["plans"]),
@@ -261,11 +295,13 @@ fn row(c: &Value) -> String {
         s("p99"),
         s("p999"),
         s("max"),
+        format!("{}/{}/{}", floor("p50"), floor("p99"), floor("p999")),
         opt4("coverage"),
         opt4("bound"),
         lag,
         fig(num(c, &["round_trips_per_plan"]), 3),
         fig(num(c, &["commands_per_plan"]), 2),
+        fig(num(c, &["worker_cpu_us_per_plan"]), 1),
         num(c, &["dropped"]),
         if c["accounted"].as_bool() == Some(true) {
             "yes"
@@ -280,7 +316,7 @@ fn row(c: &Value) -> String {
 
 fn print_table(cases: &[Value]) {
     println!(
-        "{:<7} {:<16} {:>6} {:>6} {:>7} {:>8} {:>10} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6}",
+        "{:<10} {:<15} {:>6} {:>6} {:>7} {:>8} {:>10} {:>13} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6}",
         "case",
         "mode",
         "plans",
@@ -288,11 +324,13 @@ fn print_table(cases: &[Value]) {
         "p99",
         "p99.9",
         "max",
+        "x floor",
         "cover",
         "bound",
         "lag ms",
         "rt/pl",
         "cmd/pl",
+        "cpu µs",
         "drops",
         "acct",
         "RSS MB",
@@ -363,12 +401,13 @@ fn print_targets(cases: &[Value], poll_ms: u64) {
                 if ok { "pass" } else { "FAIL" }
             );
         };
-        let (p99, p999) = (
-            num(c, &["submit_ns", "p99"]),
-            num(c, &["submit_ns", "p999"]),
-        );
-        check(format!("submit p99 {p99} ns <= 1000"), p99 <= 1000.0);
-        check(format!("submit p99.9 {p999} ns <= 10000"), p999 <= 10_000.0);
+        let floor = |k: &str| num(c, &["vs_floor", k]);
+        if matches!(scenario, "steady" | "soak") {
+            let (p50, p99, p999) = (floor("p50"), floor("p99"), floor("p999"));
+            check(format!("observe p50 {p50:.2}x floor <= 1.5x"), p50 <= 1.5);
+            check(format!("observe p99 {p99:.2}x floor <= 1.5x"), p99 <= 1.5);
+            check(format!("observe p99.9 {p999:.2}x floor <= 2x"), p999 <= 2.0);
+        }
         check(
             "every call accounted for".to_owned(),
             c["accounted"].as_bool() == Some(true),
@@ -399,13 +438,37 @@ fn print_targets(cases: &[Value], poll_ms: u64) {
                     threads == workers,
                 );
             }
-            "steady" => {
+            "steady" | "steady-20k" => {
                 let drops = num(c, &["dropped"]);
                 check(format!("drops {drops} = 0"), drops == 0.0);
                 check(
                     format!("coverage {cover:.4} >= 0.995 x bound {bound:.4}"),
                     coverage_ok,
                 );
+                let cpu = num(c, &["worker_cpu_us_per_plan"]);
+                if scenario == "steady" {
+                    check(
+                        format!("worker CPU {cpu:.1} µs per plan <= 10"),
+                        cpu <= 10.0,
+                    );
+                } else {
+                    let lag = num(c, &["lag_ms", "p99"]);
+                    check(
+                        format!("lag p99 {lag} ms <= poll + 20"),
+                        lag <= (poll_ms + 20) as f64,
+                    );
+                    let rss = num(c, &["rss_mb"]);
+                    check(format!("peak RSS {rss:.1} MB <= 40"), rss <= 40.0);
+                    let (threads, workers) = (
+                        num(c, &["threads"]),
+                        heat_observer::Config::default().workers() as f64,
+                    );
+                    check(
+                        format!("threads {threads} = workers {workers}"),
+                        threads == workers,
+                    );
+                    check(format!("worker CPU {cpu:.1} µs per plan (reported)"), true);
+                }
             }
             "soak" => {
                 if let Some((first, last)) = soak_rss(c) {

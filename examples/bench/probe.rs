@@ -97,3 +97,34 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, names:
         })
         .sum()
 }
+
+/// CPU time (user + system) of this process's threads whose name starts
+/// with `prefix`, in seconds, from /proc/self/task/*/stat (clock ticks).
+pub fn thread_cpu_s(prefix: &str) -> f64 {
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !name.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command (which may hold spaces) in parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are the 14th and 15th fields; `rest` starts at the 3rd.
+        let field = |n: usize| {
+            fields
+                .get(n - 3)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += field(14) + field(15);
+    }
+    ticks as f64 / ticks_per_s
+}

@@ -22,7 +22,7 @@ pub use standalone::RedisConnector;
 pub use tls::TlsCerts;
 pub use url::RedisUrlError;
 
-use redis::ScriptInvocation;
+use redis::Cmd;
 
 use super::{Claim, Claimed, StoreError, StreamSpec};
 
@@ -34,7 +34,7 @@ fn claim_in_chunks(
     stream: &StreamSpec,
     claims: &[Claim<'_>],
     address: &str,
-    mut invoke: impl FnMut(&ScriptInvocation<'static>) -> Result<Vec<i64>, StoreError>,
+    mut invoke: impl FnMut(&Cmd) -> Result<Vec<i64>, StoreError>,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut claimed = Vec::with_capacity(claims.len());
     for chunk in claims.chunks(scripts::CLAIM_CHUNK) {

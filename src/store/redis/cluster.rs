@@ -21,22 +21,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use std::sync::LazyLock;
-
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
-use redis::{RedisResult, Script};
 
 use super::link::Link;
-use super::scripts::EXISTS_CHUNK;
+use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
 use super::slots::{SlotMap, key_slot};
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
 use crate::store::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
-
-static EXISTS_LOCAL: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/exists_local.lua")));
 
 /// A node as given (`redis://...` or bare `host:port`) as a URL.
 fn node_url(node: &str) -> String {
@@ -214,25 +208,21 @@ impl RedisClusterStore {
             host: node.0.clone(),
             port: node.1,
         });
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(EXISTS_LOCAL.get_hash()).arg(0).arg(keys);
-        let call = |c: &mut ClusterConnection| -> RedisResult<Vec<bool>> {
-            let reply = match c.route_command(&evalsha, route.clone()) {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    let load = redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(include_str!("lua/exists_local.lua"))
-                        .clone();
-                    c.route_command(&load, route.clone())?;
-                    c.route_command(&evalsha, route.clone())?
-                }
-                other => other?,
-            };
-            Ok(redis::from_redis_value(reply)?)
+        let mut evalsha = EXISTS_LOCAL.call(0);
+        evalsha.arg(keys);
+        let send = |c: &mut ClusterConnection, cmd: &redis::Cmd| {
+            c.route_command(cmd, route.clone())
+                .and_then(redis::Value::extract_error)
         };
-        self.call(call)
+        let call = |c: &mut ClusterConnection| match send(c, &evalsha) {
+            Err(e) if scripts::is_noscript(&e) => {
+                send(c, &EXISTS_LOCAL.load())?;
+                send(c, &evalsha)
+            }
+            other => other,
+        };
+        let reply = self.call(call)?;
+        scripts::found(reply, keys.len(), self.link.address())
     }
 }
 
@@ -290,7 +280,7 @@ impl Store for RedisClusterStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let address = self.link.address().to_owned();
         super::claim_in_chunks(stream, claims, &address, |call| {
-            self.call(|c| call.invoke(c))
+            self.call(|c| scripts::run_claim(c, call))
         })
     }
 }

@@ -1,12 +1,18 @@
 //! The two Lua scripts and how their calls are built and read, shared by
 //! the standalone and the cluster store. A script has one reply, so a
 //! stalled server costs one read timeout per call, whatever the batch size.
+//!
+//! Calls are built as one `EVALSHA` command whose arguments are written
+//! straight into its buffer (no allocation per key or value, unlike
+//! `redis::ScriptInvocation`); a server without the script gets it with
+//! `SCRIPT LOAD` and the call is sent again.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
-use redis::{Script, ScriptInvocation};
+use redis::{Cmd, ConnectionLike, ErrorKind, RedisResult, Script, ServerErrorKind, Value};
 
 use crate::Event;
+use crate::event::FieldValue;
 use crate::store::{Claim, Claimed, StoreError, StoreErrorKind, StreamSpec};
 
 /// Keys asked about per script call: small enough that one call stays far
@@ -17,42 +23,107 @@ pub(crate) const EXISTS_CHUNK: usize = 1024;
 /// each).
 pub(crate) const CLAIM_CHUNK: usize = 256;
 
-static EXISTS_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/exists.lua")));
-static CLAIM_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/claim_and_append.lua")));
+/// A script's body and SHA.
+pub(crate) struct Lua {
+    body: &'static str,
+    sha: OnceLock<String>,
+}
 
-/// `EVALSHA` of the exists script over `keys` (one slot's worth in a
-/// cluster).
-pub(crate) fn exists(keys: &[&str]) -> ScriptInvocation<'static> {
-    let mut call = EXISTS_SCRIPT.prepare_invoke();
-    for key in keys {
-        call.key(*key);
+impl Lua {
+    const fn new(body: &'static str) -> Self {
+        Self {
+            body,
+            sha: OnceLock::new(),
+        }
+    }
+
+    /// `EVALSHA <sha> <numkeys>`, ready for the keys and arguments.
+    pub(crate) fn call(&self, numkeys: usize) -> Cmd {
+        let sha = self
+            .sha
+            .get_or_init(|| Script::new(self.body).get_hash().to_owned());
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(sha.as_str()).arg(numkeys);
+        cmd
+    }
+
+    /// `SCRIPT LOAD <body>`.
+    pub(crate) fn load(&self) -> Cmd {
+        redis::cmd("SCRIPT").arg("LOAD").arg(self.body).clone()
+    }
+}
+
+pub(crate) static EXISTS: Lua = Lua::new(include_str!("lua/exists.lua"));
+#[cfg(feature = "cluster")]
+pub(crate) static EXISTS_LOCAL: Lua = Lua::new(include_str!("lua/exists_local.lua"));
+static CLAIM: Lua = Lua::new(include_str!("lua/claim_and_append.lua"));
+
+/// Sends `call` (an `EVALSHA` of `lua`); on `NOSCRIPT`, loads the script
+/// and sends it once more.
+pub(crate) fn run(con: &mut dyn ConnectionLike, lua: &Lua, call: &Cmd) -> RedisResult<Value> {
+    match con.req_command(call).and_then(Value::extract_error) {
+        Err(e) if is_noscript(&e) => {
+            con.req_command(&lua.load())?.extract_error()?;
+            con.req_command(call)?.extract_error()
+        }
+        other => other,
+    }
+}
+
+/// Whether the server lacks the script (restarted, or `SCRIPT FLUSH`).
+pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// The exists script over `keys`, passed as KEYS.
+pub(crate) fn exists(keys: &[&str]) -> Cmd {
+    let mut call = EXISTS.call(keys.len());
+    call.arg(keys);
+    call
+}
+
+/// The exists script's reply: a string with a `1` or `0` per key.
+pub(crate) fn found(reply: Value, asked: usize, address: &str) -> Result<Vec<bool>, StoreError> {
+    let bytes = match reply {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.into_bytes(),
+        other => return Err(unexpected(address, &format!("exists answered {other:?}"))),
+    };
+    if bytes.len() != asked {
+        let why = format!("exists answered {} results for {asked} keys", bytes.len());
+        return Err(unexpected(address, &why));
+    }
+    Ok(bytes.into_iter().map(|b| b == b'1').collect())
+}
+
+/// The claim script: the stream and the dedupe keys as keys (they share the
+/// stream's slot), the settings, field names and values as arguments.
+pub(crate) fn claim(stream: &StreamSpec, claims: &[Claim<'_>]) -> Cmd {
+    let ttl_ms = u64::try_from(stream.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+    let mut call = CLAIM.call(1 + claims.len());
+    call.arg(&stream.name);
+    for claim in claims {
+        call.arg(claim.dedupe_key);
+    }
+    call.arg(stream.maxlen)
+        .arg(ttl_ms)
+        .arg(Event::FIELDS.len())
+        .arg(Event::FIELDS);
+    for claim in claims {
+        call.arg(claim.owner);
+        for value in claim.event.values() {
+            match value {
+                FieldValue::Text(text) => call.arg(text),
+                FieldValue::Number(n) => call.arg(n),
+            };
+        }
     }
     call
 }
 
-/// `EVALSHA` of the claim script: the stream and the dedupe keys as keys
-/// (they share the stream's slot), the settings, field names and values as
-/// arguments.
-pub(crate) fn claim(stream: &StreamSpec, claims: &[Claim<'_>]) -> ScriptInvocation<'static> {
-    let ttl_ms = u64::try_from(stream.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
-    let mut call = CLAIM_SCRIPT.prepare_invoke();
-    call.key(&stream.name);
-    for claim in claims {
-        call.key(claim.dedupe_key);
-    }
-    call.arg(stream.maxlen).arg(ttl_ms).arg(Event::FIELDS.len());
-    for name in Event::FIELDS {
-        call.arg(name);
-    }
-    for claim in claims {
-        call.arg(claim.owner);
-        for (_, value) in claim.event.fields() {
-            call.arg(value);
-        }
-    }
-    call
+/// Sends a claim call built by [`claim`].
+pub(crate) fn run_claim(con: &mut dyn ConnectionLike, call: &Cmd) -> RedisResult<Vec<i64>> {
+    Ok(redis::from_redis_value(run(con, &CLAIM, call)?)?)
 }
 
 /// The claim script's reply: 1 appended, 0 duplicate.
@@ -62,10 +133,14 @@ pub(crate) fn claimed(codes: Vec<i64>, address: &str) -> Result<Vec<Claimed>, St
         .map(|code| match code {
             1 => Ok(Claimed::Appended),
             0 => Ok(Claimed::Duplicate),
-            other => Err(StoreError::new(
-                StoreErrorKind::Protocol,
-                format!("{address}: claim script answered {other}"),
+            other => Err(unexpected(
+                address,
+                &format!("claim script answered {other}"),
             )),
         })
         .collect()
+}
+
+fn unexpected(address: &str, why: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Protocol, format!("{address}: {why}"))
 }

@@ -161,8 +161,8 @@ impl Store for RedisStore {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(EXISTS_CHUNK) {
             let call = scripts::exists(chunk);
-            let part: Vec<bool> = self.call(|c| call.invoke(c))?;
-            found.extend(part);
+            let reply = self.call(|c| scripts::run(c, &scripts::EXISTS, &call))?;
+            found.extend(scripts::found(reply, chunk.len(), self.link.address())?);
         }
         Ok(found)
     }
@@ -174,7 +174,7 @@ impl Store for RedisStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let address = self.link.address().to_owned();
         super::claim_in_chunks(stream, claims, &address, |call| {
-            self.call(|c| call.invoke(c))
+            self.call(|c| scripts::run_claim(c, call))
         })
     }
 }
