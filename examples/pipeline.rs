@@ -83,6 +83,16 @@ const FLAGS: &[Flag] = &[
         "S",
         "keep serving /metrics this long after the run",
     ),
+    opt(
+        "--detect",
+        "MODE",
+        "poll or push (default: P28_LATE_OBS_DETECT, else poll)",
+    ),
+    opt(
+        "--key-ttl-ms",
+        "MS",
+        "the bridge writes keys that live this long (default 3600000)",
+    ),
     flag(
         "--json",
         "print one JSON object at the end instead of the table",
@@ -104,6 +114,8 @@ pub struct Options {
     pub metrics_addr: Option<String>,
     pub linger: Duration,
     pub json: bool,
+    /// How long the bridge's keys live (`None`: an hour).
+    pub key_ttl: Option<Duration>,
 }
 
 /// What a run measured.
@@ -137,11 +149,23 @@ fn main() {
         metrics_addr: args.opt("--metrics-addr"),
         linger: Duration::from_secs_f64(args.get("--linger-s", 0.0)),
         json: args.flag("--json"),
+        key_ttl: args
+            .opt("--key-ttl-ms")
+            .map(|_| Duration::from_millis(args.get("--key-ttl-ms", 3_600_000))),
     };
     if !(0.0..=100.0).contains(&options.missing_pct) {
         fail("--missing-pct must be between 0 and 100");
     }
-    let config = Config::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    let mut config = Config::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    if let Some(detect) = args.opt("--detect") {
+        let lookup = |name: &str| (name == "P28_LATE_OBS_DETECT").then(|| detect.clone());
+        let chosen = Config::from_lookup(lookup).unwrap_or_else(|e| fail(&e.to_string()));
+        config = config
+            .to_builder()
+            .detect(chosen.detect())
+            .build()
+            .unwrap_or_else(|e| fail(&e.to_string()));
+    }
     let (outcome, metrics) = run(&options, config.clone());
     if options.json {
         println!("{}", to_json(&options, &config, &outcome));
@@ -176,7 +200,7 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         .target
         .start(config.clone(), &memory)
         .unwrap_or_else(|e| fail(&e));
-    let sink = Sink::new(&options.target, &memory);
+    let sink = Sink::new(&options.target, &memory).key_ttl(options.key_ttl);
     let metrics = options.metrics_addr.as_deref().map(|addr| {
         let serving = observer.handle();
         let server = metrics_http::MetricsServer::start(&loopback_default(addr), move || {
@@ -440,6 +464,7 @@ pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
             "max_wait_ms": config.max_wait().as_millis() as u64,
             "poll_ms": config.poll().as_millis() as u64,
             "workers": config.workers(),
+            "detect": config.detect().as_str(),
         },
         "points": points,
         "outcomes": outcomes,

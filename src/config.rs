@@ -30,6 +30,7 @@ pub(crate) const ENV_SHUTDOWN_TIMEOUT_MS: &str = "P28_LATE_OBS_SHUTDOWN_TIMEOUT_
 pub(crate) const ENV_RETRY_MS: &str = "P28_LATE_OBS_RETRY_MS";
 pub(crate) const ENV_REDIS_URL: &str = "P28_LATE_OBS_REDIS_URL";
 pub(crate) const ENV_NAME: &str = "P28_LATE_OBS_NAME";
+pub(crate) const ENV_DETECT: &str = "P28_LATE_OBS_DETECT";
 
 /// The longest accepted wait: one hour.
 pub(crate) const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
@@ -83,7 +84,47 @@ pub(crate) const VARIABLES: &[Variable] = &[
     variable!(ENV_RETRY_MS, retry_window, env::millis),
     variable!(ENV_REDIS_URL, redis_url, env::some_text),
     variable!(ENV_NAME, name, env::some_text),
+    variable!(ENV_DETECT, detect, env::detect),
 ];
+
+/// How a worker learns that a watched plan's heat key was written.
+///
+/// ```
+/// use heat_observer::{Config, Detect};
+/// let config = Config::builder().detect(Detect::Push).build()?;
+/// assert_eq!(config.detect(), Detect::Push);
+/// assert_eq!(Detect::Push.as_str(), "push");
+/// # Ok::<(), heat_observer::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Detect {
+    /// Look at every watched key each poll (one batched call per worker).
+    #[default]
+    Poll,
+    /// Redis tells the worker when a key under the heat prefix is written
+    /// (client tracking in broadcast mode); a watched plan is looked at
+    /// when taken and at its deadline, and again whenever a message may
+    /// have been lost. Where the store cannot push, the worker polls.
+    Push,
+}
+
+impl Detect {
+    /// `poll` or `push`: the value of `P28_LATE_OBS_DETECT`, the event's
+    /// `decided_by` field and the metric's `mode` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detect::Poll => "poll",
+            Detect::Push => "push",
+        }
+    }
+}
+
+impl Show for Detect {
+    fn show(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
 
 /// A setting's value as an env file writes it.
 trait Show {
@@ -179,6 +220,7 @@ pub struct Config {
     retry_window: Duration,
     redis_url: Option<RedisUrl>,
     name: Option<String>,
+    detect: Detect,
     heat_key_prefix: String,
     stream: String,
     warn_interval: Duration,
@@ -209,6 +251,7 @@ impl Default for Config {
             retry_window: Duration::from_secs(5),
             redis_url: None,
             name: None,
+            detect: Detect::Poll,
             heat_key_prefix: "quantum:harvest:heat:by_plan:".to_owned(),
             stream: "quantum:stream:apply.heat.observed".to_owned(),
             warn_interval: Duration::from_secs(10),
@@ -313,6 +356,10 @@ impl Config {
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+    /// How workers detect a written key (`P28_LATE_OBS_DETECT`).
+    pub fn detect(&self) -> Detect {
+        self.detect
+    }
     /// Prefix of the key HeatBridge writes per plan.
     pub fn heat_key_prefix(&self) -> &str {
         &self.heat_key_prefix
@@ -346,6 +393,13 @@ impl Config {
             self.max_wait.as_millis(),
             self.poll.as_millis()
         )
+    }
+
+    /// A builder starting from this config, to change a setting or two.
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder {
+            config: self.clone(),
+        }
     }
 
     /// Every `P28_LATE_OBS_*` variable with its effective value, as it
@@ -515,6 +569,12 @@ impl ConfigBuilder {
     /// (`P28_LATE_OBS_NAME`, default: none, no label).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = Some(name.into());
+        self
+    }
+    /// How workers learn that a key was written: [`Detect::Poll`] or
+    /// [`Detect::Push`] (`P28_LATE_OBS_DETECT=poll|push`, default poll).
+    pub fn detect(mut self, detect: Detect) -> Self {
+        self.config.detect = detect;
         self
     }
     /// Prefix of the per-plan heat key (code only; default

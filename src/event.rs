@@ -3,7 +3,7 @@
 //! `redis-cli XREVRANGE` output with awk and expects exactly one field
 //! (`wait_ms`) between `obs_point` and `heat_found`.
 
-use crate::ObsPoint;
+use crate::{Detect, ObsPoint};
 
 /// One field's value, as the store writes it.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +32,9 @@ pub struct Event {
     pub max_wait_ms: u64,
     /// Wall-clock time of the deciding look, in Unix milliseconds.
     pub ts_ms: u64,
+    /// How it was decided: `push` (Redis told the worker the key was
+    /// written) or `poll` (a look).
+    pub decided_by: Detect,
 }
 
 impl Event {
@@ -47,6 +50,7 @@ impl Event {
         "polls",
         "max_wait_ms",
         "ts_ms",
+        "decided_by",
     ];
 
     /// An event for `plan_id` at `obs_point`, not found, with no wait and no
@@ -69,6 +73,7 @@ impl Event {
             polls: 0,
             max_wait_ms: 0,
             ts_ms: 0,
+            decided_by: Detect::Poll,
         }
     }
 
@@ -89,7 +94,7 @@ impl Event {
 
     /// The values of [`Event::FIELDS`], in order, without allocating: what
     /// the store writes per event.
-    pub(crate) fn values(&self) -> [FieldValue<'_>; 8] {
+    pub(crate) fn values(&self) -> [FieldValue<'_>; 9] {
         use FieldValue::{Number, Text};
         [
             Text(&self.plan_id),
@@ -100,6 +105,7 @@ impl Event {
             Number(u64::from(self.polls)),
             Number(self.max_wait_ms),
             Number(self.ts_ms),
+            Text(self.decided_by.as_str()),
         ]
     }
 }
@@ -119,6 +125,7 @@ mod tests {
             polls: 7,
             max_wait_ms: 2000,
             ts_ms: 1_769_600_000_000,
+            decided_by: Detect::Push,
         };
         let fields = event.fields();
         let names: Vec<_> = fields.iter().map(|(n, _)| *n).collect();
@@ -134,7 +141,8 @@ mod tests {
                 "1",
                 "7",
                 "2000",
-                "1769600000000"
+                "1769600000000",
+                "push"
             ]
         );
         let missed = Event {

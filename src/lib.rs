@@ -114,6 +114,7 @@
 //! | `P28_LATE_OBS_RETRY_MS` | `5000` | how long a failed event write is retried |
 //! | `P28_LATE_OBS_REDIS_URL` | unset | Redis URL for [`LateObserver::from_env`] |
 //! | `P28_LATE_OBS_NAME` | unset | label `observer` on every metric |
+//! | `P28_LATE_OBS_DETECT` | `poll` | `poll`, or `push`: Redis tells the workers when a heat key is written |
 //!
 //! # Stores and features
 //!
@@ -153,7 +154,7 @@ mod warnings;
 mod watchlist;
 mod worker;
 
-pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
+pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind, Detect};
 pub use event::Event;
 pub use metrics::{MetricFamily, MetricKind, MetricsFormat, Sample};
 pub use obs_point::ObsPoint;
@@ -168,8 +169,8 @@ pub use store::redis::RedisClusterConnector;
 pub use store::redis::TlsCerts;
 pub use store::redis::{RedisConnector, RedisUrlError};
 pub use store::{
-    Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind, StreamEntry,
-    StreamSpec,
+    Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
+    StreamEntry, StreamSpec,
 };
 
 // Compiles the README's Rust examples as doctests.

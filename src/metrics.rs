@@ -239,7 +239,7 @@ const fn gauge(name: &'static str, help: &'static str, read: fn(&Stats, &mut Sam
 
 /// Every series the observer exports. A new metric is a counter in
 /// [`Stats`] and a row here.
-static TABLE: [Row; 18] = [
+static TABLE: [Row; 19] = [
     counter(
         "p28_observed_total",
         "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
@@ -334,6 +334,15 @@ static TABLE: [Row; 18] = [
     gauge("p28_workers", "Worker threads running.", |s, out| {
         out.one(s.workers)
     }),
+    gauge(
+        "p28_detect_mode",
+        "Worker threads by how they detect a written key: push (subscribed) or poll.",
+        |s, out| {
+            let push = s.push_workers.min(s.workers);
+            out.push("", &[("mode", "poll")], s.workers - push);
+            out.push("", &[("mode", "push")], push);
+        },
+    ),
     gauge(
         "p28_enabled",
         "1 when the observer runs, 0 when it is switched off or its config was invalid.",

@@ -54,6 +54,8 @@ pub struct Stats {
     pub in_flight: u64,
     /// Worker threads running.
     pub workers: u64,
+    /// Of those, workers detecting by push (subscribed); the others poll.
+    pub push_workers: u64,
     /// Store calls that returned an error.
     pub store_errors: u64,
     /// [`Store::exists`](crate::Store::exists) calls (round trips).
@@ -238,6 +240,7 @@ pub(crate) struct Counters {
     abandoned: AtomicU64,
     in_flight: AtomicU64,
     workers: AtomicU64,
+    push_workers: AtomicU64,
     store_errors: AtomicU64,
     exists_calls: AtomicU64,
     keys_checked: AtomicU64,
@@ -304,6 +307,14 @@ impl Counters {
         self.workers.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn push_worker(&self, delta: i64) {
+        if delta >= 0 {
+            self.push_workers.fetch_add(delta as u64, Relaxed);
+        } else {
+            self.push_workers.fetch_sub(delta.unsigned_abs(), Relaxed);
+        }
+    }
+
     pub(crate) fn worker_stopped(&self) {
         self.workers.fetch_sub(1, Relaxed);
     }
@@ -361,6 +372,7 @@ impl Counters {
             queued,
             in_flight: self.in_flight.load(Relaxed),
             workers: self.workers.load(Relaxed),
+            push_workers: self.push_workers.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
             exists_calls: self.exists_calls.load(Relaxed),
             keys_checked: self.keys_checked.load(Relaxed),

@@ -44,6 +44,43 @@ pub trait Store: Send {
         stream: &StreamSpec,
         claims: &[Claim<'_>],
     ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Push detection: asks to be told, through [`Store::changes`], of every
+    /// write, deletion or expiry of a key starting with `prefix`. `Ok(false)`
+    /// (the default) when this store cannot push: the worker polls.
+    ///
+    /// # Errors
+    /// A [`StoreError`] of kind [`StoreErrorKind::Server`] when the server
+    /// refuses (too old, an ACL without the rights): the worker polls for
+    /// good. Other errors: it polls and asks again later.
+    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+        let _ = prefix;
+        Ok(false)
+    }
+
+    /// Push detection: waits up to `timeout` for keys under the watched
+    /// prefix to change, and returns them (none if the timeout passed).
+    /// Called only after [`Store::watch_prefix`] said yes.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the subscription broke: messages may have been
+    /// lost, and the worker asks again with [`Store::watch_prefix`].
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        std::thread::sleep(timeout);
+        Ok(Changes::Keys(Vec::new()))
+    }
+}
+
+/// What [`Store::changes`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changes {
+    /// These keys were written, deleted or expired (none if the wait ended
+    /// quietly).
+    Keys(Vec<String>),
+    /// Messages may have been lost (the server flushed its keys, or the
+    /// subscription was rebuilt): every watched key must be looked at again.
+    Lost,
 }
 
 /// Makes the [`Store`] of each worker. Called on the worker's thread when it

@@ -64,6 +64,8 @@ pub(crate) struct Warnings {
     /// Set while an outage is open, so a successful call checks a flag,
     /// not a lock.
     failing: AtomicBool,
+    /// Whether "push detection unavailable" was said.
+    push_said: AtomicBool,
 }
 
 impl Warnings {
@@ -73,6 +75,7 @@ impl Warnings {
             queue_capacity: config.queue_capacity(),
             state: Mutex::default(),
             failing: AtomicBool::new(false),
+            push_said: AtomicBool::new(false),
         }
     }
 
@@ -139,6 +142,16 @@ impl Warnings {
         drop(s);
         if let Some((n, err)) = line {
             log::warn!(target: LOG_TARGET, "{}", store_line(n, &err));
+        }
+    }
+
+    /// Push detection cannot be had here: said once per observer.
+    pub(crate) fn push_unavailable(&self, why: &str) {
+        if !self.push_said.swap(true, Relaxed) {
+            log::warn!(
+                target: LOG_TARGET,
+                "Late observer push detection unavailable, polling instead: {why}"
+            );
         }
     }
 

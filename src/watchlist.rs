@@ -4,6 +4,7 @@
 //! on each wake streamed about a megabyte through caches it shares with the
 //! callers. A wake with nothing due now reads one cached value.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::job::Job;
@@ -27,6 +28,9 @@ pub(crate) struct Watchlist {
     /// removal.
     earliest: Option<Instant>,
     stale: bool,
+    /// Push detection: where each heat key's jobs are, so that a message
+    /// naming a key finds them at once. `None` when polling.
+    by_key: Option<HashMap<String, Vec<usize>>>,
 }
 
 impl Watchlist {
@@ -34,7 +38,30 @@ impl Watchlist {
         self.watches.len()
     }
 
+    /// Keeps an index by heat key from now on (push detection).
+    pub(crate) fn index_keys(&mut self) {
+        if self.by_key.is_none() {
+            let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, w) in self.watches.iter().enumerate() {
+                by_key.entry(w.heat_key.clone()).or_default().push(i);
+            }
+            self.by_key = Some(by_key);
+        }
+    }
+
+    /// Indices of the jobs watching `heat_key` (push detection only).
+    pub(crate) fn find(&self, heat_key: &str) -> &[usize] {
+        let found = self.by_key.as_ref().and_then(|m| m.get(heat_key));
+        found.map_or(&[], Vec::as_slice)
+    }
+
     pub(crate) fn push(&mut self, job: Job, heat_key: String) {
+        if let Some(by_key) = &mut self.by_key {
+            by_key
+                .entry(heat_key.clone())
+                .or_default()
+                .push(self.watches.len());
+        }
         let deadline = job.deadline();
         self.watches.push(Watch {
             job,
@@ -96,7 +123,22 @@ impl Watchlist {
     pub(crate) fn take(&mut self, i: usize) -> Watch {
         self.deadlines.swap_remove(i);
         self.stale = true;
-        self.watches.swap_remove(i)
+        let last = self.watches.len() - 1;
+        let watch = self.watches.swap_remove(i);
+        if let Some(by_key) = &mut self.by_key {
+            unindex(by_key, &watch.heat_key, i);
+            // The last entry moved into slot `i`.
+            if i != last {
+                let moved = &self.watches[i].heat_key;
+                if let Some(at) = by_key
+                    .get_mut(moved)
+                    .and_then(|v| v.iter_mut().find(|j| **j == last))
+                {
+                    *at = i;
+                }
+            }
+        }
+        watch
     }
 
     /// Removes everything; returns how many were watched.
@@ -106,7 +148,19 @@ impl Watchlist {
         self.deadlines.clear();
         self.earliest = None;
         self.stale = false;
+        if let Some(by_key) = &mut self.by_key {
+            by_key.clear();
+        }
         n
+    }
+}
+
+fn unindex(by_key: &mut HashMap<String, Vec<usize>>, key: &str, i: usize) {
+    if let Some(at) = by_key.get_mut(key) {
+        at.retain(|j| *j != i);
+        if at.is_empty() {
+            by_key.remove(key);
+        }
     }
 }
 
@@ -152,5 +206,26 @@ mod tests {
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(150)));
         assert_eq!(w.clear(), 3);
         assert_eq!(w.earliest(), None);
+    }
+
+    #[test]
+    fn the_key_index_follows_pushes_and_removals() {
+        let t = Instant::now();
+        let mut w = Watchlist::default();
+        w.push(job(t, 100), "a".into());
+        w.index_keys();
+        w.push(job(t, 100), "b".into());
+        w.push(job(t, 100), "a".into());
+        w.push(job(t, 100), "c".into());
+        assert_eq!(w.find("a"), [0, 2]);
+        let taken = w.take(0); // "c" moves from 3 to 0
+        assert_eq!(taken.heat_key, "a");
+        assert_eq!((w.find("a"), w.find("c")), (&[2][..], &[0][..]));
+        w.take(2); // the last one: nothing moves
+        assert!(w.find("a").is_empty());
+        assert_eq!((w.find("b"), w.find("c")), (&[1][..], &[0][..]));
+        for (i, watch) in (0..w.len()).map(|i| (i, w.get(i))) {
+            assert_eq!(w.find(&watch.heat_key), [i]);
+        }
     }
 }

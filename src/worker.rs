@@ -26,9 +26,9 @@ use crate::job::Job;
 use crate::pool::Signals;
 use crate::shared::{Shared, StopMode};
 use crate::stats::Loss;
-use crate::store::{Claim, Claimed, Connector, Store, StreamSpec};
+use crate::store::{Changes, Claim, Claimed, Connector, Store, StreamSpec};
 use crate::watchlist::{Watch, Watchlist};
-use crate::{Config, Event, LOG_TARGET, StoreError, StoreErrorKind};
+use crate::{Config, Detect, Event, LOG_TARGET, StoreError, StoreErrorKind};
 
 /// Deadline looks are at most this late, so that a burst's deadlines, which
 /// differ by microseconds, share one round trip instead of one each.
@@ -39,6 +39,21 @@ const INTAKE_EVERY: Duration = DEADLINE_SLACK;
 const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(1);
 /// An idle worker wakes this often to write the warnings that are due.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// A push subscription that could not be made is asked for again this
+/// often; the worker polls meanwhile.
+const PUSH_RETRY: Duration = Duration::from_secs(1);
+
+/// Where a worker stands with push detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    /// Polling: asked for, or push is not available here.
+    Off,
+    /// Push asked for, no subscription yet (or it broke): polling until
+    /// `retry_at`, then asking again.
+    Wanted { retry_at: Instant },
+    /// Subscribed: looks at intake and at deadlines only.
+    On,
+}
 
 /// What every worker of one observer shares and never changes.
 pub(crate) struct Context<C> {
@@ -139,6 +154,11 @@ struct Worker<C: Connector> {
     seq: u64,
     /// Set once asked to drain: the time by which to give up.
     draining: Option<Instant>,
+    push: Push,
+    /// Messages may have been lost: look at every watched job.
+    relook_all: bool,
+    /// Jobs taken since the last look (at the end of the watch list).
+    fresh: usize,
 }
 
 /// The body of thread `heat-observer-{index}`. Reports its end even if it
@@ -170,8 +190,16 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: Arc<Context<C>>, signals: Sig
         write_backoff: Duration::ZERO,
         seq: 0,
         draining: None,
+        push: Push::Off,
+        relook_all: false,
+        fresh: 0,
     };
+    if worker.ctx.config.detect() == Detect::Push {
+        worker.push = Push::Wanted { retry_at: now };
+        worker.watching.index_keys();
+    }
     while worker.step() {}
+    worker.set_push(Push::Off);
     worker.finish();
 }
 
@@ -186,6 +214,7 @@ impl<C: Connector> Worker<C> {
             }
         }
         self.intake(first);
+        self.subscribe_if_wanted(Instant::now());
         self.look(Instant::now());
         self.write(Instant::now());
         let shared = &self.ctx.shared;
@@ -233,6 +262,9 @@ impl<C: Connector> Worker<C> {
             return true;
         }
         let wake = self.next_wake();
+        if self.push == Push::On {
+            return self.wait_for_changes(wake);
+        }
         match self.stop.recv_deadline(wake) {
             Err(RecvTimeoutError::Timeout) => true,
             // Disconnected: the pool dropped the sender.
@@ -272,16 +304,153 @@ impl<C: Connector> Worker<C> {
             }
             let heat_key = self.ctx.config.heat_key(job.plan_id());
             self.watching.push(job, heat_key);
+            self.fresh += 1;
         }
+    }
+
+    /// Push detection: asks the store for a subscription when one is wanted
+    /// and due. A refusal (an old server, an ACL) means polling for good,
+    /// said once; any other failure, polling and asking again later.
+    fn subscribe_if_wanted(&mut self, now: Instant) {
+        let Push::Wanted { retry_at } = self.push else {
+            return;
+        };
+        if now < retry_at || self.draining.is_some() {
+            return;
+        }
+        let prefix = self.ctx.config.heat_key_prefix().to_owned();
+        let store = &mut self.store;
+        let answer = catch_unwind(AssertUnwindSafe(|| store.watch_prefix(&prefix)));
+        let warnings = &self.ctx.shared.warnings;
+        match answer {
+            Ok(Ok(true)) => {
+                self.set_push(Push::On);
+                // Writes before the subscription were not told: look again.
+                self.relook_all = true;
+            }
+            Ok(Ok(false)) => {
+                warnings.push_unavailable("this store cannot push");
+                self.set_push(Push::Off);
+            }
+            Ok(Err(e)) if e.kind() == StoreErrorKind::Server => {
+                warnings.push_unavailable(&e.to_string());
+                self.set_push(Push::Off);
+            }
+            Ok(Err(e)) => {
+                warnings.store_failed("push subscription", &e);
+                self.ctx.shared.counters.store_error();
+                self.push = Push::Wanted {
+                    retry_at: now + PUSH_RETRY,
+                };
+            }
+            Err(_) => {
+                warnings.push_unavailable("the store panicked subscribing");
+                self.set_push(Push::Off);
+            }
+        }
+    }
+
+    /// Changes the push state, keeping the count of pushing workers.
+    fn set_push(&mut self, push: Push) {
+        let counters = &self.ctx.shared.counters;
+        match (self.push == Push::On, push == Push::On) {
+            (false, true) => counters.push_worker(1),
+            (true, false) => counters.push_worker(-1),
+            _ => {}
+        }
+        self.push = push;
+    }
+
+    /// Push detection: waits on the store's messages until `wake` (at most
+    /// 10 ms a call, checking for a stop in between). A message naming a
+    /// watched key decides its jobs at once; a lost message or a broken
+    /// subscription means every watched job is looked at again.
+    fn wait_for_changes(&mut self, wake: Instant) -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= wake {
+                return true;
+            }
+            if let Err(crossbeam_channel::TryRecvError::Disconnected) = self.stop.try_recv() {
+                return self.stop_requested();
+            }
+            let timeout = (wake - now).min(INTAKE_EVERY);
+            let store = &mut self.store;
+            match catch_unwind(AssertUnwindSafe(|| store.changes(timeout))) {
+                Ok(Ok(Changes::Keys(keys))) => {
+                    if self.pushed(&keys) {
+                        return true;
+                    }
+                }
+                Ok(Ok(Changes::Lost)) => {
+                    self.relook_all = true;
+                    return true;
+                }
+                Ok(Err(e)) => {
+                    self.ctx
+                        .shared
+                        .warnings
+                        .store_failed("push subscription", &e);
+                    self.ctx.shared.counters.store_error();
+                    // Messages may have been lost while it was down.
+                    self.relook_all = true;
+                    self.set_push(Push::Wanted {
+                        retry_at: Instant::now(),
+                    });
+                    return true;
+                }
+                Err(_) => {
+                    self.ctx
+                        .shared
+                        .warnings
+                        .push_unavailable("the store panicked waiting");
+                    self.set_push(Push::Off);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Decides the watched jobs whose key was written: found, at the time
+    /// the message arrived. Whether any was decided.
+    fn pushed(&mut self, keys: &[String]) -> bool {
+        let mut hits: Vec<usize> = keys
+            .iter()
+            .flat_map(|k| self.watching.find(k).iter().copied())
+            .collect();
+        if hits.is_empty() {
+            return false;
+        }
+        hits.sort_unstable_by(|a, b| b.cmp(a));
+        hits.dedup();
+        let (now, wall) = (Instant::now(), unix_ms());
+        for i in hits {
+            let watch = self.watching.take(i);
+            self.decide(watch, true, now, wall, Detect::Push);
+        }
+        true
     }
 
     /// Looks at every job on a tick, or at the jobs past their deadline.
     fn look(&mut self, now: Instant) {
-        let tick = now >= self.next_tick;
-        if tick {
+        let pushing = self.push == Push::On && self.draining.is_none();
+        let tick = if pushing {
+            // Pushed: no ticks; every job after a possible loss.
+            std::mem::take(&mut self.relook_all)
+        } else {
+            now >= self.next_tick
+        };
+        if tick && !pushing {
             self.next_tick = (self.next_tick + self.ctx.config.poll()).max(now + self.ctx.spacing);
         }
-        let due = self.watching.due(now, tick);
+        let mut due = self.watching.due(now, tick);
+        let fresh = std::mem::take(&mut self.fresh).min(self.watching.len());
+        if pushing && !tick && fresh > 0 {
+            // Jobs just taken are looked at once: their key may be there.
+            let first = self.watching.len() - fresh;
+            due.retain(|&i| i < first);
+            due.extend(first..self.watching.len());
+        }
         if due.is_empty() {
             return;
         }
@@ -306,7 +475,7 @@ impl<C: Connector> Worker<C> {
             // finds nothing still decides.
             if found || watch.job.deadline() <= now {
                 let watch = self.watching.take(i);
-                self.decide(watch, found, now, wall);
+                self.decide(watch, found, now, wall, Detect::Poll);
             } else {
                 trace!(target: LOG_TARGET, "Late observer looked at plan {}: not yet", watch.job.plan_id());
             }
@@ -361,7 +530,7 @@ impl<C: Connector> Worker<C> {
         self.ctx.shared.counters.lost(loss, lost.len() as u64);
     }
 
-    fn decide(&mut self, watch: Watch, found: bool, now: Instant, wall_ms: u64) {
+    fn decide(&mut self, watch: Watch, found: bool, now: Instant, wall_ms: u64, by: Detect) {
         let job = watch.job;
         let point = job.point();
         let wait_ms = millis(now.saturating_duration_since(job.observed_at()));
@@ -370,8 +539,8 @@ impl<C: Connector> Worker<C> {
         }
         debug!(
             target: LOG_TARGET,
-            "Late observer decided plan {} ({point}): heat_found={} wait_ms={wait_ms} after {} look(s)",
-            job.plan_id(), u8::from(found), watch.polls
+            "Late observer decided plan {} ({point}): heat_found={} wait_ms={wait_ms} after {} look(s), by {}",
+            job.plan_id(), u8::from(found), watch.polls, by.as_str()
         );
         self.seq += 1;
         self.decided.push(Decided {
@@ -386,6 +555,7 @@ impl<C: Connector> Worker<C> {
                 polls: watch.polls,
                 max_wait_ms: job.wait_ms(),
                 ts_ms: wall_ms,
+                decided_by: by,
             },
             decided_at: now,
         });
@@ -462,7 +632,11 @@ impl<C: Connector> Worker<C> {
     /// due, like single looks, looked at) within 10 ms, not a tick later.
     fn next_wake(&mut self) -> Instant {
         let deadline = self.watching.earliest();
-        let mut wake = deadline.map_or(self.write_at, |d| d.min(self.next_tick));
+        let tick = match self.push {
+            Push::On => deadline.unwrap_or(self.write_at),
+            _ => self.next_tick,
+        };
+        let mut wake = deadline.map_or(self.write_at, |d| d.min(tick));
         if !self.decided.is_empty() {
             wake = wake.min(self.write_at);
         }

@@ -156,6 +156,7 @@ fn the_pipeline_simulator_and_the_coverage_report_run_on_a_cluster() {
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
+        key_ttl: None,
     };
     let config = config().max_wait(ms(400)).build().unwrap();
     let (outcome, _) = pipeline::run(&options, config.clone());
@@ -227,6 +228,7 @@ fn pipeline_options(cluster: &Cluster, plans: usize, rate: f64) -> pipeline::Opt
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
+        key_ttl: None,
     }
 }
 

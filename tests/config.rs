@@ -31,6 +31,7 @@ fn defaults_are_pinned() {
         ("P28_LATE_OBS_RETRY_MS", "5000"),
         ("P28_LATE_OBS_REDIS_URL", ""),
         ("P28_LATE_OBS_NAME", ""),
+        ("P28_LATE_OBS_DETECT", "poll"),
     ];
     let got = Config::default().variables();
     let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (*n, v.as_str())).collect();

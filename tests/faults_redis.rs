@@ -101,6 +101,7 @@ fn options(server: &Server, plans: usize, rate: f64) -> pipeline::Options {
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
+        key_ttl: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn options(plans: usize) -> pipeline::Options {
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
+        key_ttl: None,
     }
 }
 
@@ -162,7 +163,7 @@ fn delays_repeat_per_seed_and_follow_the_requested_shape() {
 #[test]
 fn the_bridge_writes_on_schedule_and_flushes_the_rest_as_late() {
     let store = MemoryStore::new();
-    let bridge = sim::Bridge::start(sim::Sink::Memory(store.clone()), 3);
+    let bridge = sim::Bridge::start(sim::Sink::Memory(store.clone(), None), 3);
     let now = Instant::now();
     bridge.schedule(0, "k0".into(), now);
     bridge.schedule(1, "k1".into(), now + Duration::from_secs(3600));

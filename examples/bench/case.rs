@@ -143,6 +143,11 @@ pub fn run(
     if mode == "one-per-worker" {
         builder = builder.max_in_flight(1);
     }
+    if mode == "push" {
+        builder = builder.detect(heat_observer::Detect::Push);
+    }
+    // `short-lived`: HeatBridge's keys expire 20 ms after they are written.
+    let key_ttl = (scenario == "short-lived").then(|| Duration::from_millis(20));
     let load_rate = if scenario == "steady-20k" {
         20_000.0
     } else {
@@ -167,8 +172,24 @@ pub fn run(
     let sampler = probe::ThreadSampler::start();
     let calls_before = probe::command_calls(&mut admin);
     let subject = Subject::start(mode, &observed_url, config.clone());
-    let bridge = (scenario != "down")
-        .then(|| Bridge::start(Sink::Redis(Target::Redis(url.to_owned()), None), plans));
+    if let Subject::Pool(o) = &subject {
+        // Push: measure from the moment the workers are subscribed.
+        let ready = Instant::now() + Duration::from_secs(5);
+        let want = if mode == "push" {
+            config.workers() as u64
+        } else {
+            0
+        };
+        while o.stats().push_workers < want && Instant::now() < ready {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let bridge = (scenario != "down").then(|| {
+        Bridge::start(
+            Sink::Redis(Target::Redis(url.to_owned()), None, key_ttl),
+            plans,
+        )
+    });
     let mut delays = Delays::new(load.median_ms, 0.8, load.missing_pct, load.seed);
     let clock = WallClock::new();
     // Filled (so touched) now: the soak samples RSS, and the bench's own
@@ -271,7 +292,7 @@ pub fn run(
     };
     let (mut coverage, mut bound, mut lag) = (None, None, None);
     let observes = !matches!(subject, Subject::Floor(_));
-    if observes && (scenario == "burst" || scenario.starts_with("steady")) {
+    if observes && matches!(scenario, "burst" | "steady" | "steady-20k" | "short-lived") {
         let hits = deadlines
             .iter()
             .zip(&written)

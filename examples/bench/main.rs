@@ -97,8 +97,21 @@ const FLAGS: &[Flag] = &[
     ),
 ];
 
-const SCENARIOS: [&str; 5] = ["burst", "steady", "steady-20k", "down", "soak"];
-const MODES: [&str; 4] = ["channel-floor", "pool", "one-per-worker", "thread-per-plan"];
+const SCENARIOS: [&str; 6] = [
+    "burst",
+    "steady",
+    "steady-20k",
+    "short-lived",
+    "down",
+    "soak",
+];
+const MODES: [&str; 5] = [
+    "channel-floor",
+    "pool",
+    "push",
+    "one-per-worker",
+    "thread-per-plan",
+];
 /// Flags passed on to each case's process.
 const PASSED_ON: [&str; 11] = [
     "--redis",
@@ -155,6 +168,9 @@ fn main() {
             if scenario == "steady-20k" && mode == "thread-per-plan" {
                 eprintln!("steady-20k / thread-per-plan skipped: 40,000 threads and connections");
                 continue;
+            }
+            if scenario == "short-lived" && matches!(mode, "one-per-worker" | "thread-per-plan") {
+                continue; // the question there is poll against push
             }
             eprintln!("running {scenario} / {mode} ...");
             let case = run_child(&args, scenario, mode);
@@ -392,15 +408,23 @@ fn soak_rss(c: &Value) -> Option<(f64, f64)> {
 /// The issue's targets for `pool`, checked against this run.
 fn print_targets(cases: &[Value], poll_ms: u64) {
     let mut out = String::new();
-    for c in cases.iter().filter(|c| c["mode"] == "pool") {
+    for c in cases
+        .iter()
+        .filter(|c| c["mode"] == "pool" || c["mode"] == "push")
+    {
         let scenario = c["scenario"].as_str().unwrap_or("");
+        let mode = c["mode"].as_str().unwrap_or("");
         let mut check = |what: String, ok: bool| {
             let _ = writeln!(
                 out,
-                "  [{}] {scenario}: {what}",
+                "  [{}] {scenario} {mode}: {what}",
                 if ok { "pass" } else { "FAIL" }
             );
         };
+        if mode == "push" {
+            push_targets(cases, c, scenario, &mut check);
+            continue;
+        }
         let floor = |k: &str| num(c, &["vs_floor", k]);
         if matches!(scenario, "steady" | "soak") {
             let (p50, p99, p999) = (floor("p50"), floor("p99"), floor("p999"));
@@ -490,7 +514,62 @@ fn print_targets(cases: &[Value], poll_ms: u64) {
         }
     }
     if !out.is_empty() {
-        println!("\ntargets (pool):\n{out}");
+        println!("\ntargets (pool, push):\n{out}");
+    }
+}
+
+/// Issue 12's targets for `push`, against `pool` (poll) in the same run.
+fn push_targets(cases: &[Value], c: &Value, scenario: &str, check: &mut impl FnMut(String, bool)) {
+    let poll = cases
+        .iter()
+        .find(|p| p["scenario"] == scenario && p["mode"] == "pool");
+    let (cover, bound) = (num(c, &["coverage"]), num(c, &["bound"]));
+    match scenario {
+        "burst" | "steady" => {
+            let lag = num(c, &["lag_ms", "p99"]);
+            check(format!("lag p99 {lag} ms <= 5"), lag <= 5.0);
+            check(
+                format!("coverage {cover:.4} >= 0.995 x bound {bound:.4}"),
+                cover >= 0.995 * bound,
+            );
+            let cmd = num(c, &["commands_per_plan"]);
+            check(format!("commands per plan {cmd:.2} <= 2.5"), cmd <= 2.5);
+            let rt = num(c, &["round_trips_per_plan"]);
+            check(format!("round trips per plan {rt:.3} <= 0.1"), rt <= 0.1);
+        }
+        "short-lived" => {
+            check(
+                format!("coverage {cover:.4} >= 0.99 x bound {bound:.4}"),
+                cover >= 0.99 * bound,
+            );
+            if let Some(p) = poll {
+                check(
+                    format!("(poll found {:.4} of the same)", num(p, &["coverage"])),
+                    true,
+                );
+            }
+        }
+        _ => {}
+    }
+    if let Some(p) = poll {
+        let (threads, rss, prss) = (
+            num(c, &["threads"]),
+            num(c, &["rss_mb"]),
+            num(p, &["rss_mb"]),
+        );
+        check(
+            format!("threads {threads} = poll's {}", num(p, &["threads"])),
+            threads == num(p, &["threads"]),
+        );
+        check(
+            format!("RSS {rss:.1} MB within 2 MB of poll's {prss:.1}"),
+            (rss - prss).abs() <= 2.0,
+        );
+        let (o, po) = (num(c, &["submit_ns", "p99"]), num(p, &["submit_ns", "p99"]));
+        check(
+            format!("observe p99 {o} ns against poll's {po} ns (same run)"),
+            true,
+        );
     }
 }
 

@@ -71,38 +71,56 @@ impl Delays {
     }
 }
 
-/// Where the bridge writes keys.
+/// Where the bridge writes keys, and how long they live (`None`: an hour).
 pub enum Sink {
-    Memory(MemoryStore),
+    Memory(MemoryStore, Option<Duration>),
     /// Redis or a cluster; the connection is opened on first use and again
     /// after an error (Redis may be restarted under the bridge).
-    Redis(Target, Option<Box<dyn redis::ConnectionLike + Send>>),
+    Redis(
+        Target,
+        Option<Box<dyn redis::ConnectionLike + Send>>,
+        Option<Duration>,
+    ),
 }
 
 impl Sink {
     pub fn new(target: &Target, memory: &MemoryStore) -> Sink {
         match target {
-            Target::Memory => Sink::Memory(memory.clone()),
-            other => Sink::Redis(other.clone(), None),
+            Target::Memory => Sink::Memory(memory.clone(), None),
+            other => Sink::Redis(other.clone(), None, None),
+        }
+    }
+
+    /// Keys live `ttl` (`None`: an hour), as HeatBridge's may "expire quickly".
+    pub fn key_ttl(self, ttl: Option<Duration>) -> Sink {
+        match self {
+            Sink::Memory(store, _) => Sink::Memory(store, ttl),
+            Sink::Redis(target, con, _) => Sink::Redis(target, con, ttl),
         }
     }
 
     /// Writes `keys` (one round trip on a single Redis, one per key on a
-    /// cluster); returns whether it worked. Redis gets `SETEX`, a command
+    /// cluster); returns whether it worked. Redis gets `PSETEX`, a command
     /// nothing else here sends, so a benchmark can tell the bridge's commands
     /// from the observer's.
     fn write(&mut self, keys: &[String]) -> bool {
         match self {
-            Sink::Memory(store) => {
-                keys.iter().for_each(|k| store.insert_key(k.clone()));
+            Sink::Memory(store, ttl) => {
+                for key in keys {
+                    match ttl {
+                        Some(ttl) => store.insert_key_for(key.clone(), *ttl),
+                        None => store.insert_key(key.clone()),
+                    }
+                }
                 true
             }
-            Sink::Redis(target, con) => {
+            Sink::Redis(target, con, ttl) => {
                 if con.is_none() {
                     *con = target.connect().ok();
                 }
                 let Some(c) = con else { return false };
-                let setex = |key: &String| redis::cmd("SETEX").arg(key).arg(3600).arg(1).clone();
+                let px = ttl.map_or(3_600_000, |t| t.as_millis().max(1) as u64);
+                let setex = |key: &String| redis::cmd("PSETEX").arg(key).arg(px).arg(1).clone();
                 let ok = if c.supports_pipelining() {
                     let mut pipe = redis::pipe();
                     keys.iter().for_each(|k| {

@@ -50,6 +50,20 @@ pub(crate) fn count(variable: &'static str, raw: OsString) -> Result<u64, Config
         .map_err(|_| ConfigError::new(variable, raw, ConfigErrorKind::NotACount))
 }
 
+/// `poll` or `push`, any case, blanks around ignored.
+pub(crate) fn detect(variable: &'static str, raw: OsString) -> Result<super::Detect, ConfigError> {
+    let raw = text(variable, raw)?;
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "poll" => Ok(super::Detect::Poll),
+        "push" => Ok(super::Detect::Push),
+        _ => Err(ConfigError::new(
+            variable,
+            raw,
+            ConfigErrorKind::NotADetectMode,
+        )),
+    }
+}
+
 /// A count that fits a `usize` (saturating: range checks come later).
 pub(crate) fn size(variable: &'static str, raw: OsString) -> Result<usize, ConfigError> {
     count(variable, raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX))

@@ -39,6 +39,8 @@ pub enum ConfigErrorKind {
     NotUnicode,
     /// A flag that is none of `true/false`, `1/0`, `yes/no`, `on/off`.
     NotAFlag,
+    /// A detection mode that is neither `poll` nor `push`.
+    NotADetectMode,
     /// A number of milliseconds that is not a non-negative whole number.
     NotMilliseconds,
     /// A count that is not a non-negative whole number.
@@ -104,6 +106,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::NotAFlag => {
                 f.write_str("expected one of true/false, 1/0, yes/no, on/off")
             }
+            ConfigErrorKind::NotADetectMode => f.write_str("expected poll or push"),
             ConfigErrorKind::NotMilliseconds => {
                 f.write_str("expected a whole number of milliseconds")
             }

@@ -6,7 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Claim, Claimed, Connector, Store, StoreError, StreamSpec};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+
+use super::{Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
 
 /// One entry of a stream kept by a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +42,27 @@ impl StreamEntry {
 /// assert_eq!(found, [true, false]);
 /// # Ok::<(), heat_observer::StoreError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
+    /// This clone's subscription (push detection); never shared by clones.
+    subscription: Option<Receiver<Changes>>,
+}
+
+impl Clone for MemoryStore {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            subscription: None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     data: Mutex<Data>,
+    /// Who is told of writes under a prefix (push detection).
+    subscribers: Mutex<Vec<(String, Sender<Changes>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -74,20 +89,51 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Writes `key` (as HeatBridge writes a `by_plan` key), with no expiry.
+    /// Writes `key` (as HeatBridge writes a `by_plan` key), with no expiry,
+    /// and tells the subscribers whose prefix it has.
     pub fn insert_key(&self, key: impl Into<String>) {
+        let key = key.into();
         lock(&self.inner.data).keys.insert(
-            key.into(),
+            key.clone(),
             Value {
                 text: "1".to_owned(),
                 expires: None,
             },
         );
+        self.notify(&key);
     }
 
-    /// Deletes `key`; returns whether it existed.
+    /// Writes `key` to live for `ttl` (a key that "expires quickly"), and
+    /// tells the subscribers.
+    pub fn insert_key_for(&self, key: impl Into<String>, ttl: Duration) {
+        let key = key.into();
+        let value = Value {
+            text: "1".to_owned(),
+            expires: Some(Instant::now() + ttl),
+        };
+        lock(&self.inner.data).keys.insert(key.clone(), value);
+        self.notify(&key);
+    }
+
+    /// Deletes `key`, and tells the subscribers; returns whether it existed.
     pub fn remove_key(&self, key: &str) -> bool {
-        lock(&self.inner.data).keys.remove(key).is_some()
+        let existed = lock(&self.inner.data).keys.remove(key).is_some();
+        self.notify(key);
+        existed
+    }
+
+    /// Tells every subscriber that messages may have been lost, as a Redis
+    /// `FLUSHALL` does.
+    pub fn flush_subscribers(&self) {
+        lock(&self.inner.subscribers).retain(|(_, tx)| tx.send(Changes::Lost).is_ok());
+    }
+
+    fn notify(&self, key: &str) {
+        let mut subscribers = lock(&self.inner.subscribers);
+        subscribers.retain(|(prefix, tx)| {
+            !key.starts_with(prefix.as_str())
+                || tx.send(Changes::Keys(vec![key.to_owned()])).is_ok()
+        });
     }
 
     /// Whether `key` exists (and has not expired).
@@ -185,6 +231,38 @@ impl Store for MemoryStore {
         }
         Ok(out)
     }
+
+    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+        let (tx, rx) = unbounded();
+        lock(&self.inner.subscribers).push((prefix.to_owned(), tx));
+        self.subscription = Some(rx);
+        Ok(true)
+    }
+
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        let Some(rx) = &self.subscription else {
+            std::thread::sleep(timeout);
+            return Ok(Changes::Keys(Vec::new()));
+        };
+        let mut keys = match rx.recv_timeout(timeout) {
+            Ok(Changes::Keys(keys)) => keys,
+            Ok(Changes::Lost) => return Ok(Changes::Lost),
+            Err(RecvTimeoutError::Timeout) => return Ok(Changes::Keys(Vec::new())),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.subscription = None;
+                let why = "memory store subscription closed";
+                return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+            }
+        };
+        // Whatever else is waiting, in one answer.
+        for more in rx.try_iter() {
+            match more {
+                Changes::Keys(more) => keys.extend(more),
+                Changes::Lost => return Ok(Changes::Lost),
+            }
+        }
+        Ok(Changes::Keys(keys))
+    }
 }
 
 impl Connector for MemoryStore {
@@ -214,6 +292,7 @@ mod tests {
             polls: 1,
             max_wait_ms: 2000,
             ts_ms: 0,
+            decided_by: crate::Detect::Poll,
         }
     }
 

@@ -13,6 +13,7 @@ mod slots;
 mod standalone;
 #[cfg(feature = "tls")]
 mod tls;
+mod tracking;
 mod url;
 
 #[cfg(feature = "cluster")]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind, StreamSpec,
+    Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind, StreamSpec,
 };
 
 /// Which store call a fault or gate applies to.
@@ -35,6 +35,8 @@ struct Control {
     arrivals: [u64; 2],
     calls: [u64; 2],
     keys_checked: u64,
+    /// Push messages are dropped, as a subscriber that lost them would.
+    withhold: bool,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +86,11 @@ impl RiggedStore {
             op,
             base: c.arrivals[op as usize],
         }
+    }
+
+    /// Drops every push message from now on (`true`) or lets them through.
+    pub fn withhold_messages(&self, withhold: bool) {
+        self.rig.lock().withhold = withhold;
     }
 
     /// Number of `op` calls that got past their gate.
@@ -142,6 +149,19 @@ impl Store for RiggedStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.enter(Op::Append, 0)?;
         self.memory.claim_and_append(stream, claims)
+    }
+
+    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+        self.memory.watch_prefix(prefix)
+    }
+
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        let changes = self.memory.changes(timeout)?;
+        let withhold = self.rig.lock().withhold;
+        match changes {
+            Changes::Keys(_) if withhold => Ok(Changes::Keys(Vec::new())),
+            other => Ok(other),
+        }
     }
 }
 

@@ -283,4 +283,13 @@ impl Store for RedisClusterStore {
             self.call(|c| scripts::run_claim(c, call))
         })
     }
+
+    /// Not in this version: tracking is per node, so push on a cluster
+    /// needs a subscriber per master, re-registered after a failover. The
+    /// workers poll, and say so once.
+    fn watch_prefix(&mut self, _prefix: &str) -> Result<bool, StoreError> {
+        let why =
+            "push detection on Redis Cluster is not implemented yet (one subscriber per master)";
+        Err(StoreError::new(StoreErrorKind::Server, why))
+    }
 }

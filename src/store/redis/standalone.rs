@@ -18,9 +18,10 @@ use redis::{Client, RedisError};
 
 use super::link::Link;
 use super::scripts::{self, EXISTS_CHUNK};
+use super::tracking::Tracking;
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
-use crate::store::{Claim, Claimed, Connector, Store, StoreError, StreamSpec};
+use crate::store::{Changes, Claim, Claimed, Connector, Store, StoreError, StreamSpec};
 
 /// Makes one store per worker from a Redis URL. Nothing connects
 /// until a worker's first call.
@@ -114,6 +115,7 @@ impl Connector for RedisConnector {
             client: self.client.clone(),
             timeout: self.timeout,
             link: Link::new(self.address.clone()),
+            tracking: Tracking::new(),
         }
     }
 
@@ -128,6 +130,8 @@ pub struct RedisStore {
     client: Client,
     timeout: Duration,
     link: Link<redis::Connection>,
+    /// Push detection's subscriber, when asked for.
+    tracking: Tracking,
 }
 
 impl fmt::Debug for RedisStore {
@@ -176,5 +180,16 @@ impl Store for RedisStore {
         super::claim_in_chunks(stream, claims, &address, |call| {
             self.call(|c| scripts::run_claim(c, call))
         })
+    }
+
+    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+        let address = self.link.address().to_owned();
+        self.tracking
+            .subscribe(&self.client, self.timeout, prefix, &address)
+    }
+
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        let address = self.link.address().to_owned();
+        self.tracking.changes(timeout, &address)
     }
 }

@@ -1,0 +1,247 @@
+//! Push detection against a real redis-server (issue 12): Redis tells the
+//! workers when a heat key is written (client tracking in broadcast mode).
+//! A capturing logger is installed for this binary; tests take turns.
+
+mod support;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use heat_observer::{Config, ConfigBuilder, Detect, Event, LateObserver, RedisConnector, Stats};
+use log::{Log, Metadata, Record};
+use support::server::{self, Server, unique, xrange};
+use support::{ms, wait_stats};
+
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static TURN: Mutex<()> = Mutex::new(());
+
+struct Capture;
+
+impl Log for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &Record<'_>) {
+        if r.level() <= log::Level::Warn {
+            let line = r.args().to_string();
+            LINES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn turn() -> MutexGuard<'static, ()> {
+    static LOGGER: Capture = Capture;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Warn);
+    let guard = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    LINES.lock().unwrap().clear();
+    guard
+}
+
+fn config(detect: Detect) -> ConfigBuilder {
+    let ns = unique("push");
+    Config::builder()
+        .stream(format!("{ns}:observed"))
+        .heat_key_prefix(format!("{ns}:by_plan:"))
+        .detect(detect)
+        .max_wait(ms(1500))
+        .poll(ms(100))
+}
+
+fn start(config: &Config, url: &str) -> LateObserver {
+    LateObserver::start(config.clone(), RedisConnector::new(url, config).unwrap()).unwrap()
+}
+
+fn subscribed(observer: &LateObserver) -> Stats {
+    wait_stats(observer, "both workers subscribed", |s| s.push_workers == 2)
+}
+
+fn set(server: &Server, key: &str, px: Option<u64>) {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(1);
+    if let Some(px) = px {
+        cmd.arg("PX").arg(px);
+    }
+    cmd.exec(&mut server.connection()).unwrap();
+}
+
+fn event_of(server: &Server, config: &Config, plan: &str) -> Vec<(String, String)> {
+    let events = xrange(&mut server.connection(), config.stream());
+    let (_, fields) = events
+        .into_iter()
+        .find(|(_, f)| f.iter().any(|(k, v)| k == "plan_id" && v == plan))
+        .unwrap_or_else(|| panic!("no event for {plan}"));
+    fields
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    &fields.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+#[test]
+fn a_message_decides_the_plan_at_once_with_the_true_wait() {
+    let _turn = turn();
+    let Some(server) = server::private("a_message_decides_the_plan_at_once") else {
+        return;
+    };
+    let config = config(Detect::Push).build().unwrap();
+    let observer = start(&config, &server.url());
+    subscribed(&observer);
+    let observed_at = Instant::now();
+    observer.observe_late("pushed", "S").unwrap();
+    // After the intake look found nothing, the key is written.
+    wait_stats(&observer, "the intake look", |s| s.exists_calls >= 1);
+    std::thread::sleep(ms(30));
+    let before_write = observed_at.elapsed();
+    set(&server, &config.heat_key("pushed"), None);
+    let after_write = observed_at.elapsed();
+    let stats = wait_stats(&observer, "found", |s| s.found == 1);
+    // No tick looked at it: one look at intake, the message did the rest.
+    assert_eq!(stats.exists_calls, 1, "{stats:?}");
+    let fields = event_of(&server, &config, "pushed");
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        Event::FIELDS,
+        "the first five in the runbook's order"
+    );
+    assert_eq!(
+        (field(&fields, "heat_found"), field(&fields, "decided_by")),
+        ("1", "push")
+    );
+    let wait: u64 = field(&fields, "wait_ms").parse().unwrap();
+    let (lo, hi) = (
+        before_write.as_millis() as u64,
+        after_write.as_millis() as u64 + 10,
+    );
+    assert!(
+        (lo..=hi).contains(&wait),
+        "wait_ms {wait} outside {lo}..={hi}"
+    );
+    assert!(observer.shutdown(ms(3000)).stats.is_balanced());
+}
+
+#[test]
+fn a_key_that_lives_five_ms_is_found_by_push() {
+    let _turn = turn();
+    let Some(server) = server::private("a_key_that_lives_five_ms") else {
+        return;
+    };
+    let mut found = Vec::new();
+    for detect in [Detect::Push, Detect::Poll] {
+        let config = config(detect).build().unwrap();
+        let observer = start(&config, &server.url());
+        if detect == Detect::Push {
+            subscribed(&observer);
+        }
+        for i in 0..20 {
+            observer.observe_late(&format!("short-{i}"), "S").unwrap();
+        }
+        wait_stats(&observer, "the intake looks", |s| s.exists_calls >= 1);
+        for i in 0..20 {
+            set(&server, &config.heat_key(&format!("short-{i}")), Some(5));
+            std::thread::sleep(ms(7));
+        }
+        let stats = wait_stats(&observer, "all decided", |s| s.found + s.not_found == 20);
+        found.push(stats.found);
+    }
+    // Push hears every write; a 100 ms poll sees a 5 ms key only if a look
+    // falls in its life (documented as a possible miss in poll).
+    assert_eq!(found[0], 20, "push found {} of 20", found[0]);
+    eprintln!(
+        "5 ms keys found: push {}, poll {} of 20",
+        found[0], found[1]
+    );
+}
+
+#[test]
+fn a_lost_subscription_is_rebuilt_and_every_watched_plan_looked_at_again() {
+    let _turn = turn();
+    let Some(server) = server::private("a_lost_subscription_is_rebuilt") else {
+        return;
+    };
+    let config = config(Detect::Push).max_wait(ms(3000)).build().unwrap();
+    let observer = start(&config, &server.url());
+    subscribed(&observer);
+    for i in 0..10 {
+        observer.observe_late(&format!("lost-{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the intake looks", |s| s.exists_calls >= 1);
+    // The subscribers are killed, then the keys are written: their messages
+    // go nowhere.
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(killed, 2);
+    for i in 0..10 {
+        set(&server, &config.heat_key(&format!("lost-{i}")), None);
+    }
+    let stats = wait_stats(&observer, "all found", |s| s.found == 10);
+    assert!(
+        stats.store_errors >= 1,
+        "the broken subscription was seen: {stats:?} {:?}",
+        LINES.lock().unwrap()
+    );
+    subscribed(&observer);
+    // Found by the look after the resubscription, well before the deadline.
+    let events = xrange(&mut server.connection(), config.stream());
+    for (_, fields) in &events {
+        let wait: u64 = field(fields, "wait_ms").parse().unwrap();
+        assert!(wait < 2500, "{fields:?}");
+    }
+    assert!(observer.shutdown(ms(4000)).stats.is_balanced());
+}
+
+#[test]
+fn a_user_without_tracking_rights_falls_back_to_polling_and_says_so_once() {
+    let _turn = turn();
+    let Some(server) = server::private("a_user_without_tracking_rights") else {
+        return;
+    };
+    let config = config(Detect::Push).build().unwrap();
+    let rule = format!(
+        "on >secret resetkeys ~{prefix}* ~{stream} ~{{{stream}}}:dedupe:* resetchannels -@all \
+         +evalsha +script|load +exists +set +get +del +xadd +client|id",
+        prefix = config.heat_key_prefix(),
+        stream = config.stream()
+    );
+    let mut setuser = redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("observer");
+    for part in rule.split(' ') {
+        setuser.arg(part);
+    }
+    setuser.exec(&mut server.connection()).unwrap();
+    let url = format!("redis://observer:secret@127.0.0.1:{}", server.port());
+    let observer = start(&config, &url);
+    set(&server, &config.heat_key("acl"), None);
+    observer.observe_late("acl", "S").unwrap();
+    let stats = wait_stats(&observer, "found by polling", |s| s.found == 1);
+    assert_eq!(stats.push_workers, 0);
+    let said: Vec<String> = LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("push detection unavailable"))
+        .cloned()
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("NOPERM") || said[0].contains("permission"),
+        "{said:?}"
+    );
+    assert!(!said[0].contains("secret"));
+    let text = observer.render_metrics();
+    assert!(
+        text.contains("p28_detect_mode{mode=\"poll\"} 2\n"),
+        "{text}"
+    );
+    assert!(observer.shutdown(ms(3000)).stats.is_balanced());
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,138 @@
+//! Push detection's logic on the in-memory store, whose subscriber a test
+//! can let through, withhold or flush: no sleeping for messages.
+
+mod support;
+
+use heat_observer::{Config, ConfigBuilder, Detect, LateObserver};
+use support::rig::{Op, RiggedStore};
+use support::{events, ms, wait_stats};
+
+fn config() -> ConfigBuilder {
+    Config::builder()
+        .workers(1)
+        .detect(Detect::Push)
+        .max_wait(ms(400))
+        .poll(ms(10))
+}
+
+fn heat_key(plan: &str) -> String {
+    Config::default().heat_key(plan)
+}
+
+fn start(store: &RiggedStore) -> LateObserver {
+    let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
+    wait_stats(&observer, "subscribed", |s| s.push_workers == 1);
+    observer
+}
+
+#[test]
+fn a_message_decides_at_once_and_no_tick_looks_again() {
+    let store = RiggedStore::new();
+    let observer = start(&store);
+    observer.observe_late("p", "S").unwrap();
+    wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
+    store.insert_key(heat_key("p"));
+    let stats = wait_stats(&observer, "found", |s| s.found == 1);
+    // With a 10 ms poll, polling would have looked tens of times by now.
+    assert_eq!(store.calls(Op::Exists), 1, "{stats:?}");
+    let event = &events(&store)[0];
+    assert_eq!(event.field("decided_by"), Some("push"));
+    assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() < 400);
+}
+
+#[test]
+fn a_key_already_there_is_found_by_the_intake_look() {
+    let store = RiggedStore::new();
+    let observer = start(&store);
+    store.insert_key(heat_key("early"));
+    observer.observe_late("early", "S").unwrap();
+    wait_stats(&observer, "found", |s| s.found == 1);
+    assert_eq!(events(&store)[0].field("decided_by"), Some("poll"));
+}
+
+#[test]
+fn a_withheld_message_is_made_up_for_by_the_deadline_look() {
+    let store = RiggedStore::new();
+    let observer = start(&store);
+    observer.observe_late("withheld", "S").unwrap();
+    wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
+    store.withhold_messages(true);
+    store.insert_key(heat_key("withheld"));
+    let stats = wait_stats(&observer, "found at the deadline", |s| s.found == 1);
+    assert_eq!(stats.exists_calls, 2, "intake and deadline: {stats:?}");
+    let event = &events(&store)[0];
+    assert_eq!(event.field("decided_by"), Some("poll"));
+    assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() >= 400);
+}
+
+#[test]
+fn a_lost_subscription_makes_every_watched_plan_be_looked_at_again() {
+    let store = RiggedStore::new();
+    let observer = start(&store);
+    for i in 0..5 {
+        observer.observe_late(&format!("l{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the intake look", |s| s.exists_calls >= 1);
+    let looks = store.calls(Op::Exists);
+    store.withhold_messages(true);
+    for i in 0..5 {
+        store.insert_key(heat_key(&format!("l{i}")));
+    }
+    store.withhold_messages(false);
+    // As a FLUSHALL or a rebuilt subscription says: messages may be lost.
+    store.flush_subscribers();
+    let stats = wait_stats(&observer, "all found", |s| s.found == 5);
+    assert_eq!(
+        store.calls(Op::Exists),
+        looks + 1,
+        "one look at all of them: {stats:?}"
+    );
+    for event in events(&store) {
+        assert!(
+            event.field("wait_ms").unwrap().parse::<u64>().unwrap() < 400,
+            "before the deadline"
+        );
+    }
+}
+
+#[test]
+fn a_store_that_cannot_push_polls() {
+    // The Redis Cluster store says it cannot (one subscriber per master is
+    // not there yet); a Connector whose stores keep the default polls too.
+    struct Plain(RiggedStore);
+    impl heat_observer::Store for Plain {
+        fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, heat_observer::StoreError> {
+            self.0.exists(keys)
+        }
+        fn claim_and_append(
+            &mut self,
+            stream: &heat_observer::StreamSpec,
+            claims: &[heat_observer::Claim<'_>],
+        ) -> Result<Vec<heat_observer::Claimed>, heat_observer::StoreError> {
+            self.0.claim_and_append(stream, claims)
+        }
+    }
+    struct PlainConnector(RiggedStore);
+    impl heat_observer::Connector for PlainConnector {
+        type Store = Plain;
+        fn connect(&self, _worker: usize) -> Plain {
+            Plain(self.0.clone())
+        }
+        fn describe(&self) -> String {
+            "plain".into()
+        }
+    }
+    let store = RiggedStore::new();
+    let observer =
+        LateObserver::start(config().build().unwrap(), PlainConnector(store.clone())).unwrap();
+    observer.observe_late("polled", "S").unwrap();
+    wait_stats(&observer, "a few ticks", |s| s.exists_calls >= 3);
+    store.insert_key(heat_key("polled"));
+    let stats = wait_stats(&observer, "found by a tick", |s| s.found == 1);
+    assert_eq!(stats.push_workers, 0);
+    assert!(
+        observer
+            .render_metrics()
+            .contains("p28_detect_mode{mode=\"poll\"} 1\n")
+    );
+}
