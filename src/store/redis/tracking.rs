@@ -21,6 +21,9 @@ pub(crate) struct Tracking {
     con: Option<Connection>,
     /// Keys that came while the subscription was being made.
     early: Vec<String>,
+    /// The read timeout set on the socket, so it is set only when it
+    /// changes (a system call each time).
+    read_timeout: Option<Duration>,
 }
 
 impl Tracking {
@@ -28,6 +31,7 @@ impl Tracking {
         Self {
             con: None,
             early: Vec::new(),
+            read_timeout: None,
         }
     }
 
@@ -80,6 +84,7 @@ impl Tracking {
         let (con, early) = open().map_err(|e| store_error(address, &e))?;
         self.con = Some(con);
         self.early = early;
+        self.read_timeout = Some(timeout);
         Ok(true)
     }
 
@@ -96,10 +101,15 @@ impl Tracking {
             let why = format!("{address}: no subscription");
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         };
+        // Whole milliseconds, so that the socket's timeout rarely changes.
+        let timeout = Duration::from_millis(timeout.as_millis().clamp(1, 1000) as u64);
         let mut pubsub = con.as_pubsub();
-        let read = pubsub
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .and_then(|()| pubsub.get_message());
+        let mut read = Ok(());
+        if self.read_timeout != Some(timeout) {
+            read = pubsub.set_read_timeout(Some(timeout));
+            self.read_timeout = Some(timeout);
+        }
+        let read = read.and_then(|()| pubsub.get_message());
         // Dropping a `PubSub` unsubscribes; the subscription must outlive
         // this wait. It holds a borrow and an empty queue, nothing to free.
         std::mem::forget(pubsub);
