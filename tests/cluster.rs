@@ -362,3 +362,88 @@ fn a_slot_left_without_a_master_still_lets_the_run_end_and_says_what_failed() {
         stats.failed, stats.found, outcome.bridge_failed_writes, outcome.stream_read_error
     );
 }
+
+#[test]
+fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_one_dies() {
+    let Some(mut cluster) = Cluster::start("push_on_a_cluster") else {
+        return;
+    };
+    let config = config()
+        .detect(heat_observer::Detect::Push)
+        .max_wait(ms(1500))
+        .retry_window(ms(500))
+        .build()
+        .unwrap();
+    let observer = start(&cluster, &config);
+    wait_stats(&observer, "both workers subscribed", |s| {
+        s.push_workers == 2
+    });
+    let mut con = cluster.connection();
+    for i in 0..60 {
+        observer.observe_late(&format!("a{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the intake looks", |s| s.keys_checked >= 60);
+    for i in 0..60 {
+        let _: () = con.set(config.heat_key(&format!("a{i}")), 1).unwrap();
+    }
+    wait_stats(&observer, "all found", |s| s.found == 60);
+    let pushed = |cluster: &Cluster, plans: &str| -> Vec<String> {
+        stream_events_with(cluster, &config, "decided_by")
+            .into_iter()
+            .filter(|(plan, by)| plan.starts_with(plans) && by == "push")
+            .map(|(plan, _)| plan)
+            .collect()
+    };
+    assert_eq!(
+        pushed(&cluster, "a").len(),
+        60,
+        "every master told its writes"
+    );
+
+    // One master dies (not the stream's): the other two keep pushing.
+    let victim = (cluster.node_of(config.stream()) + 1) % 3;
+    cluster.nodes[victim].kill();
+    let mut live = Vec::new();
+    for i in 0..60 {
+        let plan = format!("b{i}");
+        observer.observe_late(&plan, "S").unwrap();
+        if cluster.node_of_via(&config.heat_key(&plan), (victim + 1) % 3) != victim {
+            live.push(plan);
+        }
+    }
+    wait_stats(&observer, "the intake looks", |s| s.keys_checked >= 120);
+    for plan in &live {
+        let _: () = con.set(config.heat_key(plan), 1).unwrap();
+    }
+    let stats = wait_stats(&observer, "every job ends", |s| s.finished() == s.accepted);
+    assert!(stats.is_balanced(), "{stats:?}");
+    let b_pushed = pushed(&cluster, "b");
+    assert!(
+        live.iter().all(|p| b_pushed.contains(p)),
+        "the live masters' keys were pushed: {} of {}",
+        b_pushed.len(),
+        live.len()
+    );
+    assert!(observer.shutdown(ms(3000)).is_complete());
+}
+
+/// `(plan_id, field)` of every event in the stream.
+fn stream_events_with(cluster: &Cluster, config: &Config, field: &str) -> Vec<(String, String)> {
+    let mut con = cluster.connection();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(config.stream())
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .expect("XRANGE");
+    entries
+        .into_iter()
+        .map(|(_, flat)| {
+            let get = |name: &str| {
+                let i = flat.iter().position(|f| f == name).unwrap();
+                flat[i + 1].clone()
+            };
+            (get("plan_id"), get(field))
+        })
+        .collect()
+}

@@ -28,9 +28,12 @@ use redis::io::tcp::TcpSettings;
 use super::link::Link;
 use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
 use super::slots::{SlotMap, key_slot};
+use super::tracking::Tracking;
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
-use crate::store::{Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
+use crate::store::{
+    Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+};
 
 /// A node as given (`redis://...` or bare `host:port`) as a URL.
 fn node_url(node: &str) -> String {
@@ -60,6 +63,46 @@ pub struct RedisClusterConnector {
     client: ClusterClient,
     timeout: Duration,
     address: String,
+    /// Opens a plain connection to one master (push detection).
+    nodes: NodeClients,
+}
+
+#[cfg(feature = "tls")]
+type TlsCertsOrNone = super::tls::TlsCerts;
+#[cfg(not(feature = "tls"))]
+type TlsCertsOrNone = ();
+
+/// Makes a client for one node from the first node's settings (credentials,
+/// TLS) and the node's address.
+#[derive(Clone)]
+struct NodeClients {
+    template: redis::ConnectionInfo,
+    #[cfg(feature = "tls")]
+    certs: Option<super::tls::TlsCerts>,
+}
+
+impl NodeClients {
+    fn client(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
+        let addr = match self.template.addr() {
+            redis::ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => redis::ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let info = self.template.clone().set_addr(addr);
+        #[cfg(feature = "tls")]
+        if let Some(certs) = &self.certs {
+            return redis::Client::build_with_tls(info, certs.clone().into_redis());
+        }
+        redis::Client::open(info)
+    }
 }
 
 impl RedisClusterConnector {
@@ -71,7 +114,7 @@ impl RedisClusterConnector {
     /// [`RedisUrlError`] if no node is given, one does not parse, or they
     /// disagree on credentials or TLS.
     pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, RedisUrlError> {
-        Self::build(nodes, config.redis_timeout(), |builder| builder)
+        Self::build(nodes, config.redis_timeout(), None, |builder| builder)
     }
 
     /// Like [`RedisClusterConnector::new`] for `rediss://` nodes, trusting
@@ -85,7 +128,8 @@ impl RedisClusterConnector {
         config: &Config,
         certs: super::tls::TlsCerts,
     ) -> Result<Self, RedisUrlError> {
-        Self::build(nodes, config.redis_timeout(), |builder| {
+        let tls = Some(certs.clone());
+        Self::build(nodes, config.redis_timeout(), tls, |builder| {
             builder.certs(certs.into_redis())
         })
     }
@@ -93,6 +137,7 @@ impl RedisClusterConnector {
     fn build<S: AsRef<str>>(
         nodes: &[S],
         timeout: Duration,
+        #[cfg_attr(not(feature = "tls"), allow(unused_variables))] certs: Option<TlsCertsOrNone>,
         finish: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
     ) -> Result<Self, RedisUrlError> {
         if nodes.is_empty() {
@@ -105,6 +150,11 @@ impl RedisClusterConnector {
             infos.push(info);
             addresses.push(address);
         }
+        let node_clients = NodeClients {
+            template: infos[0].clone(),
+            #[cfg(feature = "tls")]
+            certs,
+        };
         let builder = ClusterClientBuilder::new(infos)
             .connection_timeout(timeout)
             .response_timeout(timeout)
@@ -119,6 +169,7 @@ impl RedisClusterConnector {
             client,
             timeout,
             address: addresses.join(","),
+            nodes: node_clients,
         })
     }
 }
@@ -141,6 +192,11 @@ impl Connector for RedisClusterConnector {
             timeout: self.timeout,
             link: Link::new(format!("cluster {}", self.address)),
             slots: None,
+            nodes: self.nodes.clone(),
+            push: Vec::new(),
+            push_prefix: None,
+            turn: 0,
+            resubscribe_at: None,
         }
     }
 
@@ -157,6 +213,20 @@ pub struct RedisClusterStore {
     link: Link<ClusterConnection>,
     /// Read on first use and again after any error (slots may have moved).
     slots: Option<SlotMap>,
+    nodes: NodeClients,
+    /// Push detection: a subscription per master (tracking is per node).
+    push: Vec<Subscription>,
+    push_prefix: Option<String>,
+    /// The master whose socket is read first next time.
+    turn: usize,
+    /// No attempt to rebuild a broken subscription before this.
+    resubscribe_at: Option<std::time::Instant>,
+}
+
+/// One master's subscription; `None` when it broke and is to be rebuilt.
+struct Subscription {
+    node: (String, u16),
+    tracking: Option<Tracking>,
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -226,6 +296,58 @@ impl RedisClusterStore {
     }
 }
 
+impl RedisClusterStore {
+    fn subscribe_on(&mut self, node: &(String, u16), prefix: &str) -> Result<Tracking, StoreError> {
+        let address = format!("{}:{}", node.0, node.1);
+        let client = self
+            .nodes
+            .client(&node.0, node.1)
+            .map_err(|e| super::link::store_error(&address, &e))?;
+        let mut tracking = Tracking::new();
+        tracking.subscribe(&client, self.timeout, prefix, &address)?;
+        Ok(tracking)
+    }
+
+    /// Rebuilds the broken subscriptions on the masters the slot map names
+    /// now. Whether any was rebuilt (messages may have been lost).
+    fn resubscribe(&mut self) -> bool {
+        let Some(prefix) = self.push_prefix.clone() else {
+            return false;
+        };
+        // At most once a second: a dead master costs a connect each try.
+        let now = std::time::Instant::now();
+        if self.resubscribe_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        self.resubscribe_at = Some(now + Duration::from_secs(1));
+        let Ok(map) = self.slot_map() else {
+            return false;
+        };
+        let masters: Vec<(String, u16)> = (0..map.nodes()).map(|i| map.node(i).clone()).collect();
+        // Masters gone (failed over, removed) are dropped; new ones added.
+        self.push.retain(|s| masters.contains(&s.node));
+        for node in masters {
+            if !self.push.iter().any(|s| s.node == node) {
+                self.push.push(Subscription {
+                    node,
+                    tracking: None,
+                });
+            }
+        }
+        let mut rebuilt = false;
+        for i in 0..self.push.len() {
+            if self.push[i].tracking.is_none() {
+                let node = self.push[i].node.clone();
+                if let Ok(tracking) = self.subscribe_on(&node, &prefix) {
+                    self.push[i].tracking = Some(tracking);
+                    rebuilt = true;
+                }
+            }
+        }
+        rebuilt
+    }
+}
+
 impl Store for RedisClusterStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
         let map = self.slot_map()?;
@@ -284,12 +406,57 @@ impl Store for RedisClusterStore {
         })
     }
 
-    /// Not in this version: tracking is per node, so push on a cluster
-    /// needs a subscriber per master, re-registered after a failover. The
-    /// workers poll, and say so once.
-    fn watch_prefix(&mut self, _prefix: &str) -> Result<bool, StoreError> {
-        let why =
-            "push detection on Redis Cluster is not implemented yet (one subscriber per master)";
-        Err(StoreError::new(StoreErrorKind::Server, why))
+    /// Subscribes on every master: tracking is per node.
+    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+        self.push_prefix = Some(prefix.to_owned());
+        self.push.clear();
+        self.slots = None;
+        let map = self.slot_map()?;
+        for i in 0..map.nodes() {
+            let node = map.node(i).clone();
+            let tracking = self.subscribe_on(&node, prefix)?;
+            self.push.push(Subscription {
+                node,
+                tracking: Some(tracking),
+            });
+        }
+        Ok(true)
+    }
+
+    /// Reads the masters' sockets in turn, a share of `timeout` each. A
+    /// subscription that breaks (a master died or failed over) says `Lost`,
+    /// and is rebuilt on the master that serves those slots now, while the
+    /// others go on.
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        if self.push.iter().any(|s| s.tracking.is_none()) && self.resubscribe() {
+            return Ok(Changes::Lost);
+        }
+        let n = self.push.len().max(1);
+        let share = (timeout / n as u32).max(Duration::from_millis(1));
+        for k in 0..self.push.len() {
+            let i = (self.turn + k) % self.push.len();
+            let sub = &mut self.push[i];
+            let Some(tracking) = sub.tracking.as_mut() else {
+                continue;
+            };
+            let address = format!("{}:{}", sub.node.0, sub.node.1);
+            match tracking.changes(share, &address) {
+                Ok(Changes::Keys(keys)) if keys.is_empty() => {}
+                Ok(answer) => {
+                    self.turn = i + 1;
+                    return Ok(answer);
+                }
+                Err(_) => {
+                    sub.tracking = None;
+                    self.slots = None;
+                    return Ok(Changes::Lost);
+                }
+            }
+        }
+        if self.push.iter().all(|s| s.tracking.is_none()) {
+            let why = format!("{}: no master subscription", self.link.address());
+            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+        }
+        Ok(Changes::Keys(Vec::new()))
     }
 }
