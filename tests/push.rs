@@ -245,3 +245,34 @@ fn a_user_without_tracking_rights_falls_back_to_polling_and_says_so_once() {
     assert!(observer.shutdown(ms(3000)).stats.is_balanced());
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn a_redis_restart_rebuilds_the_subscription_and_nothing_written_is_missed() {
+    let _turn = turn();
+    let Some(mut server) = server::private("a_redis_restart_rebuilds_the_subscription") else {
+        return;
+    };
+    let config = config(Detect::Push).max_wait(ms(4000)).build().unwrap();
+    let observer = start(&config, &server.url());
+    subscribed(&observer);
+    for i in 0..10 {
+        observer.observe_late(&format!("restart-{i}"), "S").unwrap();
+    }
+    wait_stats(&observer, "the intake looks", |s| s.exists_calls >= 1);
+    server.kill();
+    server.restart();
+    // Written right after the restart, maybe before the workers subscribe
+    // again: the look after the new subscription finds those.
+    for i in 0..10 {
+        set(&server, &config.heat_key(&format!("restart-{i}")), None);
+    }
+    let stats = wait_stats(&observer, "all found", |s| s.found == 10);
+    subscribed(&observer);
+    let events = xrange(&mut server.connection(), config.stream());
+    for (_, fields) in &events {
+        let wait: u64 = field(fields, "wait_ms").parse().unwrap();
+        assert!(wait < 4000, "found before the deadline: {fields:?}");
+    }
+    assert!(stats.store_errors >= 1, "{stats:?}");
+    assert!(observer.shutdown(ms(5000)).stats.is_balanced());
+}
