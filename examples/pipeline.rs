@@ -416,13 +416,20 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
         s.found, s.not_found, s.deduplicated, s.failed, s.panicked, s.abandoned
     );
     println!(
-        "refused:  disabled {}, invalid {}, queue full {}, shut down {}   (of {} observe calls)",
+        "refused:  disabled {}, config error {}, invalid {}, queue full {}, shut down {}   (of {} observe calls)",
         s.refused_disabled,
+        s.refused_config_error,
         s.refused_invalid,
         s.refused_queue_full,
         s.refused_shut_down,
         s.calls()
     );
+    if s.late_answers > 0 {
+        println!(
+            "late:     {} decided by a look retried after a failed deadline look",
+            s.late_answers
+        );
+    }
     if let Some(late) = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST) {
         println!("advice:   {}", late.advice());
     }

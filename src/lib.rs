@@ -63,6 +63,11 @@
 //!   so time spent queued counts against it. A last look happens at the
 //!   deadline (up to 10 ms after it, so that a burst's deadlines share one
 //!   call): a key written before the deadline is found.
+//! * With `P28_LATE_OBS_DETECT=push` ([`Detect::Push`]) Redis tells the
+//!   workers when a key under the heat prefix is written (client tracking):
+//!   a job is looked at when taken and at its deadline, and decided the
+//!   moment a message names its key; everything is looked at again when a
+//!   message may have been lost. Where the store cannot push, workers poll.
 //! * A decided job becomes an event whose dedupe key is claimed and appended
 //!   in one batched call: one event per `(plan_id, obs_point)`, also across
 //!   processes. A write that fails is retried with backoff for the retry
