@@ -235,23 +235,7 @@ fn pipeline_options(cluster: &Cluster, plans: usize, rate: f64) -> pipeline::Opt
 /// `(plan_id, obs_point)` of every event in the stream, read through any
 /// live node.
 fn stream_events(cluster: &Cluster, config: &Config) -> Vec<(String, String)> {
-    let mut con = cluster.connection();
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(config.stream())
-        .arg("-")
-        .arg("+")
-        .query(&mut con)
-        .expect("XRANGE");
-    entries
-        .into_iter()
-        .map(|(_, flat)| {
-            let get = |name: &str| {
-                let i = flat.iter().position(|f| f == name).unwrap();
-                flat[i + 1].clone()
-            };
-            (get("plan_id"), get("obs_point"))
-        })
-        .collect()
+    stream_events_with(cluster, config, "obs_point")
 }
 
 #[test]
