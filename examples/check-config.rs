@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use heat_observer::Config;
+use heat_observer::{Config, RedisConnector};
 
 /// What a check found: the text to print and the exit code.
 pub struct Checked {
@@ -38,6 +38,12 @@ pub fn check(path: Option<&str>, env: Vec<(String, String)>) -> Checked {
         Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
+    // The URL the service will use, checked as the library checks it.
+    if let Some(url) = config.redis_url()
+        && let Err(e) = RedisConnector::new(url, &config)
+    {
+        return fail(format!("P28_LATE_OBS_REDIS_URL: {e}"));
+    }
     let mut out = format!("{}\n\n", config.startup_line());
     let settings = config.variables();
     for (name, value) in &settings {

@@ -82,7 +82,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
         |c| { c.shutdown_timeout().show() }
     ),
     variable!(ENV_RETRY_MS, retry_window, env::millis),
-    variable!(ENV_REDIS_URL, redis_url, env::some_text),
+    variable!(ENV_REDIS_URL, redis_url, env::some_secret_url),
     variable!(ENV_NAME, name, env::some_text),
     variable!(ENV_DETECT, detect, env::detect),
 ];
@@ -159,20 +159,10 @@ impl Show for RedisUrl {
 pub(crate) struct RedisUrl(String);
 
 impl RedisUrl {
-    /// The URL with the password (between `:` and `@`) as `***`.
+    /// The URL as it may be shown: everything before its last `@` (user,
+    /// password) as `***`.
     pub(crate) fn redacted(&self) -> String {
-        let url = &self.0;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return url.clone();
-        };
-        let Some(at) = rest.rfind('@') else {
-            return url.clone();
-        };
-        let (user_pass, host) = rest.split_at(at);
-        match user_pass.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***{host}"),
-            None => url.clone(),
-        }
+        crate::store::redis::redact(&self.0)
     }
 }
 

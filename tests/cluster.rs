@@ -302,10 +302,14 @@ fn a_master_failing_over_to_its_replica_loses_at_most_one_percent_and_no_event_t
         "{in_time} <= {bound} <= {with_late}"
     );
     // Keys written between the deadline and the retried look count as
-    // found: a small overstatement, measured in the README.
+    // found: a small overstatement, measured in the README. A bridge write
+    // that failed during the failover may still have reached Redis (a
+    // pipeline fails as a whole, though some of its keys were written), so
+    // those keys are unknown to the bound: they widen the tolerance.
+    let unknown = outcome.bridge_failed_keys as f64 / late.events as f64;
     assert!(
-        with_late - bound <= 0.03,
-        "late looks found {with_late} against {bound}"
+        with_late - bound <= 0.03 + unknown,
+        "late looks found {with_late} against {bound} (+{unknown} unknown)"
     );
 }
 

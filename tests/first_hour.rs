@@ -120,7 +120,7 @@ fn from_env_starts_fails_open_and_says_why() {
     let lines = take_lines();
     assert_eq!(
         lines[0],
-        "ERROR Late observer disabled: invalid P28_LATE_OBS_REDIS_URL: unsupported scheme \"http\" \
+        "ERROR Late observer disabled: invalid P28_LATE_OBS_REDIS_URL: unsupported scheme \
          (expected redis://, rediss://, unix:// or redis+unix://)"
     );
     assert!(
@@ -162,7 +162,7 @@ fn from_env_starts_fails_open_and_says_why() {
     let shown: Vec<_> = config.variables();
     assert!(shown.contains(&(
         "P28_LATE_OBS_REDIS_URL",
-        "redis://:***@127.0.0.1:2/3".into()
+        "redis://***@127.0.0.1:2/3".into()
     )));
     assert!(!format!("{config:?}").contains("hunter2"));
     let observer = LateObserver::from_env("redis://127.0.0.1:1");

@@ -77,6 +77,18 @@ pub(crate) fn some_millis(
     millis(variable, raw).map(Some)
 }
 
+/// A Redis URL, trimmed, not empty. A value that is refused is shown
+/// redacted in the error: it may hold a password.
+pub(crate) fn some_secret_url<T: From<String>>(
+    variable: &'static str,
+    raw: OsString,
+) -> Result<Option<T>, ConfigError> {
+    let shown = crate::store::redis::redact(&raw.to_string_lossy());
+    text(variable, raw)
+        .map(|t| Some(T::from(t.trim().to_owned())))
+        .map_err(|e| ConfigError::new(variable, shown, e.kind().clone()))
+}
+
 /// Free text, trimmed, not empty.
 pub(crate) fn some_text<T: From<String>>(
     variable: &'static str,

@@ -22,6 +22,7 @@ pub use standalone::RedisConnector;
 #[cfg(feature = "tls")]
 pub use tls::TlsCerts;
 pub use url::RedisUrlError;
+pub(crate) use url::redact;
 
 use redis::Cmd;
 

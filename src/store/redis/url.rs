@@ -1,22 +1,28 @@
-//! Checking a Redis URL before redis-rs parses it, so that a mistake gets a
-//! message that says what is wrong. Nothing here ever repeats the password.
+//! Checking a Redis URL: redis-rs's own parser decides (so the crate and
+//! redis-rs agree on every URL), and the crate's checks on top say what is
+//! wrong where redis-rs would only say "did not parse".
+//!
+//! The rule for every message here: a URL may carry a password, and a
+//! password may hold characters that end the address early (`/`, `#`, `?`),
+//! so where a URL holds an `@`, nothing before its last `@` is ever quoted,
+//! not even a piece of it. Mistakes are said by position instead.
 
 use std::fmt;
 
 use redis::io::tcp::TcpSettings;
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 /// A Redis URL (or TLS material) the observer cannot use. The message says
-/// what is wrong and never repeats the password.
+/// what is wrong and where, and never repeats any part of the user or
+/// password.
 ///
 /// ```
 /// use heat_observer::RedisConnector;
 ///
-/// let err = RedisConnector::new("http://:secret@x", &Default::default()).unwrap_err();
-/// assert_eq!(
-///     err.to_string(),
-///     "invalid Redis URL: unsupported scheme \"http\" (expected redis://, rediss://, unix:// or redis+unix://)"
-/// );
+/// let err = RedisConnector::new("redis://default:S3cr/tPw@10.0.0.5:6379", &Default::default())
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("invalid Redis URL: the user and password"));
+/// assert!(!err.to_string().contains("S3cr"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisUrlError {
@@ -45,76 +51,38 @@ impl fmt::Display for RedisUrlError {
 impl std::error::Error for RedisUrlError {}
 
 const SCHEMES: &str = "redis://, rediss://, unix:// or redis+unix://";
+const ENCODE: &str = "'/', '#', '?', '@' and '%' in a password must be percent-encoded \
+                      (%2F, %23, %3F, %40, %25)";
 
-/// Finds the first thing wrong with `url` that redis-rs would only call
-/// "did not parse": the scheme, the host, the port, the database number.
-fn check(url: &str) -> Result<(), RedisUrlError> {
-    let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(RedisUrlError::new(if url.is_empty() {
-            "the URL is empty".to_owned()
-        } else {
-            format!("no scheme (expected {SCHEMES})")
-        }));
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "redis" | "rediss" | "valkey" | "valkeys" => {}
-        "unix" | "redis+unix" => {
-            return match rest.split(['?', '#']).next() {
-                Some(path) if path.starts_with('/') => Ok(()),
-                _ => Err(RedisUrlError::new(
-                    "a unix socket URL needs an absolute path",
-                )),
-            };
-        }
-        other => {
-            return Err(RedisUrlError::new(format!(
-                "unsupported scheme {other:?} (expected {SCHEMES})"
-            )));
+/// A URL split at its last `@`: what may be quoted and what may not.
+struct Parts<'a> {
+    url: &'a str,
+    /// Everything before the last `@` (user, password, and what precedes
+    /// them), if there is an `@`.
+    secret: Option<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    fn new(url: &'a str) -> Self {
+        let secret = url.rfind('@').map(|at| &url[..at]);
+        Parts { url, secret }
+    }
+
+    /// ` "part"` if quoting `part` shows nothing of the secret half, else
+    /// nothing: a bad port or database is named when it can be.
+    fn quote(&self, part: &str) -> String {
+        match self.secret {
+            Some(secret) if secret.contains(part) || part.contains('@') => String::new(),
+            _ => format!(" {part:?}"),
         }
     }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    // The user and password end at the last '@'; they are never shown.
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':')),
-            None => return Err(RedisUrlError::new("unclosed '[' in the host")),
-        },
-        None => match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        },
-    };
-    if host.is_empty() {
-        return Err(RedisUrlError::new("no host"));
-    }
-    if let Some(port) = port.filter(|p| !matches!(p.parse::<u16>(), Ok(n) if n > 0)) {
-        return Err(RedisUrlError::new(format!(
-            "bad port {port:?} (expected 1 to 65535)"
-        )));
-    }
-    let db = path
-        .strip_prefix('/')
-        .unwrap_or("")
-        .split(['?', '#'])
-        .next();
-    if let Some(db) = db.filter(|db| !db.is_empty() && db.parse::<u16>().is_err()) {
-        return Err(RedisUrlError::new(format!(
-            "bad database {db:?} (expected a number such as /0)"
-        )));
-    }
-    Ok(())
 }
 
 /// Parses `url` for the observer: Nagle off, no `CLIENT SETINFO` on
 /// connect. Returns the connection info and `host:port` for logs.
 pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), RedisUrlError> {
-    check(url)?;
-    // redis-rs's own messages name the failure, never the URL.
-    let info = redis::IntoConnectionInfo::into_connection_info(url.trim())
-        .map_err(|e| RedisUrlError::new(e.to_string()))?;
+    let url = url.trim();
+    let info = parse(url)?;
     if !info.addr().is_supported() {
         return Err(RedisUrlError::new(
             "TLS (rediss://) needs the crate feature `tls`",
@@ -135,6 +103,167 @@ pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), Red
     ))
 }
 
+/// redis-rs's parse, then the crate's checks on what it accepted.
+fn parse(url: &str) -> Result<ConnectionInfo, RedisUrlError> {
+    let parts = Parts::new(url);
+    if url.is_empty() {
+        return Err(RedisUrlError::new("the URL is empty"));
+    }
+    let Some(parsed) = redis::parse_redis_url(url) else {
+        return Err(RedisUrlError::new(diagnose(&parts)));
+    };
+    let tcp = !matches!(parsed.scheme(), "unix" | "redis+unix" | "valkey+unix");
+    if tcp && parts.secret.is_some() && parsed.username().is_empty() && parsed.password().is_none()
+    {
+        // `redis://u:1234/5@host` reads as host "u", port 1234, database
+        // "5@host": the '@' ended nothing.
+        return Err(RedisUrlError::new(format!(
+            "the URL holds an '@' but no user or password was read before it: a character \
+             in the password ended the address early; {ENCODE}"
+        )));
+    }
+    if tcp {
+        if parsed.port() == Some(0) {
+            return Err(RedisUrlError::new("bad port \"0\" (expected 1 to 65535)"));
+        }
+        let db = parsed.path().trim_matches('/');
+        if !db.is_empty() && db.parse::<u16>().is_err() {
+            return Err(RedisUrlError::new(format!(
+                "bad database{} (expected a number such as /0 after the host)",
+                parts.quote(db)
+            )));
+        }
+    }
+    parsed.into_connection_info().map_err(|e| {
+        // redis-rs's messages are fixed texts, but one carries a query
+        // value: say it in the crate's words instead.
+        let text = e.to_string();
+        let why = [
+            ("Missing hostname", "no host".to_owned()),
+            (
+                "Invalid database number",
+                "bad database (expected a number, ?db=N for a socket)".to_owned(),
+            ),
+            (
+                "Invalid protocol version",
+                "bad protocol (expected ?protocol=resp2 or ?protocol=resp3)".to_owned(),
+            ),
+            (
+                "Missing path",
+                "a unix socket URL needs an absolute path".to_owned(),
+            ),
+            (
+                "not valid UTF-8",
+                "the user or password is not valid UTF-8 once percent-decoded".to_owned(),
+            ),
+            (
+                "wildcard",
+                "cannot connect to a wildcard address (0.0.0.0 or ::)".to_owned(),
+            ),
+            (
+                "TLS",
+                "TLS (rediss://) needs the crate feature `tls`".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(needle, why)| text.contains(needle).then_some(why))
+        .unwrap_or_else(|| "redis-rs cannot use it".to_owned());
+        RedisUrlError::new(why)
+    })
+}
+
+/// Why redis-rs's parser refused `url`, said by position.
+fn diagnose(parts: &Parts<'_>) -> String {
+    let url = parts.url;
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("no scheme at the start (expected {SCHEMES})");
+    };
+    let known = ["redis", "rediss", "valkey", "valkeys", "unix", "redis+unix"];
+    if !known.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return format!(
+            "unsupported scheme{} (expected {SCHEMES})",
+            parts.quote(scheme)
+        );
+    }
+    if matches!(scheme, "unix" | "redis+unix") {
+        return "a unix socket URL needs an absolute path".to_owned();
+    }
+    // The address part of what redis-rs sees ends at the first '/', '?' or
+    // '#'; with an '@', the address the operator meant is after the last.
+    let tail = match url.rfind('@') {
+        Some(at) => &url[at + 1..],
+        None => rest,
+    };
+    let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+    match host_port(&tail[..end], parts) {
+        Err(why) => why,
+        Ok(()) if parts.secret.is_some() => format!(
+            "the user and password part (before the last '@') could not be read: \
+             a character in it ends the address early; {ENCODE}"
+        ),
+        Ok(()) => "the URL does not parse".to_owned(),
+    }
+}
+
+/// Checks `host[:port]` (or `[v6]:port`).
+fn host_port(host_port: &str, parts: &Parts<'_>) -> Result<(), String> {
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return Err("unclosed '[' in the host".to_owned()),
+        },
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("no host".to_owned());
+    }
+    if let Some(port) = port.filter(|p| !matches!(p.parse::<u16>(), Ok(n) if n > 0)) {
+        return Err(format!(
+            "bad port{} (expected 1 to 65535)",
+            parts.quote(port)
+        ));
+    }
+    Ok(())
+}
+
+/// `url` as it may be shown: with an `@`, everything before the last `@`
+/// becomes `***` (the scheme is kept when it is one), and a socket URL's
+/// `pass=` value too.
+pub(crate) fn redact(url: &str) -> String {
+    let url = url.trim();
+    let shown = match url.rfind('@') {
+        None => url.to_owned(),
+        Some(at) => {
+            let tail = &url[at + 1..];
+            let scheme = url
+                .split_once("://")
+                .map(|(s, _)| s)
+                .filter(|s| s.len() < at && !s.is_empty() && s.chars().all(is_scheme_char));
+            match scheme {
+                Some(scheme) => format!("{scheme}://***@{tail}"),
+                None => format!("***@{tail}"),
+            }
+        }
+    };
+    match shown.find("pass=") {
+        Some(at) => {
+            let value = at + "pass=".len();
+            let end = shown[value..]
+                .find(['&', '#'])
+                .map_or(shown.len(), |e| value + e);
+            format!("{}***{}", &shown[..value], &shown[end..])
+        }
+        None => shown,
+    }
+}
+
+fn is_scheme_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +276,7 @@ mod tests {
     fn each_mistake_is_named_and_the_password_never_shown() {
         let cases = [
             ("http://x", "unsupported scheme \"http\""),
+            ("http://:pw@x", "unsupported scheme (expected"),
             ("localhost:6379", "no scheme"),
             ("", "the URL is empty"),
             ("redis://", "no host"),
@@ -155,8 +285,10 @@ mod tests {
             ("redis://:pw@host:99999", "bad port \"99999\""),
             ("redis://:pw@host:63a9", "bad port \"63a9\""),
             ("redis://:pw@host:6379/x", "bad database \"x\""),
+            ("redis://host:6379/-1", "bad database \"-1\""),
             ("redis://[::1", "unclosed '['"),
             ("unix://relative/sock", "absolute path"),
+            ("redis://h:1/?protocol=resp9", "bad protocol"),
         ];
         for (url, want) in cases {
             let got = reason(url);
@@ -166,16 +298,56 @@ mod tests {
     }
 
     #[test]
+    fn a_password_that_ends_the_address_early_is_said_by_position() {
+        for url in [
+            "redis://default:S3cr/tPw@127.0.0.1:6407",
+            "redis://default:S3cr#tPw@127.0.0.1:6407",
+            "redis://default:S3cr?tPw@127.0.0.1:6407",
+            "redis://u:6379/5ecr@host",
+            "redis://u:S3cr/tPw@host:6379/x",
+        ] {
+            let got = reason(url);
+            assert!(got.contains("percent-encoded"), "{url}: {got}");
+            for piece in ["S3cr", "tPw", "5ecr"] {
+                assert!(!got.contains(piece), "{url}: {got}");
+            }
+        }
+    }
+
+    #[test]
     fn good_urls_pass_and_give_host_port() {
         for (url, address) in [
             ("redis://127.0.0.1:6379", "127.0.0.1:6379"),
             ("redis://:pw@10.0.0.5:6380/2", "10.0.0.5:6380"),
             ("redis://user:pw@host", "host:6379"),
+            ("redis://u:p@ss@host:1", "host:1"),
+            ("redis://u:a:b@host", "host:6379"),
+            ("redis://u:S3cr%2FtPw@host:1", "host:1"),
             ("redis://[::1]:7000/0", "::1:7000"),
             ("unix:///tmp/redis.sock", "unix:/tmp/redis.sock"),
         ] {
             let (_, got) = connection_info(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(got, address, "{url}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_everything_before_the_last_at() {
+        let cases = [
+            ("redis://u:pw@h:1/0", "redis://***@h:1/0"),
+            ("redis://:p@w@h", "redis://***@h"),
+            (
+                "redis//heat-observer:hunter2@10.0.0.5:6379",
+                "***@10.0.0.5:6379",
+            ),
+            ("redis://h:1", "redis://h:1"),
+            (
+                "unix:///s.sock?db=1&pass=hunter2&x=1",
+                "unix:///s.sock?db=1&pass=***&x=1",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want);
         }
     }
 }
