@@ -417,16 +417,25 @@ impl<C: Connector> Worker<C> {
     /// Decides the watched jobs whose key was written: found, at the time
     /// the message arrived. Whether any was decided.
     fn pushed(&mut self, keys: &[String]) -> bool {
+        let now = Instant::now();
+        // A message decides a plan only while it is watched: not an early
+        // look (decided by its own look), not a plan past its deadline
+        // whose deadline look failed (a retried look decides it, late).
+        let watching = &self.watching;
         let mut hits: Vec<usize> = keys
             .iter()
-            .flat_map(|k| self.watching.find(k).iter().copied())
+            .flat_map(|k| watching.find(k).iter().copied())
+            .filter(|&i| {
+                let job = &watching.get(i).job;
+                job.wait_ms() > 0 && job.deadline() > now
+            })
             .collect();
         if hits.is_empty() {
             return false;
         }
         hits.sort_unstable_by(|a, b| b.cmp(a));
         hits.dedup();
-        let (now, wall) = (Instant::now(), unix_ms());
+        let wall = unix_ms();
         for i in hits {
             let watch = self.watching.take(i);
             self.decide(watch, true, now, wall, Detect::Push);
@@ -516,7 +525,9 @@ impl<C: Connector> Worker<C> {
                     .collect();
                 for i in past {
                     let watch = self.watching.get(i);
-                    if watch.late || retry.is_zero() {
+                    // An early look (no wait) is one look at the call: it
+                    // is decided by it or failed, never retried later.
+                    if watch.late || retry.is_zero() || watch.job.wait_ms() == 0 {
                         lost.push(i);
                     } else {
                         let deadline = watch.job.deadline();

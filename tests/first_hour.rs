@@ -160,10 +160,7 @@ fn from_env_starts_fails_open_and_says_why() {
     let config = heat_observer::Config::from_env().unwrap();
     assert_eq!(config.redis_url(), Some("redis://:hunter2@127.0.0.1:2/3"));
     let shown: Vec<_> = config.variables();
-    assert!(shown.contains(&(
-        "P28_LATE_OBS_REDIS_URL",
-        "redis://***@127.0.0.1:2/3".into()
-    )));
+    assert!(shown.contains(&("P28_LATE_OBS_REDIS_URL", "redis://***@127.0.0.1:2/3".into())));
     assert!(!format!("{config:?}").contains("hunter2"));
     let observer = LateObserver::from_env("redis://127.0.0.1:1");
     assert!(take_lines()[1].contains("store: redis 127.0.0.1:2"));
