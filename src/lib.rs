@@ -95,31 +95,18 @@
 //! a store call is caught per call, its jobs are counted as panicked, the
 //! store is replaced and the worker lives on (with `panic = "abort"` in the
 //! application's profile a panic cannot be caught; the crate's own code has
-//! no panicking paths). With `P28_LATE_OBS_ENABLED=false` nothing starts,
-//! nothing connects, and observing is a counted no-op.
+//! no panicking paths). [`LateObserver::disabled`] starts nothing and
+//! connects nothing: observing is a counted no-op.
 //!
 //! # Configuration
 //!
-//! [`Config::from_env`] reads these variables; each is also a builder
-//! setter, and setters override the environment. A value that does not
-//! parse or is out of range is a [`ConfigError`] naming the variable.
-//!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `P28_LATE_OBS_ENABLED` | `true` | feature flag: `true/false`, `1/0`, `yes/no`, `on/off` |
-//! | `P28_LATE_OBS_MAX_WAIT_MS` | `2000` | how long after publish a plan is watched |
-//! | `P28_LATE_OBS_POLL_MS` | `100` | time between two looks at a plan's key |
-//! | `P28_LATE_OBS_WORKERS` | `2` | worker threads |
-//! | `P28_LATE_OBS_QUEUE_CAPACITY` | `16384` | jobs waiting for a worker |
-//! | `P28_LATE_OBS_IN_FLIGHT` | `32768` | jobs one worker watches at once |
-//! | `P28_LATE_OBS_DEDUPE_TTL_MS` | `86400000` | lifetime of a dedupe key |
-//! | `P28_LATE_OBS_STREAM_MAXLEN` | `100000` | approximate stream length |
-//! | `P28_LATE_OBS_REDIS_TIMEOUT_MS` | `50` | timeout of each store call (keep it below the poll) |
-//! | `P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS` | max wait + 500 | bound of shutdown and drop |
-//! | `P28_LATE_OBS_RETRY_MS` | `5000` | how long a failed event write is retried |
-//! | `P28_LATE_OBS_REDIS_URL` | unset | Redis URL for [`LateObserver::from_env`] |
-//! | `P28_LATE_OBS_NAME` | unset | label `observer` on every metric |
-//! | `P28_LATE_OBS_DETECT` | `poll` | `poll`, or `push`: Redis tells the workers when a heat key is written |
+//! [`Config::from_env`] reads the `P28_LATE_OBS_*` variables; each is also a
+//! builder setter, and setters override the environment. A value that does
+//! not parse or is out of range, or an unknown variable under the prefix
+//! (a typo), is a [`ConfigError`] naming the variable. [`Config`]'s docs
+//! list every setting with its default. With `P28_LATE_OBS_ENABLED=false`
+//! (the runbook's rollback) the late observer is off and `observe_late` a
+//! counted no-op, while the early look, `observe_now`, still runs.
 //!
 //! # Stores and features
 //!
@@ -145,18 +132,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod core;
 mod event;
+mod front;
 mod job;
+mod ledger;
 mod metrics;
 mod obs_point;
 mod observer;
 mod pool;
 mod refusal;
-mod shared;
 mod stats;
+mod stop;
 mod store;
-mod warnings;
-mod watchlist;
 mod worker;
 
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind, Detect};

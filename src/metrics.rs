@@ -239,7 +239,7 @@ const fn gauge(name: &'static str, help: &'static str, read: fn(&Stats, &mut Sam
 
 /// Every series the observer exports. A new metric is a counter in
 /// [`Stats`] and a row here.
-static TABLE: [Row; 19] = [
+static TABLE: [Row; 20] = [
     counter(
         "p28_observed_total",
         "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
@@ -295,8 +295,12 @@ static TABLE: [Row; 19] = [
     ),
     counter(
         "p28_store_errors_total",
-        "Store calls that returned an error.",
-        |s, out| out.one(s.store_errors),
+        "Store calls that returned an error, by kind; auth, permission and database are operators' errors.",
+        |s, out| {
+            for (kind, n) in &s.store_errors_by_kind {
+                out.push("", &[("kind", kind.as_str())], *n);
+            }
+        },
     ),
     counter(
         "p28_store_calls_total",
@@ -345,8 +349,13 @@ static TABLE: [Row; 19] = [
     ),
     gauge(
         "p28_enabled",
-        "1 when the observer runs, 0 when it is switched off or its config was invalid.",
+        "1 when the late observer is on, 0 when it is switched off (P28_LATE_OBS_ENABLED=false: early looks still run) or its config was invalid.",
         |s, out| out.one(u64::from(s.enabled)),
+    ),
+    gauge(
+        "p28_stopped",
+        "1 once the observer was shut down in an orderly way (its workers are gone on purpose).",
+        |s, out| out.one(u64::from(s.stopped)),
     ),
     gauge(
         "p28_config_error",
@@ -394,39 +403,11 @@ pub(crate) fn families(stats: &Stats, base: &[(&'static str, String)]) -> Vec<Me
         .collect()
 }
 
-/// Reports `families` through the `metrics` facade (feature `metrics`):
-/// counters as absolute values, gauges set. The histogram is not here: its
-/// waits are recorded one by one as events are written.
+/// Every family's name, type and help, for the facade's descriptions.
 #[cfg(feature = "metrics")]
-pub(crate) fn publish(families: &[MetricFamily]) {
-    for family in families {
-        for sample in &family.samples {
-            let labels: Vec<::metrics::Label> = sample
-                .labels
-                .iter()
-                .map(|(k, v)| ::metrics::Label::new(*k, v.clone()))
-                .collect();
-            match family.kind {
-                MetricKind::Counter => {
-                    ::metrics::counter!(family.name, labels).absolute(sample.value as u64);
-                }
-                MetricKind::Gauge => ::metrics::gauge!(family.name, labels).set(sample.value),
-                MetricKind::Histogram => {}
-            }
-        }
-    }
-}
-
-/// Records one found key's wait in `p28_heat_wait_seconds` through the
-/// `metrics` facade (feature `metrics`).
-#[cfg(feature = "metrics")]
-pub(crate) fn record_wait(base: &[(&'static str, String)], point: &str, wait_ms: u64) {
-    let mut labels: Vec<::metrics::Label> = base
-        .iter()
-        .map(|(k, v)| ::metrics::Label::new(*k, v.clone()))
-        .collect();
-    labels.push(::metrics::Label::new("obs_point", point.to_owned()));
-    ::metrics::histogram!("p28_heat_wait_seconds", labels).record(wait_ms as f64 / 1000.0);
+pub(crate) fn families_described() -> impl Iterator<Item = (&'static str, MetricKind, &'static str)>
+{
+    TABLE.iter().map(|row| (row.name, row.kind, row.help))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,14 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::{error, info, warn};
 
 use crate::config::ENV_REDIS_URL;
+use crate::front::{CLOSED, Front, OPEN, STOPPED, Shared};
 use crate::job::Job;
-use crate::metrics::{self, MetricFamily, MetricsFormat};
+use crate::ledger::{Ledger, Mode};
+use crate::metrics::{MetricFamily, MetricsFormat};
 use crate::pool::Pool;
 use crate::refusal::validate;
-use crate::shared::{Shared, StopMode};
+use crate::stop::{StopMode, StopSignal};
+use crate::store::StreamSpec;
 use crate::worker::{self, Context};
 use crate::{Config, Connector, LOG_TARGET, ObsPoint, RedisConnector, Refused, Stats};
 
@@ -56,49 +59,30 @@ pub struct LateObserver {
 /// counted) as [`Refused::ShutDown`].
 #[derive(Clone)]
 pub struct ObserverHandle {
+    /// What the observe call touches, reached in one step.
+    shared: Arc<Shared>,
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    front: Front,
-    config: Config,
     shared: Arc<Shared>,
+    config: Config,
+    stop: Arc<StopSignal>,
     /// Kept so jobs still queued at shutdown can be counted as abandoned.
-    /// `None` when disabled: nothing was started.
+    /// `None` when nothing runs.
     rx: Option<Receiver<Job>>,
-    /// Why the observer runs disabled, when a config error is the reason.
-    config_error: Option<String>,
-    /// What a refusal for being off is: disabled or config error. Not in
-    /// `Front`: only refusals read it.
+    /// What a refusal for being off is: disabled or config error.
     off: Refused,
     life: Mutex<Life>,
     stopped: Condvar,
-    /// The observer's labels on every metric (`observer="name"`).
-    labels: Vec<(&'static str, String)>,
 }
 
 enum Life {
-    Disabled,
+    /// Nothing runs (disabled, or a config error).
+    Idle,
     Running(Pool),
     Stopping,
-    Stopped(ShutdownReport),
-}
-
-/// Everything an accepted observe call reads or writes outside the channel,
-/// on one cache line (a test pins its size): the call runs right after
-/// publish, with cold caches, and pays for each line it touches.
-#[repr(align(64))]
-struct Front {
-    /// `None` when disabled.
-    tx: Option<Sender<Job>>,
-    max_wait: Duration,
-    /// Set by shutdown; observe refuses from then on.
-    closed: AtomicBool,
-    /// Set once the workers are gone: a job sent after that (by a call
-    /// that passed `closed` just before it was set) is counted as abandoned
-    /// by its caller, so no job is left in the queue uncounted.
-    stopped: AtomicBool,
-    accepted: AtomicU64,
+    Stopped(Box<ShutdownReport>),
 }
 
 /// What [`LateObserver::shutdown`] found.
@@ -139,53 +123,57 @@ impl ShutdownReport {
 }
 
 impl LateObserver {
-    /// Logs the startup line and, when enabled, spawns the workers
-    /// (`heat-observer-0`, `heat-observer-1`, ...), each of which gets its
-    /// store from `connector` on its own thread. Nothing connects here.
+    /// Logs the startup line and spawns the workers (`heat-observer-0`,
+    /// `heat-observer-1`, ...), each of which gets its store from
+    /// `connector` on its own thread. Nothing connects here.
     ///
-    /// When disabled, no thread is spawned, `connector` is dropped unused,
-    /// and every observe call is a counted no-op.
+    /// With the late observer switched off (`P28_LATE_OBS_ENABLED=false`,
+    /// the runbook's rollback), `observe_late` is a counted no-op but the
+    /// original early look, `observe_now`, still runs: the workers start
+    /// for it (the log says so in one line).
     ///
     /// # Errors
     /// The `io::Error` of a thread that could not be spawned; the workers
     /// already started are stopped first. Nothing panics.
     pub fn start<C: Connector>(config: Config, connector: C) -> std::io::Result<LateObserver> {
         info!(target: LOG_TARGET, "{}", config.startup_line());
-        if !config.enabled() {
-            return Ok(Self::assemble(config, None, None));
-        }
         if let Some(advice) = config.advice() {
             warn!(target: LOG_TARGET, "Late observer config: {advice}");
         }
         let (tx, rx) = bounded(config.queue_capacity());
         let describe = connector.describe();
-        let observer = Self::assemble(config, Some((tx, rx.clone())), None);
+        let mode = Mode {
+            late: config.enabled(),
+            workers: true,
+            config_error: false,
+        };
+        let observer = Self::assemble(config, Some((tx, rx.clone())), mode, None);
         let inner = &observer.handle.inner;
-        let shared = Arc::clone(&inner.shared);
-        #[allow(unused_mut)]
-        let mut ctx = Context::new(connector, rx, shared, &inner.config, random_id());
-        #[cfg(feature = "metrics")]
-        {
-            let weak = Arc::downgrade(inner);
-            ctx.facade = Some(crate::worker::Facade {
-                families: Box::new(move || {
-                    let inner = weak.upgrade()?;
-                    Some(metrics::families(&inner.stats_now(), &inner.labels))
-                }),
-                labels: inner.labels.clone(),
-                last: Mutex::new(Instant::now()),
-            });
-        }
-        let ctx = Arc::new(ctx);
-        let mut pool = Pool::new(Arc::clone(&inner.shared));
-        for index in 0..inner.config.workers() {
+        let c = &inner.config;
+        let ctx = Arc::new(Context {
+            connector,
+            jobs: rx,
+            shared: Arc::clone(&inner.shared),
+            stop: Arc::clone(&inner.stop),
+            owner_prefix: format!("{:016x}", random_id()),
+            stream: StreamSpec {
+                name: c.stream().to_owned(),
+                maxlen: c.stream_maxlen(),
+                dedupe_ttl: c.dedupe_ttl(),
+            },
+            config: c.clone(),
+        });
+        let mut pool = Pool::new();
+        for index in 0..c.workers() {
             let ctx = Arc::clone(&ctx);
-            let spawned = pool.spawn(
-                format!("heat-observer-{index}"),
-                inner.config.worker_stack_size(),
-                move |signals| worker::run(index, ctx, signals),
-            );
+            // Counted before the spawn, so stats are right once start returns.
+            inner.shared.ledger.worker_started();
+            let name = format!("heat-observer-{index}");
+            let spawned = pool.spawn(name, c.worker_stack_size(), move || {
+                worker::run(index, &ctx);
+            });
             if let Err(e) = spawned {
+                inner.shared.ledger.worker_stopped();
                 error!(target: LOG_TARGET, "Late observer could not spawn worker {index}: {e}");
                 *inner.life() = Life::Running(pool);
                 drop(observer); // stops the workers already started
@@ -194,13 +182,22 @@ impl LateObserver {
             }
         }
         *inner.life() = Life::Running(pool);
-        let c = &inner.config;
-        info!(
-            target: LOG_TARGET,
-            "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per \
-             worker, store: {describe}, stream: {}",
-            c.workers(), c.queue_capacity(), c.max_in_flight(), c.stream()
-        );
+        if c.enabled() {
+            info!(
+                target: LOG_TARGET,
+                "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per \
+                 worker, detect {}, store: {describe}, stream: {}",
+                c.workers(), c.queue_capacity(), c.max_in_flight(), c.detect().as_str(), c.stream()
+            );
+        } else {
+            info!(
+                target: LOG_TARGET,
+                "Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op; \
+                 observe_now (create_apply_plan) still looks, on {} worker thread(s) with a \
+                 connection each to {describe}",
+                c.workers()
+            );
+        }
         Ok(observer)
     }
 
@@ -209,9 +206,9 @@ impl LateObserver {
     /// `P28_LATE_OBS_REDIS_URL` if set, else to `redis_url`, and starts.
     /// It never fails: on an invalid setting or URL, or a thread that
     /// cannot be spawned, it logs one error line starting with
-    /// `Late observer disabled:` that names the variable and the value
-    /// (never a password), and runs disabled; the startup line says why,
-    /// and `p28_config_error` is 1.
+    /// `Late observer disabled:` that names the variable and what is wrong
+    /// (never a password), and runs with nothing started; the startup line
+    /// says why, and `p28_config_error` is 1.
     ///
     /// ```no_run
     /// use heat_observer::LateObserver;
@@ -224,14 +221,8 @@ impl LateObserver {
     pub fn from_env(redis_url: &str) -> LateObserver {
         let config = match Config::from_env() {
             Ok(config) => config,
-            Err(e) => {
-                let short = format!("invalid {}={:?}", e.variable(), e.value());
-                return Self::broken(&e.to_string(), &short);
-            }
+            Err(e) => return Self::broken(&e.to_string(), &e.summary()),
         };
-        if !config.enabled() {
-            return Self::assemble_logged(config);
-        }
         let (url, source) = match config.redis_url() {
             Some(url) => (url.to_owned(), ENV_REDIS_URL),
             None => (redis_url.to_owned(), "Redis URL"),
@@ -249,58 +240,60 @@ impl LateObserver {
         }
     }
 
-    /// An observer that observes nothing: every call is a counted
-    /// [`Refused::Disabled`]. Logs the startup line with `False`.
+    /// An observer that observes nothing and starts nothing: every call is
+    /// a counted [`Refused::Disabled`]. Logs the startup line with `False`.
     pub fn disabled() -> LateObserver {
-        Self::assemble_logged(Config::disabled())
-    }
-
-    fn assemble_logged(config: Config) -> LateObserver {
+        let config = Config::disabled();
         info!(target: LOG_TARGET, "{}", config.startup_line());
-        Self::assemble(config, None, None)
+        let mode = Mode {
+            late: false,
+            workers: false,
+            config_error: false,
+        };
+        Self::assemble(config, None, mode, None)
     }
 
-    /// Runs disabled because of `why` (logged in full), the startup line
-    /// naming `short`.
+    /// Runs with nothing started because of `why` (logged in full), the
+    /// startup line naming `short`.
     fn broken(why: &str, short: &str) -> LateObserver {
         error!(target: LOG_TARGET, "Late observer disabled: {why}");
         info!(target: LOG_TARGET, "P2.8A.3 Late Observer: False ({short})");
-        Self::assemble(Config::disabled(), None, Some(why.to_owned()))
+        let mode = Mode {
+            late: false,
+            workers: false,
+            config_error: true,
+        };
+        Self::assemble(Config::disabled(), None, mode, Some(Refused::ConfigError))
     }
 
     fn assemble(
         config: Config,
         queue: Option<(Sender<Job>, Receiver<Job>)>,
-        config_error: Option<String>,
+        mode: Mode,
+        off: Option<Refused>,
     ) -> LateObserver {
         let (tx, rx) = queue.unzip();
-        let off = match config_error {
-            Some(_) => Refused::ConfigError,
-            None => Refused::Disabled,
-        };
-        let labels = config
-            .name()
-            .map(|n| ("observer", n.to_owned()))
-            .into_iter()
-            .collect();
+        let shared = Arc::new(Shared {
+            ledger: Ledger::new(&config, rx.clone(), mode),
+            front: Front {
+                tx,
+                max_wait: config.max_wait(),
+                late: mode.late,
+                door: AtomicU8::new(OPEN),
+                accepted: AtomicU64::new(0),
+            },
+        });
         LateObserver {
             handle: ObserverHandle {
+                shared: Arc::clone(&shared),
                 inner: Arc::new(Inner {
-                    front: Front {
-                        tx,
-                        max_wait: config.max_wait(),
-                        closed: AtomicBool::new(false),
-                        stopped: AtomicBool::new(false),
-                        accepted: AtomicU64::new(0),
-                    },
-                    shared: Arc::new(Shared::new(&config)),
+                    shared,
+                    stop: Arc::new(StopSignal::new()),
                     config,
                     rx,
-                    config_error,
-                    off,
-                    life: Mutex::new(Life::Disabled),
+                    off: off.unwrap_or(Refused::Disabled),
+                    life: Mutex::new(Life::Idle),
                     stopped: Condvar::new(),
-                    labels,
                 }),
             },
         }
@@ -354,7 +347,7 @@ impl ObserverHandle {
     /// # Errors
     /// [`Refused`] when the observation was not taken (counted either way).
     pub fn observe_late(&self, plan_id: &str, symbol: &str) -> Result<(), Refused> {
-        let wait = self.inner.front.max_wait;
+        let wait = self.shared.front.max_wait;
         self.observe(ObsPoint::PUBLISH_PLAN_POST, plan_id, symbol, wait)
     }
 
@@ -385,29 +378,31 @@ impl ObserverHandle {
         symbol: &str,
         wait: Duration,
     ) -> Result<(), Refused> {
-        let front = &self.inner.front;
-        let shared = &self.inner.shared;
+        let Shared { front, ledger } = &*self.shared;
         let Some(tx) = &front.tx else {
-            return Err(shared.refuse(self.inner.off));
+            return Err(ledger.refused(self.inner.off, plan_id));
         };
-        if front.closed.load(Relaxed) {
-            return Err(shared.refuse(Refused::ShutDown));
+        if !front.late && !wait.is_zero() {
+            return Err(ledger.refused(Refused::Disabled, plan_id));
+        }
+        if front.door.load(SeqCst) != OPEN {
+            return Err(ledger.refused(Refused::ShutDown, plan_id));
         }
         if let Err(why) = validate(plan_id, symbol, wait) {
-            return Err(shared.refuse(Refused::Invalid(why)));
+            return Err(ledger.refused(Refused::Invalid(why), plan_id));
         }
         // try_send, never send: a full queue must cost publish nothing.
         match tx.try_send(Job::new(point, plan_id, symbol, wait, Instant::now())) {
             Ok(()) => {
                 front.accepted.fetch_add(1, Relaxed);
-                if front.stopped.load(SeqCst) {
+                if front.door.load(SeqCst) == STOPPED {
                     self.inner.abandon_queued();
                 }
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(shared.refuse(Refused::QueueFull)),
+            Err(TrySendError::Full(_)) => Err(ledger.refused(Refused::QueueFull, plan_id)),
             // Cannot happen while `rx` lives; counted, not assumed away.
-            Err(TrySendError::Disconnected(_)) => Err(shared.refuse(Refused::ShutDown)),
+            Err(TrySendError::Disconnected(_)) => Err(ledger.refused(Refused::ShutDown, plan_id)),
         }
     }
 
@@ -420,7 +415,7 @@ impl ObserverHandle {
     /// sample labelled `observer="<name>"` first when the config names the
     /// observer).
     pub fn metric_families(&self) -> Vec<MetricFamily> {
-        metrics::families(&self.stats(), &self.inner.labels)
+        self.shared.ledger.families(self.shared.accepted())
     }
 
     /// The metrics in the Prometheus text format; serve them with
@@ -446,17 +441,12 @@ impl Inner {
         // A timeout too large to add is as good as forever.
         let deadline = start.checked_add(timeout);
         let mut life = self.life();
-        let mut pool = match std::mem::replace(&mut *life, Life::Stopping) {
-            Life::Running(pool) => pool,
+        let pool = match std::mem::replace(&mut *life, Life::Stopping) {
+            Life::Running(pool) => Some(pool),
+            Life::Idle => None,
             Life::Stopped(report) => {
                 *life = Life::Stopped(report.clone());
-                return report;
-            }
-            Life::Disabled => {
-                self.front.closed.store(true, SeqCst);
-                let report = self.report(start, 0, (0, 0));
-                *life = Life::Stopped(report.clone());
-                return report;
+                return *report;
             }
             Life::Stopping => {
                 *life = Life::Stopping;
@@ -465,7 +455,7 @@ impl Inner {
         };
         drop(life);
 
-        self.front.closed.store(true, SeqCst);
+        self.shared.front.door.store(CLOSED, SeqCst);
         let before = self.stats_now();
         let mode = match deadline {
             Some(deadline) if drain => StopMode::Drain {
@@ -476,20 +466,20 @@ impl Inner {
             },
             _ => StopMode::Now,
         };
-        let workers = pool.stop(mode, deadline);
-        self.front.stopped.store(true, SeqCst);
+        self.stop.ask(mode);
+        let workers = pool.map_or((0, 0), |mut pool| pool.join(deadline));
+        self.shared.front.door.store(STOPPED, SeqCst);
         self.abandon_queued();
-        let shared = &self.shared;
-        shared
-            .warnings
-            .tick(&shared.counters, shared.last_invalid(), true);
-        #[cfg(feature = "metrics")]
-        metrics::publish(&metrics::families(&self.stats_now(), &self.labels));
+        self.shared
+            .ledger
+            .stop(Instant::now(), self.shared.accepted());
         let mut report = self.report(start, before.queued + before.in_flight, workers);
         report.written = (report.stats.found + report.stats.not_found)
             .saturating_sub(before.found + before.not_found);
-        log_summary(&report);
-        *self.life() = Life::Stopped(report.clone());
+        if self.shared.front.tx.is_some() {
+            log_summary(&report);
+        }
+        *self.life() = Life::Stopped(Box::new(report.clone()));
         self.stopped.notify_all();
         report
     }
@@ -499,7 +489,7 @@ impl Inner {
     fn abandon_queued(&self) {
         if let Some(rx) = &self.rx {
             let left = rx.try_iter().count() as u64;
-            self.shared.counters.abandoned_in_queue(left);
+            self.shared.ledger.abandoned_in_queue(left);
         }
     }
 
@@ -510,12 +500,7 @@ impl Inner {
     }
 
     fn stats_now(&self) -> Stats {
-        let queued = self.rx.as_ref().map_or(0, |rx| rx.len() as u64);
-        let accepted = self.front.accepted.load(Relaxed);
-        let mut stats = self.shared.counters.snapshot(accepted, queued);
-        stats.enabled = self.rx.is_some();
-        stats.config_error = self.config_error.is_some();
-        stats
+        self.shared.stats()
     }
 
     /// Another thread is stopping the pool: wait for its report, within
@@ -528,7 +513,7 @@ impl Inner {
     ) -> ShutdownReport {
         loop {
             if let Life::Stopped(report) = &*life {
-                return report.clone();
+                return (**report).clone();
             }
             let left = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()),
@@ -610,6 +595,7 @@ impl fmt::Debug for ObserverHandle {
         let stats = self.stats();
         f.debug_struct("LateObserver")
             .field("enabled", &stats.enabled)
+            .field("stopped", &stats.stopped)
             .field("workers", &stats.workers)
             .field("queued", &stats.queued)
             .field("in_flight", &stats.in_flight)
@@ -625,12 +611,4 @@ fn random_id() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     h.write_u128(now.map_or(0, |d| d.as_nanos()));
     h.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_front_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<super::Front>(), 64);
-    }
 }

@@ -1,96 +1,73 @@
-//! [`Pool`]: the worker threads and how they stop. It knows its threads,
-//! a stop signal and a deadline, nothing of the observer around it:
-//! [`Pool::stop`] asks the workers to stop (draining or not), waits for each
-//! one's "done" until the deadline, joins those that finished and detaches
-//! the rest.
+//! [`Pool`]: the worker threads, and a bounded wait for their end. It knows
+//! its threads and a deadline, nothing else: how they are asked to stop is
+//! the [`StopSignal`](crate::stop::StopSignal)'s business.
 
 use std::io;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
-
-use crate::shared::{Shared, StopMode};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 pub(crate) struct Pool {
-    shared: std::sync::Arc<Shared>,
-    /// Never sent on: dropping it wakes every worker.
-    stop: Option<Sender<()>>,
     handles: Vec<Option<JoinHandle<()>>>,
-    /// Each worker sends its index here as it exits.
+    /// Each thread sends its index here as it ends, even by unwinding.
     done: Receiver<usize>,
     done_tx: Sender<usize>,
-    stop_rx: Receiver<()>,
-}
-
-/// What a worker thread gets from the pool: the stop signal and where to
-/// report its end.
-pub(crate) struct Signals {
-    pub(crate) stop: Receiver<()>,
-    pub(crate) done: Sender<usize>,
 }
 
 impl Pool {
-    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
-        let (stop, stop_rx) = bounded(0);
+    pub(crate) fn new() -> Self {
         let (done_tx, done) = unbounded();
         Pool {
-            shared,
-            stop: Some(stop),
             handles: Vec::new(),
             done,
             done_tx,
-            stop_rx,
         }
     }
 
-    /// Spawns thread `name` running `body`. Counted as a worker before the
-    /// spawn, so stats are right as soon as start returns.
+    /// Spawns thread `name` running `body`.
     pub(crate) fn spawn(
         &mut self,
         name: String,
         stack_size: Option<usize>,
-        body: impl FnOnce(Signals) + Send + 'static,
+        body: impl FnOnce() + Send + 'static,
     ) -> io::Result<()> {
-        let signals = Signals {
-            stop: self.stop_rx.clone(),
-            done: self.done_tx.clone(),
-        };
+        struct Done(Sender<usize>, usize);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let _ = self.0.send(self.1);
+            }
+        }
+        let done = Done(self.done_tx.clone(), self.handles.len());
         let mut builder = thread::Builder::new().name(name);
         if let Some(bytes) = stack_size {
             builder = builder.stack_size(bytes);
         }
-        self.shared.counters.worker_started();
-        match builder.spawn(move || body(signals)) {
-            Ok(handle) => {
-                self.handles.push(Some(handle));
-                Ok(())
-            }
-            Err(e) => {
-                self.shared.counters.worker_stopped();
-                Err(e)
-            }
-        }
+        let handle = builder.spawn(move || {
+            let _done = done;
+            body();
+        })?;
+        self.handles.push(Some(handle));
+        Ok(())
     }
 
-    /// Asks the workers to stop in `mode` and waits for them until
-    /// `deadline` (`None`: for ever). Returns (stopped, still running).
-    pub(crate) fn stop(&mut self, mode: StopMode, deadline: Option<Instant>) -> (usize, usize) {
-        self.shared.request_stop(mode);
-        self.stop = None;
-        let mut stopped = 0;
-        while stopped < self.handles.len() {
+    /// Waits for the threads to end until `deadline` (`None`: for ever),
+    /// joins those that did and detaches the rest. Returns (ended, still
+    /// running).
+    pub(crate) fn join(&mut self, deadline: Option<Instant>) -> (usize, usize) {
+        let mut ended = 0;
+        while ended < self.handles.len() {
             let next = match deadline {
                 Some(d) => self.done.recv_deadline(d).ok(),
                 None => self.done.recv().ok(),
             };
             let Some(index) = next else { break };
-            // It sent "done" from its last statement, so this join is short.
+            // It said "done" on its way out, so this join is short.
             if let Some(handle) = self.handles.get_mut(index).and_then(Option::take) {
                 let _ = handle.join();
             }
-            stopped += 1;
+            ended += 1;
         }
-        (stopped, self.handles.len() - stopped)
+        (ended, self.handles.len() - ended)
     }
 }

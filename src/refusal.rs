@@ -120,6 +120,37 @@ pub enum InvalidInput {
     BadObsPoint,
 }
 
+impl InvalidInput {
+    /// Number of kinds of invalid input, for counters indexed by
+    /// [`InvalidInput::index`].
+    pub(crate) const KINDS: usize = 8;
+
+    /// What each kind says, in [`InvalidInput::index`] order (no value).
+    pub(crate) const EACH_KIND: [&'static str; Self::KINDS] = [
+        "plan_id is empty",
+        "symbol is empty",
+        "plan_id too long",
+        "symbol too long",
+        "plan_id holds a control character",
+        "symbol holds a control character",
+        "wait too long",
+        "obs_point not accepted",
+    ];
+
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Self::EmptyPlanId => 0,
+            Self::EmptySymbol => 1,
+            Self::PlanIdTooLong { .. } => 2,
+            Self::SymbolTooLong { .. } => 3,
+            Self::ControlCharacter { field: "plan_id" } => 4,
+            Self::ControlCharacter { .. } => 5,
+            Self::WaitTooLong { .. } => 6,
+            Self::BadObsPoint => 7,
+        }
+    }
+}
+
 impl fmt::Display for InvalidInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,11 +1,8 @@
-//! [`Stats`], the snapshot code reads, and [`Counters`], the live atomics
-//! behind it. A new metric is one counter here and one row in the metrics
-//! table.
+//! [`Stats`], the snapshot code reads: the ledger's counters at one moment.
+//! A new counter is a field here, filled by the ledger, and a row in the
+//! metrics table.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
-
-use crate::{ObsPoint, Refused};
+use crate::{ObsPoint, Refused, StoreErrorKind};
 
 /// A snapshot of the observer's counters. Every observe call is counted in
 /// exactly one of the `refused_*` fields or in `accepted`; every accepted
@@ -22,6 +19,9 @@ pub struct Stats {
     pub enabled: bool,
     /// Whether it runs disabled because its configuration was invalid.
     pub config_error: bool,
+    /// Whether it was shut down in an orderly way (its workers are gone on
+    /// purpose).
+    pub stopped: bool,
     /// Observations taken into the queue.
     pub accepted: u64,
     /// Refused because observing is switched off.
@@ -58,6 +58,9 @@ pub struct Stats {
     pub push_workers: u64,
     /// Store calls that returned an error.
     pub store_errors: u64,
+    /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
+    /// `Auth`, `Permission` and `Database` are operators' errors.
+    pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
     /// [`Store::exists`](crate::Store::exists) calls (round trips).
     pub exists_calls: u64,
     /// Keys asked about in those calls.
@@ -215,175 +218,6 @@ impl Stats {
     }
 }
 
-/// Keeps a value on its own cache line (128 bytes covers adjacent-line
-/// prefetching on x86), so callers and workers do not share one.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
-
-/// How an accepted observation ended, other than with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Loss {
-    Failed,
-    Panicked,
-    Abandoned,
-}
-
-/// The live counters. `accepted` lives with the rest of what an accepted
-/// observe call touches (`observer::Front`); refusals, touched by callers
-/// on the cold paths only, have a cache line of their own.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    refused: Padded<[AtomicU64; Refused::COUNT]>,
-    failed: AtomicU64,
-    panicked: AtomicU64,
-    abandoned: AtomicU64,
-    in_flight: AtomicU64,
-    workers: AtomicU64,
-    push_workers: AtomicU64,
-    store_errors: AtomicU64,
-    exists_calls: AtomicU64,
-    keys_checked: AtomicU64,
-    append_calls: AtomicU64,
-    claims_sent: AtomicU64,
-    late_answers: AtomicU64,
-    /// Beyond the built-in points, which [`Counters::snapshot`] adds at 0.
-    points: Mutex<Vec<PointStats>>,
-}
-
-impl Counters {
-    pub(crate) fn refused(&self, why: &Refused) {
-        self.refused.0[why.index()].fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn refused_count(&self, why: &Refused) -> u64 {
-        self.refused.0[why.index()].load(Relaxed)
-    }
-
-    /// Jobs a worker held that ended without an event.
-    pub(crate) fn lost(&self, loss: Loss, jobs: u64) {
-        let counter = match loss {
-            Loss::Failed => &self.failed,
-            Loss::Panicked => &self.panicked,
-            Loss::Abandoned => &self.abandoned,
-        };
-        counter.fetch_add(jobs, Relaxed);
-        self.in_flight.fetch_sub(jobs, Relaxed);
-    }
-
-    /// Jobs still in the queue at shutdown, never held by a worker.
-    pub(crate) fn abandoned_in_queue(&self, jobs: u64) {
-        self.abandoned.fetch_add(jobs, Relaxed);
-    }
-
-    /// One event written (`deduplicated` false) or refused as a duplicate.
-    pub(crate) fn recorded(&self, point: ObsPoint, found: bool, wait_ms: u64, deduplicated: bool) {
-        let mut points = self.points.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = match points.iter().position(|p| p.obs_point == point) {
-            Some(i) => i,
-            None => {
-                points.push(PointStats::new(point));
-                points.len() - 1
-            }
-        };
-        let stats = &mut points[i];
-        if deduplicated {
-            stats.deduplicated += 1;
-        } else if found {
-            stats.found += 1;
-            stats.wait.record(wait_ms);
-        } else {
-            stats.not_found += 1;
-        }
-        drop(points);
-        self.in_flight.fetch_sub(1, Relaxed);
-    }
-
-    pub(crate) fn admitted(&self, jobs: u64) {
-        self.in_flight.fetch_add(jobs, Relaxed);
-    }
-
-    pub(crate) fn worker_started(&self) {
-        self.workers.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn push_worker(&self, delta: i64) {
-        if delta >= 0 {
-            self.push_workers.fetch_add(delta as u64, Relaxed);
-        } else {
-            self.push_workers.fetch_sub(delta.unsigned_abs(), Relaxed);
-        }
-    }
-
-    pub(crate) fn worker_stopped(&self) {
-        self.workers.fetch_sub(1, Relaxed);
-    }
-
-    pub(crate) fn exists_call(&self, keys: usize) {
-        self.exists_calls.fetch_add(1, Relaxed);
-        self.keys_checked.fetch_add(keys as u64, Relaxed);
-    }
-
-    pub(crate) fn append_call(&self, claims: usize) {
-        self.append_calls.fetch_add(1, Relaxed);
-        self.claims_sent.fetch_add(claims as u64, Relaxed);
-    }
-
-    pub(crate) fn late_answer(&self) {
-        self.late_answers.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn store_error(&self) -> u64 {
-        self.store_errors.fetch_add(1, Relaxed) + 1
-    }
-
-    /// A snapshot; `accepted` and `queued` come from the observer's front
-    /// and its channel, which only the caller of this function can see.
-    pub(crate) fn snapshot(&self, accepted: u64, queued: u64) -> Stats {
-        let mut points = self
-            .points
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for point in ObsPoint::BUILT_IN {
-            if !points.iter().any(|p| p.obs_point == point) {
-                points.push(PointStats::new(point));
-            }
-        }
-        let rank = |p: &PointStats| ObsPoint::BUILT_IN.iter().position(|&b| b == p.obs_point);
-        // Built-in points first; the others keep the order they came in.
-        points.sort_by_key(|p| rank(p).unwrap_or(ObsPoint::BUILT_IN.len()));
-        let refused = |r: Refused| self.refused_count(&r);
-        Stats {
-            enabled: false,
-            config_error: false,
-            accepted,
-            refused_disabled: refused(Refused::Disabled),
-            refused_config_error: refused(Refused::ConfigError),
-            refused_invalid: refused(Refused::ALL[2]),
-            refused_queue_full: refused(Refused::QueueFull),
-            refused_shut_down: refused(Refused::ShutDown),
-            found: points.iter().map(|p| p.found).sum(),
-            not_found: points.iter().map(|p| p.not_found).sum(),
-            deduplicated: points.iter().map(|p| p.deduplicated).sum(),
-            failed: self.failed.load(Relaxed),
-            panicked: self.panicked.load(Relaxed),
-            abandoned: self.abandoned.load(Relaxed),
-            queued,
-            in_flight: self.in_flight.load(Relaxed),
-            workers: self.workers.load(Relaxed),
-            push_workers: self.push_workers.load(Relaxed),
-            store_errors: self.store_errors.load(Relaxed),
-            exists_calls: self.exists_calls.load(Relaxed),
-            keys_checked: self.keys_checked.load(Relaxed),
-            append_calls: self.append_calls.load(Relaxed),
-            claims_sent: self.claims_sent.load(Relaxed),
-            late_answers: self.late_answers.load(Relaxed),
-            points,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,11 +239,16 @@ mod tests {
 
     #[test]
     fn outcomes_name_every_refusal_and_sum_to_the_calls() {
-        let c = Counters::default();
-        for r in Refused::ALL {
-            c.refused(&r);
-        }
-        let stats = c.snapshot(3, 3);
+        let stats = Stats {
+            accepted: 3,
+            refused_disabled: 1,
+            refused_config_error: 1,
+            refused_invalid: 1,
+            refused_queue_full: 1,
+            refused_shut_down: 1,
+            queued: 3,
+            ..Stats::default()
+        };
         assert_eq!(stats.refused(), 5);
         assert_eq!(stats.calls(), 8);
         assert!(stats.is_balanced());

@@ -151,8 +151,63 @@ pub enum StoreErrorKind {
     Server,
     /// A reply that does not fit the request.
     Protocol,
+    /// The server refused the credentials (`WRONGPASS`, a user that is
+    /// off): an operator's error, said every warning interval.
+    Auth,
+    /// The user lacks a right the call needs (`NOPERM`): an operator's
+    /// error, said every warning interval.
+    Permission,
+    /// The database index in the URL does not exist on the server: an
+    /// operator's error, said every warning interval.
+    Database,
     /// Anything else, including faults injected in tests.
     Other,
+}
+
+impl StoreErrorKind {
+    /// Every kind, in the order of the `kind` label of
+    /// `p28_store_errors_total`.
+    pub const ALL: [StoreErrorKind; 9] = [
+        StoreErrorKind::Unavailable,
+        StoreErrorKind::Timeout,
+        StoreErrorKind::Io,
+        StoreErrorKind::Server,
+        StoreErrorKind::Protocol,
+        StoreErrorKind::Auth,
+        StoreErrorKind::Permission,
+        StoreErrorKind::Database,
+        StoreErrorKind::Other,
+    ];
+
+    /// The `kind` label of `p28_store_errors_total`: `unavailable`,
+    /// `timeout`, `io`, `server`, `protocol`, `auth`, `permission`,
+    /// `database` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Timeout => "timeout",
+            StoreErrorKind::Io => "io",
+            StoreErrorKind::Server => "server",
+            StoreErrorKind::Protocol => "protocol",
+            StoreErrorKind::Auth => "auth",
+            StoreErrorKind::Permission => "permission",
+            StoreErrorKind::Database => "database",
+            StoreErrorKind::Other => "other",
+        }
+    }
+
+    /// Whether this kind is an operator's error (credentials, rights, the
+    /// database index) rather than a fault that passes.
+    pub fn is_configuration(self) -> bool {
+        matches!(
+            self,
+            StoreErrorKind::Auth | StoreErrorKind::Permission | StoreErrorKind::Database
+        )
+    }
+
+    pub(crate) fn index(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(8)
+    }
 }
 
 impl StoreError {
@@ -183,6 +238,9 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Io => "store connection broke",
             StoreErrorKind::Server => "store refused the command",
             StoreErrorKind::Protocol => "unexpected store reply",
+            StoreErrorKind::Auth => "store refused the credentials",
+            StoreErrorKind::Permission => "store refused a right",
+            StoreErrorKind::Database => "store has no such database",
             StoreErrorKind::Other => "store error",
         };
         write!(f, "{kind}: {}", self.message)

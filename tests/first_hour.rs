@@ -87,16 +87,26 @@ fn from_env_starts_fails_open_and_says_why() {
     drop(observer);
     take_lines();
 
-    // The runbook's rollback is not an error, and metrics tell it apart.
+    // The runbook's rollback is not an error, and metrics tell it apart. It
+    // turns off the late observer only, and says in one line what still
+    // runs for the original early look.
     set(&[
         ("P28_LATE_OBS_POLL_MS", None),
         ("P28_LATE_OBS_ENABLED", Some("false")),
     ]);
-    let observer = LateObserver::from_env("redis://127.0.0.1:6379");
+    let observer = LateObserver::from_env("redis://127.0.0.1:1");
+    let lines = take_lines();
     assert_eq!(
-        take_lines(),
-        ["INFO P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms)"]
+        lines[0],
+        "INFO P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms)"
     );
+    assert_eq!(
+        lines[1],
+        "INFO Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op; \
+         observe_now (create_apply_plan) still looks, on 2 worker thread(s) with a connection \
+         each to redis 127.0.0.1:1"
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(observer.observe_late("p1", "S"), Err(Refused::Disabled));
     let text = observer.render_metrics();
     assert_eq!(sample(&text, "p28_config_error"), "0");

@@ -162,7 +162,7 @@ fn refusals_are_logged_by_a_worker_never_on_the_callers_thread() {
     assert_eq!(
         invalid,
         [
-            "Late observer refused 1 invalid observation(s) since the last warning, the last: plan_id is empty"
+            "Late observer refused 1 invalid observation(s) since the last warning: 1 plan_id is empty"
         ]
     );
     for (level, _, line, thread) in all_lines() {
@@ -207,7 +207,10 @@ fn store_errors_add_up_and_recovery_is_reported() {
     assert!(failed[0].contains("heat key check: store error: injected Exists failure"));
     let recovered = containing(Level::Info, "store recovered");
     assert_eq!(recovered.len(), 1);
-    let after = format!("recovered after {} error(s) in ", report.stats.store_errors);
+    let after = format!(
+        "recovered after {} error(s) on 1 worker(s) in ",
+        report.stats.store_errors
+    );
     assert!(
         recovered[0].starts_with("Late observer store") && recovered[0].contains(&after),
         "{recovered:?}"

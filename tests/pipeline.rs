@@ -109,12 +109,23 @@ fn late_coverage_reaches_the_bound_and_the_early_look_stays_in_single_digits() {
 }
 
 #[test]
-fn a_disabled_run_observes_nothing_and_counts_every_call() {
+fn a_rollback_run_keeps_the_early_look_and_counts_every_call() {
     let options = options(100);
     let (outcome, _) = pipeline::run(&options, Config::disabled());
-    assert_eq!(outcome.stats.refused_disabled, 200);
-    assert_eq!(outcome.stats.accepted, 0);
-    assert!(outcome.report.points.is_empty());
+    let stats = &outcome.stats;
+    assert_eq!((stats.refused_disabled, stats.accepted), (100, 100));
+    assert!(stats.is_balanced(), "{stats:?}");
+    let points: Vec<&str> = outcome
+        .report
+        .points
+        .iter()
+        .map(|p| p.obs_point.as_str())
+        .collect();
+    assert_eq!(
+        points,
+        ["create_apply_plan"],
+        "the early look's events only"
+    );
 }
 
 #[test]

@@ -251,7 +251,12 @@ fn redis_down_at_start_then_up_observe_never_blocks_and_everything_is_counted() 
         slowest = slowest.max(t.elapsed());
     }
     let stats = wait_stats(&observer, "every job ends", |s| s.finished() == 40);
-    assert!(slowest < ms(1), "slowest observe call took {slowest:?}");
+    // No call waited for the stalled server (a store call waits its 50 ms
+    // timeout); how fast a call is belongs to the benchmark, not here.
+    assert!(
+        slowest < config.redis_timeout(),
+        "slowest observe call took {slowest:?}"
+    );
     assert!(stats.is_balanced(), "{stats:?}");
     // Early jobs failed (their last look fell while Redis was down) or were
     // decided once it came up; later ones were all found.
@@ -332,7 +337,12 @@ fn redis_stalled_observe_stays_fast_and_shutdown_keeps_its_bound() {
     let report = observer.shutdown(ms(500));
     let took = t.elapsed();
     server.resume();
-    assert!(slowest < ms(1), "slowest observe call took {slowest:?}");
+    // No call waited for the stalled server (a store call waits its 50 ms
+    // timeout); how fast a call is belongs to the benchmark, not here.
+    assert!(
+        slowest < config.redis_timeout(),
+        "slowest observe call took {slowest:?}"
+    );
     assert!(took < ms(700), "shutdown(500ms) took {took:?}");
     assert!(
         report.is_complete(),

@@ -9,7 +9,7 @@ use super::{ConfigError, ConfigErrorKind};
 
 /// Returns the trimmed UTF-8 text of a raw value, refusing empty and
 /// non-UTF-8 values (the contract lists the empty string as invalid).
-fn text(variable: &'static str, raw: OsString) -> Result<String, ConfigError> {
+pub(crate) fn text(variable: &'static str, raw: OsString) -> Result<String, ConfigError> {
     let raw = raw.into_string().map_err(|bad| {
         ConfigError::new(variable, bad.to_string_lossy(), ConfigErrorKind::NotUnicode)
     })?;
@@ -69,32 +69,13 @@ pub(crate) fn size(variable: &'static str, raw: OsString) -> Result<usize, Confi
     count(variable, raw).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// Milliseconds for a setting whose default is computed.
-pub(crate) fn some_millis(
-    variable: &'static str,
-    raw: OsString,
-) -> Result<Option<Duration>, ConfigError> {
-    millis(variable, raw).map(Some)
-}
-
 /// A Redis URL, trimmed, not empty. A value that is refused is shown
 /// redacted in the error: it may hold a password.
-pub(crate) fn some_secret_url<T: From<String>>(
-    variable: &'static str,
-    raw: OsString,
-) -> Result<Option<T>, ConfigError> {
+pub(crate) fn secret_url(variable: &'static str, raw: OsString) -> Result<String, ConfigError> {
     let shown = crate::store::redis::redact(&raw.to_string_lossy());
     text(variable, raw)
-        .map(|t| Some(T::from(t.trim().to_owned())))
+        .map(|t| t.trim().to_owned())
         .map_err(|e| ConfigError::new(variable, shown, e.kind().clone()))
-}
-
-/// Free text, trimmed, not empty.
-pub(crate) fn some_text<T: From<String>>(
-    variable: &'static str,
-    raw: OsString,
-) -> Result<Option<T>, ConfigError> {
-    text(variable, raw).map(|t| Some(T::from(t.trim().to_owned())))
 }
 
 #[cfg(test)]

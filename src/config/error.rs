@@ -1,5 +1,6 @@
 //! The error a bad setting produces: it names the variable and the value.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A setting that cannot be used, from the environment or from code.
@@ -24,7 +25,7 @@ use std::fmt;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    variable: &'static str,
+    variable: Cow<'static, str>,
     value: String,
     kind: ConfigErrorKind,
 }
@@ -63,6 +64,12 @@ pub enum ConfigErrorKind {
     /// A key prefix or stream name that is empty or holds a control
     /// character, or a stream name with braces.
     BadName,
+    /// A variable under the `P28_LATE_OBS_` prefix (in any case) that the
+    /// observer does not know: a typo, which would otherwise be ignored.
+    UnknownVariable {
+        /// The known variable nearest to it.
+        nearest: &'static str,
+    },
 }
 
 impl ConfigError {
@@ -72,21 +79,40 @@ impl ConfigError {
         kind: ConfigErrorKind,
     ) -> Self {
         Self {
-            variable,
+            variable: Cow::Borrowed(variable),
             value: value.into(),
             kind,
+        }
+    }
+
+    /// An unknown variable under the prefix; its value is not kept (it
+    /// could be a misspelt URL with a password).
+    pub(crate) fn unknown(variable: &str, nearest: &'static str) -> Self {
+        Self {
+            variable: Cow::Owned(variable.to_owned()),
+            value: String::new(),
+            kind: ConfigErrorKind::UnknownVariable { nearest },
+        }
+    }
+
+    /// The short form the startup line gives: `invalid NAME="value"`, or
+    /// `unknown NAME`.
+    pub(crate) fn summary(&self) -> String {
+        match self.kind {
+            ConfigErrorKind::UnknownVariable { .. } => format!("unknown {}", self.variable),
+            _ => format!("invalid {}={:?}", self.variable, self.value),
         }
     }
 
     /// The environment variable that carries the refused setting, for example
     /// `P28_LATE_OBS_POLL_MS`. Settings that exist only in code are named by
     /// their builder method, for example `stream`.
-    pub fn variable(&self) -> &'static str {
-        self.variable
+    pub fn variable(&self) -> &str {
+        &self.variable
     }
 
     /// The refused value, as it was written (milliseconds for durations set in
-    /// code).
+    /// code; empty for an unknown variable, whose value is not read).
     pub fn value(&self) -> &str {
         &self.value
     }
@@ -99,6 +125,14 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let ConfigErrorKind::UnknownVariable { nearest } = &self.kind {
+            return write!(
+                f,
+                "unknown variable {} (did you mean {nearest}?): it would be ignored; fix its \
+                 name or remove it",
+                self.variable
+            );
+        }
         write!(f, "invalid {}={:?}: ", self.variable, self.value)?;
         match &self.kind {
             ConfigErrorKind::Empty => f.write_str("the value is empty"),
@@ -121,6 +155,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::BadName => f.write_str(
                 "must be non-empty, without control characters (or braces, in a stream name)",
             ),
+            ConfigErrorKind::UnknownVariable { .. } => Ok(()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! apart, in a compact vector, and the earliest is cached: a worker wakes
 //! every 10 ms to take new jobs, and scanning thousands of 150-byte entries
 //! on each wake streamed about a megabyte through caches it shares with the
-//! callers. A wake with nothing due now reads one cached value.
+//! callers. A wake with nothing due reads one cached value.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,21 +15,30 @@ pub(crate) struct Watch {
     pub(crate) heat_key: String,
     /// Successful looks so far.
     pub(crate) polls: u32,
-    /// Its deadline look failed; it is being looked at again.
-    pub(crate) late: bool,
+    /// Its deadline look failed: it is no longer watched, only looked at
+    /// again until the retry window ends (its kept deadline).
+    pub(crate) retrying: bool,
+    /// When a message named its key, while a look is to confirm it.
+    pub(crate) pushed_at: Option<Instant>,
+    /// To be looked at by the next look (intake, a loss, a message).
+    needs_look: bool,
 }
 
 #[derive(Default)]
 pub(crate) struct Watchlist {
     watches: Vec<Watch>,
-    /// `deadlines[i]` is `watches[i]`'s deadline.
+    /// `deadlines[i]` is when `watches[i]` is looked at for the last time:
+    /// its job's deadline, or the end of its retry window.
     deadlines: Vec<Instant>,
-    /// The earliest deadline, `None` if empty or not yet recomputed after a
-    /// removal.
+    /// The earliest deadline, `None` if empty or stale.
     earliest: Option<Instant>,
     stale: bool,
-    /// Push detection: where each heat key's jobs are, so that a message
-    /// naming a key finds them at once. `None` when polling.
+    /// How many watches have `needs_look` set.
+    needing: usize,
+    /// How many watches are being retried.
+    retrying: usize,
+    /// Where each heat key's jobs are, so that a message naming a key finds
+    /// them at once. `None` when polling.
     by_key: Option<HashMap<String, Vec<usize>>>,
 }
 
@@ -55,7 +64,7 @@ impl Watchlist {
         found.map_or(&[], Vec::as_slice)
     }
 
-    pub(crate) fn push(&mut self, job: Job, heat_key: String) {
+    pub(crate) fn push(&mut self, job: Job, heat_key: String, needs_look: bool) {
         if let Some(by_key) = &mut self.by_key {
             by_key
                 .entry(heat_key.clone())
@@ -67,15 +76,18 @@ impl Watchlist {
             job,
             heat_key,
             polls: 0,
-            late: false,
+            retrying: false,
+            pushed_at: None,
+            needs_look,
         });
+        self.needing += usize::from(needs_look);
         self.deadlines.push(deadline);
         if !self.stale {
             self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
         }
     }
 
-    /// The earliest deadline of the jobs watched.
+    /// The earliest kept deadline of the jobs watched.
     pub(crate) fn earliest(&mut self) -> Option<Instant> {
         if self.stale {
             self.earliest = self.deadlines.iter().min().copied();
@@ -84,18 +96,54 @@ impl Watchlist {
         self.earliest
     }
 
-    /// Indices (ascending) of the jobs to look at now: all of them on a
-    /// tick, else those whose deadline has passed.
-    pub(crate) fn due(&mut self, now: Instant, tick: bool) -> Vec<usize> {
-        if tick {
+    /// How many watches are to be looked at by the next look.
+    pub(crate) fn needing_look(&self) -> usize {
+        self.needing
+    }
+
+    /// Marks watch `i` to be looked at by the next look.
+    pub(crate) fn mark(&mut self, i: usize) {
+        let w = &mut self.watches[i];
+        if !w.needs_look {
+            w.needs_look = true;
+            self.needing += 1;
+        }
+    }
+
+    /// Marks every watch to be looked at by the next look.
+    pub(crate) fn mark_all(&mut self) {
+        for w in &mut self.watches {
+            w.needs_look = true;
+        }
+        self.needing = self.watches.len();
+    }
+
+    /// Indices (ascending) of the jobs to look at now: all of them when
+    /// `all`, else those marked, those whose kept deadline has passed, and,
+    /// when `retrying`, those being retried.
+    pub(crate) fn due(&mut self, now: Instant, all: bool, retrying: bool) -> Vec<usize> {
+        if all {
             return (0..self.len()).collect();
         }
-        if self.earliest().is_none_or(|e| e > now) {
+        let deadline_due = self.earliest().is_some_and(|e| e <= now);
+        if !deadline_due && self.needing == 0 && !retrying {
             return Vec::new();
         }
         (0..self.len())
-            .filter(|&i| self.deadlines[i] <= now)
+            .filter(|&i| {
+                let w = &self.watches[i];
+                w.needs_look || self.deadlines[i] <= now || (retrying && w.retrying)
+            })
             .collect()
+    }
+
+    /// Clears watch `i`'s mark (it was looked at).
+    pub(crate) fn looked(&mut self, i: usize) {
+        let w = &mut self.watches[i];
+        if w.needs_look {
+            w.needs_look = false;
+            self.needing -= 1;
+        }
     }
 
     pub(crate) fn get(&self, i: usize) -> &Watch {
@@ -106,15 +154,24 @@ impl Watchlist {
         &mut self.watches[i]
     }
 
+    /// How many watches are being retried.
+    pub(crate) fn retrying(&self) -> usize {
+        self.retrying
+    }
+
+    /// The kept deadline of watch `i`.
     pub(crate) fn deadline(&self, i: usize) -> Instant {
         self.deadlines[i]
     }
 
-    /// Moves entry `i`'s deadline (as kept here, for `due` and `earliest`)
-    /// to `to`; its job keeps its own.
-    pub(crate) fn extend(&mut self, i: usize, to: Instant) {
-        self.deadlines[i] = to;
-        self.watches[i].late = true;
+    /// Watch `i`'s deadline look failed: it is retried until `until` (kept
+    /// as its deadline here; its job keeps its own).
+    pub(crate) fn retry_until(&mut self, i: usize, until: Instant) {
+        self.deadlines[i] = until;
+        if !self.watches[i].retrying {
+            self.watches[i].retrying = true;
+            self.retrying += 1;
+        }
         self.stale = true;
     }
 
@@ -125,6 +182,8 @@ impl Watchlist {
         self.stale = true;
         let last = self.watches.len() - 1;
         let watch = self.watches.swap_remove(i);
+        self.needing -= usize::from(watch.needs_look);
+        self.retrying -= usize::from(watch.retrying);
         if let Some(by_key) = &mut self.by_key {
             unindex(by_key, &watch.heat_key, i);
             // The last entry moved into slot `i`.
@@ -148,6 +207,8 @@ impl Watchlist {
         self.deadlines.clear();
         self.earliest = None;
         self.stale = false;
+        self.needing = 0;
+        self.retrying = 0;
         if let Some(by_key) = &mut self.by_key {
             by_key.clear();
         }
@@ -187,12 +248,15 @@ mod tests {
         let mut w = Watchlist::default();
         assert_eq!(w.earliest(), None);
         for ms in [300, 100, 200] {
-            w.push(job(t, ms), format!("k{ms}"));
+            w.push(job(t, ms), format!("k{ms}"), false);
         }
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(100)));
-        assert!(w.due(t + Duration::from_millis(50), false).is_empty());
-        assert_eq!(w.due(t + Duration::from_millis(250), false), [1, 2]);
-        assert_eq!(w.due(t, true), [0, 1, 2]);
+        assert!(
+            w.due(t + Duration::from_millis(50), false, false)
+                .is_empty()
+        );
+        assert_eq!(w.due(t + Duration::from_millis(250), false, false), [1, 2]);
+        assert_eq!(w.due(t, true, false), [0, 1, 2]);
         let taken = w.take(1);
         assert_eq!(taken.heat_key, "k100");
         assert_eq!(
@@ -202,21 +266,38 @@ mod tests {
         );
         assert_eq!(w.deadline(1), t + Duration::from_millis(200));
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(200)));
-        w.push(job(t, 150), "k150".into());
+        w.push(job(t, 150), "k150".into(), false);
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(150)));
         assert_eq!(w.clear(), 3);
         assert_eq!(w.earliest(), None);
     }
 
     #[test]
+    fn marks_are_counted_through_looks_and_removals() {
+        let t = Instant::now();
+        let mut w = Watchlist::default();
+        w.push(job(t, 100), "a".into(), true);
+        w.push(job(t, 100), "b".into(), false);
+        w.push(job(t, 100), "c".into(), true);
+        assert_eq!(w.needing_look(), 2);
+        assert_eq!(w.due(t, false, false), [0, 2]);
+        w.looked(0);
+        assert_eq!(w.needing_look(), 1);
+        w.take(2);
+        assert_eq!(w.needing_look(), 0);
+        w.mark_all();
+        assert_eq!(w.due(t, false, false), [0, 1]);
+    }
+
+    #[test]
     fn the_key_index_follows_pushes_and_removals() {
         let t = Instant::now();
         let mut w = Watchlist::default();
-        w.push(job(t, 100), "a".into());
+        w.push(job(t, 100), "a".into(), false);
         w.index_keys();
-        w.push(job(t, 100), "b".into());
-        w.push(job(t, 100), "a".into());
-        w.push(job(t, 100), "c".into());
+        w.push(job(t, 100), "b".into(), false);
+        w.push(job(t, 100), "a".into(), false);
+        w.push(job(t, 100), "c".into(), false);
         assert_eq!(w.find("a"), [0, 2]);
         let taken = w.take(0); // "c" moves from 3 to 0
         assert_eq!(taken.heat_key, "a");

@@ -1,0 +1,678 @@
+//! The core's timing rules, each driven by instants: no thread, no sleep,
+//! no store. `Sim` plays the loop: it feeds queued jobs when asked to take,
+//! answers looks and writes as told, and keeps the outcomes.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::{ConfigBuilder, StoreError, StoreErrorKind};
+
+const KEY: &str = "quantum:harvest:heat:by_plan:";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> ConfigBuilder {
+    Config::builder().max_wait(ms(1000)).poll(ms(100))
+}
+
+fn push() -> ConfigBuilder {
+    config().detect(Detect::Push)
+}
+
+fn store_error(kind: StoreErrorKind) -> CallError {
+    CallError::Store(StoreError::new(kind, "injected"))
+}
+
+struct Sim {
+    core: Core,
+    t0: Instant,
+    queue: VecDeque<Job>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Sim {
+    fn new(config: ConfigBuilder) -> Sim {
+        let t0 = Instant::now();
+        let config = config.build().unwrap();
+        let mut sim = Sim {
+            core: Core::new(&config, 0, "o", t0),
+            t0,
+            queue: VecDeque::new(),
+            outcomes: Vec::new(),
+        };
+        sim.core.set_follow(true);
+        sim
+    }
+
+    /// A push core, subscribed at 0 ms.
+    fn pushing(config: ConfigBuilder) -> Sim {
+        let mut sim = Sim::new(config);
+        assert_eq!(sim.action(0), Action::Subscribe);
+        sim.core.handle_subscribed(Ok(true), sim.at(0));
+        sim
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    fn now(&self, ms: u64) -> Now {
+        Now {
+            at: self.at(ms),
+            unix_ms: 1_000_000 + ms,
+        }
+    }
+
+    /// An observe call at `at_ms`, queued.
+    fn observe(&mut self, plan: &str, wait_ms: u64, at_ms: u64) {
+        let job = Job::new(
+            ObsPoint::PUBLISH_PLAN_POST,
+            plan,
+            "S",
+            ms(wait_ms),
+            self.at(at_ms),
+        );
+        self.queue.push_back(job);
+    }
+
+    /// The next action at `ms`, taking queued jobs when asked to.
+    fn action(&mut self, ms: u64) -> Action {
+        loop {
+            let action = self.core.poll_action(self.at(ms));
+            self.collect();
+            match action {
+                Action::Take { up_to } => {
+                    let n = up_to.min(self.queue.len());
+                    let jobs: Vec<Job> = self.queue.drain(..n).collect();
+                    self.core.handle_taken(jobs, up_to, self.at(ms));
+                    self.collect();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Expects a look at `ms` and answers it: `found` per key. Returns the
+    /// plans looked at.
+    fn look(&mut self, ms: u64, found: &[&str]) -> Vec<String> {
+        let action = self.action(ms);
+        if let Action::Wait { until, .. } = action {
+            panic!("a look at {ms} ms, not a wait until {:?}", until - self.t0);
+        }
+        assert_eq!(action, Action::Look, "a look at {ms} ms");
+        let keys: Vec<String> = self
+            .core
+            .look_keys()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        let answer = keys
+            .iter()
+            .map(|k| found.contains(&k.trim_start_matches(KEY)))
+            .collect();
+        self.core.handle_looked(Ok(answer), self.now(ms));
+        self.collect();
+        keys.iter()
+            .map(|k| k.trim_start_matches(KEY).to_owned())
+            .collect()
+    }
+
+    /// Expects a look at `ms` and fails it with `error`.
+    fn fail_look(&mut self, ms: u64, error: CallError) -> usize {
+        assert_eq!(self.action(ms), Action::Look, "a look at {ms} ms");
+        let n = self.core.look_keys().len();
+        self.core.handle_looked(Err(error), self.now(ms));
+        self.collect();
+        n
+    }
+
+    /// Expects a write at `ms` and answers it; returns the plans written.
+    fn write(&mut self, ms: u64, answer: Result<(), CallError>) -> Vec<String> {
+        let action = self.action(ms);
+        if let Action::Wait { until, .. } = action {
+            panic!("a write at {ms} ms, not a wait until {:?}", until - self.t0);
+        }
+        assert_eq!(action, Action::Write, "a write at {ms} ms");
+        let plans: Vec<String> = self
+            .core
+            .claims()
+            .iter()
+            .map(|c| c.event.plan_id.clone())
+            .collect();
+        let answer = answer.map(|()| vec![Claimed::Appended; plans.len()]);
+        self.core.handle_written(answer, self.at(ms));
+        self.collect();
+        plans
+    }
+
+    /// When the core next wants to act, as seen at `ms`.
+    fn waits_until(&mut self, ms: u64) -> (u64, WaitOn) {
+        match self.action(ms) {
+            Action::Wait { until, on } => (
+                u64::try_from(until.duration_since(self.t0).as_millis()).unwrap(),
+                on,
+            ),
+            other => panic!("expected a wait at {ms} ms, got {other:?}"),
+        }
+    }
+
+    fn collect(&mut self) {
+        self.outcomes.extend(self.core.drain_outcomes());
+    }
+
+    /// The events recorded or decided so far: (plan, found, wait_ms, by).
+    fn decided(&self) -> Vec<(String, bool, u64, Detect, bool)> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Decided {
+                    plan: Some(plan),
+                    found,
+                    wait_ms,
+                    by,
+                    late,
+                    ..
+                } => Some((plan.to_string(), *found, *wait_ms, *by, *late)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lost(&self, want: Loss) -> u64 {
+        self.outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Lost { loss, jobs, .. } if *loss == want => *jobs,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+// ---- polling --------------------------------------------------------------
+
+#[test]
+fn the_first_job_is_looked_at_at_once_then_every_poll() {
+    let mut sim = Sim::new(config());
+    sim.observe("a", 1000, 0);
+    assert_eq!(sim.look(0, &[]), ["a"]);
+    assert_eq!(
+        sim.waits_until(0),
+        (10, WaitOn::Timer),
+        "intake within 10 ms"
+    );
+    assert_eq!(sim.waits_until(10), (20, WaitOn::Timer));
+    assert_eq!(
+        sim.action(99),
+        Action::Wait {
+            until: sim.at(100),
+            on: WaitOn::Timer
+        }
+    );
+    assert_eq!(sim.look(100, &[]), ["a"]);
+    assert_eq!(sim.look(200, &["a"]), ["a"]);
+    assert_eq!(
+        sim.decided(),
+        [("a".into(), true, 200, Detect::Poll, false)]
+    );
+}
+
+#[test]
+fn ticks_never_come_closer_than_the_spacing_after_a_late_look() {
+    let mut sim = Sim::new(config().poll(ms(5)).max_wait(ms(100)));
+    sim.observe("a", 100, 0);
+    sim.look(0, &[]);
+    // The loop came back late (the store was slow): the next tick is not
+    // squeezed in right after the one it missed, but spacing after it.
+    sim.look(40, &[]);
+    assert_eq!(sim.waits_until(40).0, 45, "the poll is the spacing here");
+    let mut sim = Sim::new(config().poll(ms(100)));
+    sim.observe("a", 1000, 0);
+    sim.look(0, &[]);
+    // Behind its schedule, it looks again a spacing later, then resumes the
+    // poll from there.
+    sim.look(250, &[]);
+    assert_eq!(sim.waits_until(250).0, 260);
+    sim.look(260, &[]);
+    assert_eq!(sim.waits_until(350).0, 360);
+}
+
+#[test]
+fn deadline_looks_within_the_spacing_share_one_call() {
+    let mut sim = Sim::new(config().poll(ms(1000)).max_wait(ms(1000)));
+    sim.observe("a", 300, 0);
+    sim.observe("b", 303, 0);
+    sim.observe("c", 600, 0);
+    assert_eq!(sim.look(0, &[]).len(), 3);
+    assert_eq!(sim.look(300, &[]), ["a"], "b's deadline has not come");
+    sim.write(300, Ok(()));
+    // b's deadline (303) is within the spacing of a's look: one look at
+    // 310 at the latest, not one at 303.
+    assert_eq!(sim.waits_until(300).0, 310);
+    assert_eq!(sim.look(310, &[]), ["b"]);
+    let decided = sim.decided();
+    assert_eq!(decided[0], ("a".into(), false, 300, Detect::Poll, false));
+    assert_eq!(decided[1], ("b".into(), false, 310, Detect::Poll, false));
+}
+
+#[test]
+fn a_key_never_written_is_decided_not_found_by_the_look_at_its_deadline() {
+    let mut sim = Sim::new(config().max_wait(ms(250)));
+    sim.observe("a", 250, 0);
+    sim.look(0, &[]);
+    sim.look(100, &[]);
+    sim.look(200, &[]);
+    assert_eq!(sim.waits_until(200).0, 210, "intake");
+    assert_eq!(sim.waits_until(240).0, 250, "the deadline, before the tick");
+    sim.look(250, &[]);
+    assert_eq!(
+        sim.decided(),
+        [("a".into(), false, 250, Detect::Poll, false)]
+    );
+    assert_eq!(sim.write(250, Ok(())), ["a"]);
+}
+
+#[test]
+fn a_busy_worker_takes_jobs_every_10_ms_up_to_its_limit() {
+    let mut sim = Sim::new(config().max_in_flight(3));
+    for i in 0..5 {
+        sim.observe(&format!("p{i}"), 1000, 0);
+    }
+    assert_eq!(sim.look(0, &[]).len(), 3, "room for three");
+    assert_eq!(sim.queue.len(), 2);
+    assert_eq!(
+        sim.waits_until(5),
+        (100, WaitOn::Timer),
+        "full: no intake wake"
+    );
+    sim.look(100, &["p0"]);
+    sim.write(100, Ok(()));
+    // Room for one: taken at once (its 10 ms have passed), looked at by
+    // the next tick, not sooner.
+    assert_eq!(sim.waits_until(100), (200, WaitOn::Timer));
+    assert_eq!(sim.queue.len(), 1);
+    let mut looked = sim.look(200, &[]);
+    looked.sort();
+    assert_eq!(looked, ["p1", "p2", "p3"]);
+}
+
+#[test]
+fn an_idle_worker_waits_on_the_queue_and_says_it_is_idle_once() {
+    let mut sim = Sim::new(config());
+    assert_eq!(sim.waits_until(0), (1000, WaitOn::Queue));
+    assert_eq!(sim.waits_until(5), (1005, WaitOn::Queue));
+    let idle = sim
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Idle))
+        .count();
+    assert_eq!(idle, 1);
+}
+
+// ---- writes ---------------------------------------------------------------
+
+#[test]
+fn a_failed_write_backs_off_from_the_poll_doubling_to_a_second() {
+    let mut sim = Sim::new(config().poll(ms(100)).retry_window(ms(60_000)));
+    sim.observe("a", 1000, 0);
+    sim.look(0, &["a"]);
+    let mut at = 0;
+    let mut pauses = Vec::new();
+    for _ in 0..6 {
+        sim.write(at, Err(store_error(StoreErrorKind::Timeout)));
+        let next = sim.core.write_due().duration_since(sim.t0).as_millis() as u64;
+        assert_eq!(sim.waits_until(next - 1).0, next, "it wakes for the retry");
+        pauses.push(next - at);
+        at = next;
+    }
+    assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+    assert_eq!(sim.write(at, Ok(())), ["a"]);
+    sim.observe("b", 1000, at);
+    sim.look(at + 10, &["b"]);
+    sim.write(at + 10, Err(store_error(StoreErrorKind::Timeout)));
+    assert_eq!(
+        sim.waits_until(at + 10).0,
+        at + 20,
+        "backoff reset: intake first"
+    );
+}
+
+#[test]
+fn a_write_failing_past_the_retry_window_ends_as_failed() {
+    let mut sim = Sim::new(config().poll(ms(100)).retry_window(ms(250)));
+    sim.observe("a", 1000, 0);
+    sim.look(0, &["a"]);
+    sim.write(0, Err(store_error(StoreErrorKind::Timeout)));
+    sim.write(100, Err(store_error(StoreErrorKind::Timeout)));
+    assert_eq!(sim.lost(Loss::Failed), 0, "decided 100 ms ago: kept");
+    sim.write(300, Err(store_error(StoreErrorKind::Timeout)));
+    assert_eq!(sim.lost(Loss::Failed), 1, "decided 300 ms ago: past 250");
+    assert_eq!(sim.core.held(), 0);
+}
+
+#[test]
+fn a_panicked_write_loses_its_events_as_panicked() {
+    let mut sim = Sim::new(config());
+    sim.observe("a", 1000, 0);
+    sim.observe("b", 1000, 0);
+    sim.look(0, &["a", "b"]);
+    sim.write(0, Err(CallError::Panicked));
+    assert_eq!(sim.lost(Loss::Panicked), 2);
+}
+
+// ---- stopping -------------------------------------------------------------
+
+#[test]
+fn a_drain_takes_the_queue_watches_it_to_the_end_then_is_done() {
+    let mut sim = Sim::new(config().max_in_flight(1).max_wait(ms(300)));
+    sim.observe("a", 300, 0);
+    sim.observe("b", 300, 0);
+    sim.look(0, &[]);
+    sim.core.handle_stop(StopMode::Drain {
+        until: sim.at(5000),
+    });
+    // Draining, the in-flight limit no longer holds: b is taken too.
+    assert_eq!(sim.look(100, &["b"]).len(), 2);
+    sim.write(100, Ok(()));
+    sim.look(200, &[]);
+    sim.look(300, &[]);
+    sim.write(300, Ok(()));
+    assert_eq!(sim.action(300), Action::Done);
+    assert_eq!(sim.lost(Loss::Abandoned), 0);
+    assert_eq!(sim.decided().len(), 2);
+}
+
+#[test]
+fn a_drain_that_runs_out_of_time_writes_once_more_and_abandons_the_rest() {
+    let mut sim = Sim::new(config().retry_window(ms(60_000)));
+    sim.observe("decided", 1000, 0);
+    sim.observe("watched", 1000, 0);
+    sim.look(0, &["decided"]);
+    sim.write(0, Err(store_error(StoreErrorKind::Timeout)));
+    sim.core.handle_stop(StopMode::Drain { until: sim.at(150) });
+    sim.look(100, &[]);
+    sim.write(100, Err(store_error(StoreErrorKind::Timeout)));
+    assert_eq!(
+        sim.waits_until(100).0,
+        150,
+        "the drain's deadline, before the backoff"
+    );
+    // At the deadline: the last write, backoff or not, then done.
+    assert_eq!(sim.write(150, Ok(())), ["decided"]);
+    assert_eq!(sim.action(150), Action::Done);
+    assert_eq!(sim.lost(Loss::Abandoned), 1);
+}
+
+#[test]
+fn a_stop_now_writes_what_is_decided_and_abandons_what_is_watched() {
+    let mut sim = Sim::new(config());
+    sim.observe("a", 1000, 0);
+    sim.observe("b", 1000, 0);
+    sim.look(0, &["a"]);
+    sim.core.handle_stop(StopMode::Now);
+    assert_eq!(
+        sim.write(0, Err(store_error(StoreErrorKind::Timeout))),
+        ["a"]
+    );
+    assert_eq!(sim.action(0), Action::Done);
+    assert_eq!(
+        sim.lost(Loss::Abandoned),
+        2,
+        "b, and a whose last write failed"
+    );
+}
+
+// ---- push -----------------------------------------------------------------
+
+#[test]
+fn pushing_a_job_is_looked_at_when_taken_and_then_only_at_its_deadline() {
+    let mut sim = Sim::pushing(push().max_wait(ms(300)));
+    sim.observe("a", 300, 0);
+    assert_eq!(sim.look(0, &[]), ["a"], "the intake look");
+    assert_eq!(sim.waits_until(0), (10, WaitOn::Push));
+    assert_eq!(
+        sim.waits_until(200),
+        (210, WaitOn::Push),
+        "no tick, intake only"
+    );
+    assert_eq!(sim.waits_until(295), (300, WaitOn::Push));
+    sim.look(300, &[]);
+    assert_eq!(
+        sim.decided(),
+        [("a".into(), false, 300, Detect::Poll, false)]
+    );
+}
+
+#[test]
+fn a_message_that_proves_a_write_decides_at_once_at_its_time() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("a", 1000, 0);
+    sim.observe("b", 1000, 0);
+    sim.look(0, &[]);
+    sim.core
+        .handle_pushed(&[format!("{KEY}a")], true, sim.now(420));
+    sim.core
+        .handle_pushed(&[format!("{KEY}b")], true, sim.now(423));
+    sim.collect();
+    assert_eq!(
+        sim.decided(),
+        [
+            ("a".into(), true, 420, Detect::Push, false),
+            ("b".into(), true, 423, Detect::Push, false)
+        ]
+    );
+    // Written together, within the spacing of the first message.
+    assert_eq!(sim.waits_until(423).0, 430);
+    assert_eq!(sim.write(430, Ok(())), ["a", "b"]);
+}
+
+#[test]
+fn a_message_that_is_no_proof_is_confirmed_by_a_look() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("written", 1000, 0);
+    sim.observe("evicted", 1000, 0);
+    sim.look(0, &[]);
+    // Both keys named; only one was written (the other fell out of the
+    // server's tracking table).
+    let keys = [format!("{KEY}written"), format!("{KEY}evicted")];
+    sim.core.handle_pushed(&keys, false, sim.now(500));
+    let looked = sim.look(500, &["written"]);
+    assert_eq!(looked.len(), 2, "one look confirms both");
+    assert_eq!(
+        sim.decided(),
+        [("written".into(), true, 500, Detect::Push, false)]
+    );
+    // The evicted one is watched on, to its deadline.
+    assert_eq!(sim.core.held(), 2);
+    sim.write(510, Ok(()));
+    sim.look(1000, &[]);
+    assert_eq!(
+        sim.decided()[1],
+        ("evicted".into(), false, 1000, Detect::Poll, false)
+    );
+}
+
+#[test]
+fn a_loss_makes_every_watched_job_looked_at_again() {
+    let mut sim = Sim::pushing(push());
+    for p in ["a", "b", "c"] {
+        sim.observe(p, 1000, 0);
+    }
+    sim.look(0, &[]);
+    assert_eq!(sim.waits_until(20).1, WaitOn::Push);
+    sim.core.handle_lost();
+    assert_eq!(sim.look(30, &["b"]).len(), 3);
+    assert_eq!(sim.decided(), [("b".into(), true, 30, Detect::Poll, false)]);
+}
+
+#[test]
+fn a_broken_subscription_polls_and_subscribes_again() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("a", 1000, 0);
+    sim.look(0, &[]);
+    let broke = StoreError::new(StoreErrorKind::Io, "reset");
+    sim.core.handle_push_broken(broke, sim.at(50));
+    assert_eq!(sim.action(50), Action::Subscribe);
+    sim.core
+        .handle_subscribed(Err(store_error(StoreErrorKind::Unavailable)), sim.at(50));
+    // Meanwhile it polls: every watched job, every poll.
+    assert_eq!(sim.look(50, &[]), ["a"]);
+    assert_eq!(sim.waits_until(60).1, WaitOn::Timer);
+    assert_eq!(sim.look(150, &[]), ["a"]);
+    // A second later it asks again, and gets it: everything looked at.
+    assert_eq!(sim.action(1050), Action::Subscribe);
+    sim.core.handle_subscribed(Ok(true), sim.at(1050));
+    sim.collect();
+    let pushing: Vec<bool> = sim
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Pushing(on) => Some(*on),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pushing, [true, false, true]);
+}
+
+#[test]
+fn a_refusal_for_good_means_polling_said_once_not_a_store_fault() {
+    let mut sim = Sim::new(push());
+    assert_eq!(sim.action(0), Action::Subscribe);
+    sim.core
+        .handle_subscribed(Err(store_error(StoreErrorKind::Permission)), sim.at(0));
+    sim.collect();
+    assert!(
+        sim.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::PushUnavailable(_)))
+    );
+    assert!(
+        !sim.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Failed { .. }))
+    );
+    sim.observe("a", 1000, 0);
+    sim.look(0, &[]);
+    assert_eq!(sim.look(100, &[]), ["a"], "polling");
+    assert_ne!(sim.action(5000), Action::Subscribe, "never asked again");
+}
+
+#[test]
+fn a_drain_keeps_push_and_decides_by_message() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("a", 1000, 0);
+    sim.look(0, &[]);
+    sim.core.handle_stop(StopMode::Drain {
+        until: sim.at(1500),
+    });
+    assert_eq!(
+        sim.waits_until(100).1,
+        WaitOn::Push,
+        "still waiting on messages"
+    );
+    sim.core
+        .handle_pushed(&[format!("{KEY}a")], true, sim.now(640));
+    sim.collect();
+    assert_eq!(
+        sim.decided(),
+        [("a".into(), true, 640, Detect::Push, false)]
+    );
+    sim.write(650, Ok(()));
+    assert_eq!(sim.action(650), Action::Done);
+}
+
+// ---- early looks, late answers ---------------------------------------------
+
+#[test]
+fn an_early_look_that_fails_is_failed_and_no_message_decides_it() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("early", 0, 0);
+    sim.fail_look(0, store_error(StoreErrorKind::Permission));
+    assert_eq!(sim.lost(Loss::Failed), 1);
+    sim.core
+        .handle_pushed(&[format!("{KEY}early")], true, sim.now(300));
+    sim.collect();
+    assert!(sim.decided().is_empty());
+}
+
+#[test]
+fn a_look_on_a_broken_connection_is_repeated_once_at_once() {
+    let mut sim = Sim::new(config());
+    sim.observe("early", 0, 0);
+    sim.fail_look(0, store_error(StoreErrorKind::Io));
+    assert_eq!(sim.lost(Loss::Failed), 0, "tried again first");
+    assert_eq!(sim.look(0, &["early"]), ["early"]);
+    assert_eq!(
+        sim.decided(),
+        [("early".into(), true, 0, Detect::Poll, false)]
+    );
+    let mut sim = Sim::new(config());
+    sim.observe("early", 0, 0);
+    sim.fail_look(0, store_error(StoreErrorKind::Io));
+    sim.fail_look(1, store_error(StoreErrorKind::Io));
+    assert_eq!(sim.lost(Loss::Failed), 1, "once only");
+}
+
+#[test]
+fn a_failed_deadline_look_is_retried_each_tick_and_answers_late() {
+    let mut sim = Sim::pushing(push().max_wait(ms(300)).retry_window(ms(5000)));
+    sim.observe("a", 300, 0);
+    sim.look(0, &[]);
+    sim.fail_look(300, store_error(StoreErrorKind::Timeout));
+    // Retried each tick (100 ms), pushing or not; a message after the
+    // deadline decides nothing.
+    sim.core
+        .handle_pushed(&[format!("{KEY}a")], true, sim.now(350));
+    sim.collect();
+    assert!(sim.decided().is_empty());
+    sim.fail_look(400, store_error(StoreErrorKind::Timeout));
+    assert_eq!(sim.look(500, &["a"]), ["a"]);
+    assert_eq!(sim.decided(), [("a".into(), true, 500, Detect::Poll, true)]);
+}
+
+#[test]
+fn a_deadline_look_failing_for_the_whole_window_ends_as_failed() {
+    let mut sim = Sim::new(config().max_wait(ms(300)).retry_window(ms(250)));
+    sim.observe("a", 300, 0);
+    sim.look(0, &[]);
+    sim.look(100, &[]);
+    sim.look(200, &[]);
+    sim.fail_look(300, store_error(StoreErrorKind::Timeout));
+    sim.fail_look(400, store_error(StoreErrorKind::Timeout));
+    sim.fail_look(500, store_error(StoreErrorKind::Timeout));
+    assert_eq!(sim.lost(Loss::Failed), 0);
+    sim.fail_look(550, store_error(StoreErrorKind::Timeout));
+    assert_eq!(sim.lost(Loss::Failed), 1, "the window ended at 550");
+}
+
+#[test]
+fn a_panicked_look_loses_its_jobs_and_the_subscription() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("a", 1000, 0);
+    sim.observe("b", 1000, 0);
+    sim.fail_look(0, CallError::Panicked);
+    assert_eq!(sim.lost(Loss::Panicked), 2);
+    assert_eq!(sim.action(0), Action::Subscribe, "the new store subscribes");
+}
+
+#[test]
+fn events_carry_the_wall_time_of_their_decision() {
+    let mut sim = Sim::new(config());
+    sim.observe("a", 1000, 0);
+    sim.look(0, &[]);
+    sim.look(100, &["a"]);
+    assert_eq!(sim.action(100), Action::Write);
+    let claims = sim.core.claims();
+    let e = claims[0].event;
+    assert_eq!(
+        (e.wait_ms, e.ts_ms, e.polls, e.max_wait_ms),
+        (100, 1_000_100, 2, 1000)
+    );
+    assert_eq!(
+        claims[0].dedupe_key,
+        "{quantum:stream:apply.heat.observed}:dedupe:publish_plan_post:a"
+    );
+}

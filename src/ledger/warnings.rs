@@ -1,0 +1,453 @@
+//! [`Warnings`]: every log line that can repeat, and what it has counted
+//! but not yet written. The first line of a kind is written at once; later
+//! ones are counted and written at most once per interval with the count
+//! since the previous line; whatever is still counted when the condition
+//! stops is written within an interval, and at shutdown, so the counts in
+//! the lines add up to the counters.
+//!
+//! Store health is one state per observer, whatever the number of
+//! workers: an outage opens with the first failed call of any worker and
+//! closes, with exactly one "recovered" line, once every worker whose last
+//! call failed has answered again (or holds nothing and so has no stake).
+//!
+//! It does no I/O: each method returns the lines to write, which the
+//! ledger logs after letting go of its lock.
+
+use std::time::{Duration, Instant};
+
+use log::Level;
+
+use crate::refusal::InvalidInput;
+use crate::{StoreError, StoreErrorKind};
+
+/// A line to log.
+pub(crate) type Line = (Level, String);
+
+/// One kind of warning: what is counted but not yet written.
+#[derive(Debug, Default)]
+struct Throttled {
+    pending: u64,
+    last_written: Option<Instant>,
+    /// The newest detail (an error message), written with the count.
+    detail: String,
+    /// Workers whose events are in `pending` (a bit each).
+    workers: u64,
+}
+
+impl Throttled {
+    fn add(&mut self, n: u64, detail: Option<String>, workers: u64) {
+        self.pending += n;
+        self.workers |= workers;
+        if let Some(detail) = detail {
+            self.detail = detail;
+        }
+    }
+
+    /// The pending count, the detail and the number of workers, if a line
+    /// is due (`force`: now).
+    fn due(&mut self, now: Instant, every: Duration, force: bool) -> Option<(u64, String, u32)> {
+        let quiet = self.last_written.is_some_and(|t| now < t + every);
+        if self.pending == 0 || (quiet && !force) {
+            return None;
+        }
+        self.last_written = Some(now);
+        let workers = std::mem::take(&mut self.workers).count_ones();
+        Some((
+            std::mem::take(&mut self.pending),
+            self.detail.clone(),
+            workers,
+        ))
+    }
+}
+
+/// An open outage: since when, and the failed calls in it.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    errors: u64,
+    workers: u64,
+}
+
+/// The store's health, one per observer.
+#[derive(Debug, Default)]
+struct Health {
+    /// Workers whose last store call failed (a bit each).
+    failing: u64,
+    outage: Option<Outage>,
+    /// A call answered since the last failure.
+    answered: bool,
+    faults: Throttled,
+    /// Operators' errors (credentials, rights, database): said every
+    /// interval while they last.
+    misconfigured: Throttled,
+}
+
+/// A plan id refused as invalid, as it may be shown: at most 32
+/// characters, escaped.
+pub(crate) fn example(plan_id: &str) -> String {
+    let mut shown: String = plan_id
+        .chars()
+        .take(32)
+        .flat_map(char::escape_debug)
+        .collect();
+    if plan_id.chars().nth(32).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
+#[derive(Debug)]
+pub(crate) struct Warnings {
+    every: Duration,
+    queue_capacity: usize,
+    queue_full: Throttled,
+    seen_queue_full: u64,
+    /// Per kind of invalid input: the count and one plan id (shown form).
+    invalid: [Throttled; InvalidInput::KINDS],
+    seen_invalid: [u64; InvalidInput::KINDS],
+    health: Health,
+    panics: Throttled,
+    push_said: bool,
+}
+
+impl Warnings {
+    pub(crate) fn new(every: Duration, queue_capacity: usize) -> Self {
+        Self {
+            every,
+            queue_capacity,
+            queue_full: Throttled::default(),
+            seen_queue_full: 0,
+            invalid: Default::default(),
+            seen_invalid: [0; InvalidInput::KINDS],
+            health: Health::default(),
+            panics: Throttled::default(),
+            push_said: false,
+        }
+    }
+
+    /// Takes the refusals counted so far (totals, per kind of invalid
+    /// input with an example plan id each) and returns the lines due.
+    pub(crate) fn refusals(
+        &mut self,
+        queue_full: u64,
+        invalid: [u64; InvalidInput::KINDS],
+        examples: &mut [Option<String>; InvalidInput::KINDS],
+        now: Instant,
+        force: bool,
+    ) -> Vec<Line> {
+        let mut lines = Vec::new();
+        let new = queue_full.saturating_sub(self.seen_queue_full);
+        self.seen_queue_full = self.seen_queue_full.max(queue_full);
+        self.queue_full.add(new, None, 0);
+        if let Some((n, _, _)) = self.queue_full.due(now, self.every, force) {
+            lines.push((
+                Level::Warn,
+                format!(
+                    "Late observer queue full (capacity {}): {n} observation(s) dropped since \
+                     the last warning; raise P28_LATE_OBS_QUEUE_CAPACITY or P28_LATE_OBS_WORKERS",
+                    self.queue_capacity
+                ),
+            ));
+        }
+        let mut parts = Vec::new();
+        let mut total = 0;
+        for (k, kind) in InvalidInput::EACH_KIND.iter().enumerate() {
+            let new = invalid[k].saturating_sub(self.seen_invalid[k]);
+            self.seen_invalid[k] = self.seen_invalid[k].max(invalid[k]);
+            self.invalid[k].add(new, examples[k].take(), 0);
+            if let Some((n, plan, _)) = self.invalid[k].due(now, self.every, force) {
+                total += n;
+                let example = if plan.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (e.g. plan \"{plan}\")")
+                };
+                parts.push(format!("{n} {kind}{example}"));
+                self.invalid[k].detail.clear();
+            }
+        }
+        if total > 0 {
+            lines.push((
+                Level::Warn,
+                format!(
+                    "Late observer refused {total} invalid observation(s) since the last \
+                     warning: {}",
+                    parts.join("; ")
+                ),
+            ));
+        }
+        lines
+    }
+
+    /// Worker `worker`'s store call `op` failed.
+    pub(crate) fn failed(
+        &mut self,
+        worker: usize,
+        op: &str,
+        error: &StoreError,
+        now: Instant,
+    ) -> Vec<Line> {
+        let bit = bit(worker);
+        let h = &mut self.health;
+        h.failing |= bit;
+        h.answered = false;
+        let outage = h.outage.get_or_insert(Outage {
+            since: now,
+            errors: 0,
+            workers: 0,
+        });
+        outage.errors += 1;
+        outage.workers |= bit;
+        let mut lines = Vec::new();
+        if error.kind().is_configuration() {
+            h.misconfigured.add(1, Some(misconfigured(error)), bit);
+            if let Some((n, why, _)) = h.misconfigured.due(now, self.every, false) {
+                lines.push((Level::Error, misconfigured_line(n, &why)));
+            }
+        } else {
+            h.faults.add(1, Some(format!("{op}: {error}")), bit);
+            if let Some((n, err, workers)) = h.faults.due(now, self.every, false) {
+                lines.push((Level::Warn, fault_line(n, workers, &err)));
+            }
+        }
+        lines
+    }
+
+    /// Worker `worker`'s store call answered.
+    pub(crate) fn answered(&mut self, worker: usize, now: Instant) -> Vec<Line> {
+        let h = &mut self.health;
+        h.failing &= !bit(worker);
+        h.answered = true;
+        self.close_outage(now)
+    }
+
+    /// Worker `worker` holds nothing: it has no stake in the store's health
+    /// until it makes a call again.
+    pub(crate) fn idle(&mut self, worker: usize, now: Instant) -> Vec<Line> {
+        self.health.failing &= !bit(worker);
+        self.close_outage(now)
+    }
+
+    fn close_outage(&mut self, now: Instant) -> Vec<Line> {
+        let h = &mut self.health;
+        if h.failing != 0 || !h.answered {
+            return Vec::new();
+        }
+        let Some(outage) = h.outage.take() else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        if let Some((n, err, workers)) = h.faults.due(now, self.every, true) {
+            lines.push((Level::Warn, fault_line(n, workers, &err)));
+        }
+        if let Some((n, why, _)) = h.misconfigured.due(now, self.every, true) {
+            lines.push((Level::Error, misconfigured_line(n, &why)));
+        }
+        lines.push((
+            Level::Info,
+            format!(
+                "Late observer store recovered after {} error(s) on {} worker(s) in {:.1} s",
+                outage.errors,
+                outage.workers.count_ones(),
+                now.saturating_duration_since(outage.since).as_secs_f64()
+            ),
+        ));
+        lines
+    }
+
+    /// A store call panicked, losing `jobs` observations.
+    pub(crate) fn panicked(&mut self, op: &str, jobs: usize, now: Instant) -> Vec<Line> {
+        let what =
+            format!("{op}, its {jobs} observation(s) counted as panicked, the store replaced");
+        self.panics.add(1, Some(what), 0);
+        self.panics
+            .due(now, self.every, false)
+            .map(|(n, what, _)| (Level::Error, panic_line(n, &what)))
+            .into_iter()
+            .collect()
+    }
+
+    /// Push detection cannot be had: said once per observer.
+    pub(crate) fn push_unavailable(&mut self, why: &str) -> Vec<Line> {
+        if std::mem::replace(&mut self.push_said, true) {
+            return Vec::new();
+        }
+        vec![(
+            Level::Warn,
+            format!("Late observer push detection unavailable, polling instead: {why}"),
+        )]
+    }
+
+    /// The store lines that are due without a new call (an interval passed
+    /// while a failing worker waits); `force` writes everything pending.
+    pub(crate) fn due(&mut self, now: Instant, force: bool) -> Vec<Line> {
+        let mut lines = Vec::new();
+        let h = &mut self.health;
+        if let Some((n, err, workers)) = h.faults.due(now, self.every, force) {
+            lines.push((Level::Warn, fault_line(n, workers, &err)));
+        }
+        if let Some((n, why, _)) = h.misconfigured.due(now, self.every, force) {
+            lines.push((Level::Error, misconfigured_line(n, &why)));
+        }
+        if let Some((n, what, _)) = self.panics.due(now, self.every, force) {
+            lines.push((Level::Error, panic_line(n, &what)));
+        }
+        lines
+    }
+}
+
+fn bit(worker: usize) -> u64 {
+    1u64 << (worker % 64)
+}
+
+fn fault_line(n: u64, workers: u32, err: &str) -> String {
+    format!(
+        "Late observer store call failed {n} time(s) on {workers} worker(s) since the last \
+         warning, the last: {err}"
+    )
+}
+
+fn misconfigured_line(n: u64, why: &str) -> String {
+    format!("Late observer cannot use Redis: {why} ({n} failed call(s) since the last line)")
+}
+
+fn panic_line(n: u64, what: &str) -> String {
+    format!("Late observer store call panicked {n} time(s) since the last report, the last: {what}")
+}
+
+/// An operator's error, in the operator's words, with what to check.
+fn misconfigured(error: &StoreError) -> String {
+    let advice = match error.kind() {
+        StoreErrorKind::Auth => "check the user and password of the Redis URL",
+        StoreErrorKind::Permission => "grant the right (README, ACL)",
+        _ => "check the database number of the Redis URL",
+    };
+    format!("{}; {advice}", error.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn io() -> StoreError {
+        StoreError::new(StoreErrorKind::Io, "127.0.0.1:6379: connection reset")
+    }
+
+    #[test]
+    fn the_first_is_due_then_the_interval_holds_the_rest_until_forced() {
+        let now = Instant::now();
+        let mut t = Throttled::default();
+        t.add(1, Some("a".into()), 1);
+        assert_eq!(t.due(now, EVERY, false), Some((1, "a".into(), 1)));
+        t.add(5, Some("b".into()), 2);
+        t.add(1, None, 4);
+        assert_eq!(t.due(now, EVERY, false), None);
+        assert_eq!(t.due(now + EVERY, EVERY, false), Some((6, "b".into(), 2)));
+        t.add(2, None, 0);
+        assert_eq!(t.due(now + EVERY, EVERY, true), Some((2, "b".into(), 0)));
+        assert_eq!(t.due(now + EVERY, EVERY, true), None, "nothing pending");
+    }
+
+    #[test]
+    fn one_outage_on_four_workers_gives_one_failure_line_and_one_recovery() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let mut lines = Vec::new();
+        // Every worker fails, some twice, and they recover one by one.
+        for (ms, worker) in [(0, 0), (1, 1), (2, 2), (3, 3), (50, 0), (60, 1)] {
+            lines.extend(w.failed(worker, "heat key check", &io(), t + ms_(ms)));
+        }
+        for (ms, worker) in [(100, 0), (110, 1), (120, 2)] {
+            let got = w.answered(worker, t + ms_(ms));
+            assert!(got.is_empty(), "worker 3 still fails: {got:?}");
+        }
+        lines.extend(w.idle(3, t + ms_(130)));
+        let failures: Vec<_> = lines.iter().filter(|(_, l)| l.contains("failed")).collect();
+        let recoveries: Vec<_> = lines
+            .iter()
+            .filter(|(_, l)| l.contains("recovered"))
+            .collect();
+        assert_eq!(
+            failures.len(),
+            2,
+            "the first at once, the rest at recovery: {lines:?}"
+        );
+        assert!(failures[0].1.contains("failed 1 time(s) on 1 worker(s)"));
+        assert!(failures[1].1.contains("failed 5 time(s) on 4 worker(s)"));
+        assert_eq!(recoveries.len(), 1, "{lines:?}");
+        assert!(
+            recoveries[0]
+                .1
+                .contains("after 6 error(s) on 4 worker(s) in 0.1 s")
+        );
+        // A second outage is a new one.
+        let again = w.failed(1, "event write", &io(), t + ms_(200));
+        assert!(again.is_empty(), "within the interval of the last line");
+        let back = w.answered(1, t + ms_(300));
+        assert!(back.iter().any(|(_, l)| l.contains("failed 1 time(s)")));
+        assert!(
+            back.iter()
+                .any(|(_, l)| l.contains("recovered after 1 error(s)"))
+        );
+    }
+
+    #[test]
+    fn a_worker_going_idle_does_not_declare_a_recovery_nobody_saw() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        w.failed(0, "heat key check", &io(), t);
+        assert!(w.idle(0, t).is_empty(), "no call answered yet");
+        let back = w.answered(1, t + ms_(5));
+        assert!(back.iter().any(|(_, l)| l.contains("recovered")));
+    }
+
+    #[test]
+    fn an_operators_error_is_said_every_interval_with_its_reason() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let auth = StoreError::new(
+            StoreErrorKind::Auth,
+            "127.0.0.1:6379: authentication failed for user \"default\"",
+        );
+        let mut lines = Vec::new();
+        for s in 0..35 {
+            lines.extend(w.failed(0, "heat key check", &auth, t + Duration::from_secs(s)));
+            lines.extend(w.due(t + Duration::from_secs(s), false));
+        }
+        assert_eq!(lines.len(), 4, "at 0, 10, 20 and 30 s: {lines:?}");
+        assert!(lines.iter().all(|(level, l)| *level == Level::Error
+            && l.contains("cannot use Redis: 127.0.0.1:6379: authentication failed for user \"default\"; check the user and password")));
+    }
+
+    #[test]
+    fn invalid_input_is_counted_per_reason_each_with_an_example() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let mut counts = [0; InvalidInput::KINDS];
+        let mut examples: [Option<String>; InvalidInput::KINDS] = Default::default();
+        let control = InvalidInput::ControlCharacter { field: "plan_id" }.index();
+        let empty = InvalidInput::EmptySymbol.index();
+        counts[control] = 12;
+        counts[empty] = 3;
+        examples[control] = Some(example("p\n1"));
+        examples[empty] = Some(example(&"x".repeat(40)));
+        let lines = w.refusals(0, counts, &mut examples, t, false);
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0].1;
+        assert!(line.contains("refused 15 invalid observation(s)"), "{line}");
+        assert!(
+            line.contains("3 symbol is empty (e.g. plan \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\")"),
+            "{line}"
+        );
+        assert!(
+            line.contains("12 plan_id holds a control character (e.g. plan \"p\\n1\")"),
+            "{line}"
+        );
+    }
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+}
