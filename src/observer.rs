@@ -221,7 +221,7 @@ impl LateObserver {
     pub fn from_env(redis_url: &str) -> LateObserver {
         let config = match Config::from_env() {
             Ok(config) => config,
-            Err(e) => return Self::broken(&e.to_string(), &e.summary()),
+            Err(e) => return Self::broken(&e.to_string(), &e.summary(), env_name()),
         };
         let (url, source) = match config.redis_url() {
             Some(url) => (url.to_owned(), ENV_REDIS_URL),
@@ -231,12 +231,13 @@ impl LateObserver {
             Ok(connector) => connector,
             Err(e) => {
                 let long = format!("invalid {source}: {}", e.reason());
-                return Self::broken(&long, &long);
+                return Self::broken(&long, &long, config.name().map(str::to_owned));
             }
         };
+        let name = config.name().map(str::to_owned);
         match Self::start(config, connector) {
             Ok(observer) => observer,
-            Err(e) => Self::broken(&e.to_string(), "could not start its workers"),
+            Err(e) => Self::broken(&e.to_string(), "could not start its workers", name),
         }
     }
 
@@ -254,8 +255,9 @@ impl LateObserver {
     }
 
     /// Runs with nothing started because of `why` (logged in full), the
-    /// startup line naming `short`.
-    fn broken(why: &str, short: &str) -> LateObserver {
+    /// startup line naming `short`; its metrics keep the observer's `name`,
+    /// if it had a valid one, so that the alert says which observer.
+    fn broken(why: &str, short: &str, name: Option<String>) -> LateObserver {
         error!(target: LOG_TARGET, "Late observer disabled: {why}");
         info!(target: LOG_TARGET, "P2.8A.3 Late Observer: False ({short})");
         let mode = Mode {
@@ -263,7 +265,9 @@ impl LateObserver {
             workers: false,
             config_error: true,
         };
-        Self::assemble(Config::disabled(), None, mode, Some(Refused::ConfigError))
+        let named = name.and_then(|n| Config::disabled().to_builder().name(n).build().ok());
+        let config = named.unwrap_or_else(Config::disabled);
+        Self::assemble(config, None, mode, Some(Refused::ConfigError))
     }
 
     fn assemble(
@@ -601,6 +605,12 @@ impl fmt::Debug for ObserverHandle {
             .field("in_flight", &stats.in_flight)
             .finish_non_exhaustive()
     }
+}
+
+/// `P28_LATE_OBS_NAME` from the environment, when the rest of it could
+/// not be read.
+fn env_name() -> Option<String> {
+    std::env::var(crate::config::ENV_NAME).ok()
 }
 
 /// A random id per observer, for owner tokens, without a `rand` dependency:

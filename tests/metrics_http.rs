@@ -13,10 +13,9 @@ mod prometheus_registry;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 
 use heat_observer::{Config, LateObserver, MemoryStore, MetricsFormat, ObsPoint};
-use support::{ms, wait_stats};
+use support::{ms, promtool, wait_stats};
 
 /// An observer that has been through every kind of outcome.
 fn busy_observer() -> LateObserver {
@@ -82,38 +81,6 @@ fn metrics_are_served_with_the_prometheus_content_type() {
     );
     let (status, _, _) = get(server.addr(), "/");
     assert!(status.ends_with("404 Not Found"), "{status}");
-}
-
-fn promtool(text: &str) -> Option<(bool, String)> {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        if std::env::var("HEAT_OBSERVER_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
-            panic!("promtool is not on PATH and HEAT_OBSERVER_REQUIRE_PROMTOOL=1");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED promtool check: promtool is not on PATH (apt-get install prometheus) ***"
-        );
-        return None;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success() && said.trim().is_empty(), said))
 }
 
 #[test]

@@ -81,3 +81,35 @@ pub fn quiet_injected_panics() {
         }));
     });
 }
+
+/// `promtool check metrics` on `text`: `Some((passed, output))`, or `None`
+/// (said loudly) when promtool is not on PATH; with
+/// HEAT_OBSERVER_REQUIRE_PROMTOOL=1 (set by `.ci/run`) that is a failure.
+pub fn promtool(text: &str) -> Option<(bool, String)> {
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        if std::env::var("HEAT_OBSERVER_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
+            panic!("promtool is not on PATH and HEAT_OBSERVER_REQUIRE_PROMTOOL=1");
+        }
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!(
+                "\n*** SKIPPED promtool check: promtool is not on PATH (apt-get install prometheus) ***\n"
+            ),
+        );
+        return None;
+    };
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success() && said.trim().is_empty(), said))
+}
