@@ -35,7 +35,9 @@ use warnings::{Line, Warnings};
 pub(crate) struct Mode {
     /// The late observer is on (`P28_LATE_OBS_ENABLED`).
     pub(crate) late: bool,
-    /// Workers run (for late looks, or early ones only after a rollback).
+    /// Workers run (for late looks, or early ones only after a rollback);
+    /// without them, the facade hears of refusals from their callers.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) workers: bool,
     /// It runs disabled because its configuration was invalid.
     pub(crate) config_error: bool,

@@ -136,3 +136,31 @@ fn a_store_that_cannot_push_polls() {
             .contains("p28_detect_mode{mode=\"poll\"} 1\n")
     );
 }
+
+#[test]
+fn a_drain_keeps_the_subscription_and_decides_by_message() {
+    let store = RiggedStore::new();
+    let observer = start(&store);
+    observer.observe_late("drained", "S").unwrap();
+    wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
+    let stopping = {
+        let handle = observer.handle();
+        let store = store.clone();
+        std::thread::spawn(move || {
+            // The key comes while the observer drains. (An empty plan id is
+            // refused as invalid before the stop, as shut down after it:
+            // no job either way.)
+            support::wait_until("the stop began", || {
+                handle.observe_late("", "S") == Err(heat_observer::Refused::ShutDown)
+            });
+            store.insert_key(heat_key("drained"));
+        })
+    };
+    let report = observer.shutdown(support::PATIENCE);
+    stopping.join().unwrap();
+    assert_eq!((report.stats.found, report.abandoned()), (1, 0));
+    let event = &events(&store)[0];
+    assert_eq!(event.field("decided_by"), Some("push"), "not by a look");
+    assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() < 400);
+    assert_eq!(report.stats.exists_calls, 1, "no look after the intake one");
+}
