@@ -24,7 +24,7 @@ use crate::core::{Loss, Op, Outcome};
 use crate::job::Job;
 use crate::metrics::{self, MetricFamily};
 use crate::refusal::InvalidInput;
-use crate::stats::Stats;
+use crate::stats::{Count, Stats};
 use crate::{Config, LOG_TARGET, Refused, StoreErrorKind};
 use counters::Counters;
 pub(crate) use warnings::example;
@@ -115,7 +115,7 @@ impl Ledger {
 
     /// Jobs still in the queue when the workers were gone.
     pub(crate) fn abandoned_in_queue(&self, jobs: u64) {
-        Counters::add(&self.counters.abandoned, jobs);
+        self.counters.count(Count::abandoned, jobs);
     }
 
     // ---- workers --------------------------------------------------------
@@ -152,7 +152,7 @@ impl Ledger {
                 late,
             } => {
                 if late {
-                    Counters::add(&c.late_answers, 1);
+                    c.count(Count::late_answers, 1);
                 }
                 if let Some(plan) = plan {
                     debug!(
@@ -195,11 +195,11 @@ impl Ledger {
             }
             Outcome::Called { op, items } => {
                 let (calls, n) = match op {
-                    Op::Write => (&c.append_calls, &c.claims_sent),
-                    _ => (&c.exists_calls, &c.keys_checked),
+                    Op::Write => (&c.append_calls, Count::claims_sent),
+                    _ => (&c.exists_calls, Count::keys_checked),
                 };
                 Counters::add(calls, 1);
-                Counters::add(n, items as u64);
+                c.count(n, items as u64);
                 Vec::new()
             }
             Outcome::Answered => self.warnings().answered(worker, now),
@@ -271,7 +271,7 @@ impl Ledger {
         let queued = self.queue.as_ref().map_or(0, |q| q.len() as u64);
         let points = c.points();
         let refused = |r: Refused| c.refused_count(&r);
-        Stats {
+        let mut stats = Stats {
             enabled: self.mode.late,
             config_error: self.mode.config_error,
             stopped: self.stopped.load(Relaxed),
@@ -284,9 +284,6 @@ impl Ledger {
             found: points.iter().map(|p| p.found).sum(),
             not_found: points.iter().map(|p| p.not_found).sum(),
             deduplicated: points.iter().map(|p| p.deduplicated).sum(),
-            failed: Counters::get(&c.failed),
-            panicked: Counters::get(&c.panicked),
-            abandoned: Counters::get(&c.abandoned),
             queued,
             in_flight: Counters::get(&c.in_flight),
             workers: Counters::get(&c.workers),
@@ -297,12 +294,12 @@ impl Ledger {
                 .map(|k| (*k, Counters::get(&c.store_errors[k.index()])))
                 .collect(),
             exists_calls: Counters::get(&c.exists_calls),
-            keys_checked: Counters::get(&c.keys_checked),
             append_calls: Counters::get(&c.append_calls),
-            claims_sent: Counters::get(&c.claims_sent),
-            late_answers: Counters::get(&c.late_answers),
             points,
-        }
+            ..Stats::default()
+        };
+        c.fill(&mut stats);
+        stats
     }
 
     /// Every metric family, each sample labelled with the observer's labels.

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io;
 
+use crate::stats::Count;
 use crate::{Refused, Stats, WaitHistogram};
 
 /// The type of a [`MetricFamily`].
@@ -194,6 +195,26 @@ struct Row {
     read: fn(&Stats, &mut Samples),
 }
 
+/// Every family's name, type and help, and how to read it: the rows of
+/// the table, then the simple counters of [`Stats`].
+fn rows() -> impl Iterator<Item = (&'static str, MetricKind, &'static str, Read)> {
+    let table = TABLE
+        .iter()
+        .map(|r| (r.name, r.kind, r.help, Read::Samples(r.read)));
+    let simple = Count::ALL
+        .iter()
+        .map(|&(_, name, help, get)| (name, MetricKind::Counter, help, Read::One(get)));
+    table.chain(simple)
+}
+
+/// How a family's samples are read from a snapshot.
+#[derive(Clone, Copy)]
+enum Read {
+    Samples(fn(&Stats, &mut Samples)),
+    /// One unlabelled value.
+    One(fn(&Stats) -> u64),
+}
+
 /// Collects samples, putting the observer's own labels first.
 struct Samples<'a> {
     base: &'a [(&'static str, String)],
@@ -239,7 +260,7 @@ const fn gauge(name: &'static str, help: &'static str, read: fn(&Stats, &mut Sam
 
 /// Every series the observer exports. A new metric is a counter in
 /// [`Stats`] and a row here.
-static TABLE: [Row; 20] = [
+static TABLE: [Row; 14] = [
     counter(
         "p28_observed_total",
         "Events appended to the observed stream, by observation point and whether the heat key was found (1) or not (0).",
@@ -279,21 +300,6 @@ static TABLE: [Row; 20] = [
         },
     ),
     counter(
-        "p28_failed_total",
-        "Accepted observations that ended without an event because the store failed.",
-        |s, out| out.one(s.failed),
-    ),
-    counter(
-        "p28_panicked_total",
-        "Accepted observations that ended because a store call panicked.",
-        |s, out| out.one(s.panicked),
-    ),
-    counter(
-        "p28_abandoned_total",
-        "Accepted observations dropped at shutdown, undecided or unwritten.",
-        |s, out| out.one(s.abandoned),
-    ),
-    counter(
         "p28_store_errors_total",
         "Store calls that returned an error, by kind; auth, permission and database are operators' errors.",
         |s, out| {
@@ -309,21 +315,6 @@ static TABLE: [Row; 20] = [
             out.push("", &[("op", "exists")], s.exists_calls);
             out.push("", &[("op", "append")], s.append_calls);
         },
-    ),
-    counter(
-        "p28_keys_checked_total",
-        "Heat keys asked about in exists calls.",
-        |s, out| out.one(s.keys_checked),
-    ),
-    counter(
-        "p28_late_answers_total",
-        "Observations decided by a look retried after a failed deadline look; their wait_ms exceeds the max wait.",
-        |s, out| out.one(s.late_answers),
-    ),
-    counter(
-        "p28_claims_sent_total",
-        "Event claims sent in append calls, retries included.",
-        |s, out| out.one(s.claims_sent),
     ),
     gauge(
         "p28_queue_depth",
@@ -385,18 +376,20 @@ fn wait_histogram(out: &mut Samples, point: &str, wait: &WaitHistogram) {
 
 /// Every family read from `stats`, each sample labelled with `base` first.
 pub(crate) fn families(stats: &Stats, base: &[(&'static str, String)]) -> Vec<MetricFamily> {
-    TABLE
-        .iter()
-        .map(|row| {
+    rows()
+        .map(|(name, kind, help, read)| {
             let mut samples = Samples {
                 base,
                 out: Vec::new(),
             };
-            (row.read)(stats, &mut samples);
+            match read {
+                Read::Samples(read) => read(stats, &mut samples),
+                Read::One(get) => samples.one(get(stats)),
+            }
             MetricFamily {
-                name: row.name,
-                help: row.help,
-                kind: row.kind,
+                name,
+                help,
+                kind,
                 samples: samples.out,
             }
         })
@@ -407,7 +400,7 @@ pub(crate) fn families(stats: &Stats, base: &[(&'static str, String)]) -> Vec<Me
 #[cfg(feature = "metrics")]
 pub(crate) fn families_described() -> impl Iterator<Item = (&'static str, MetricKind, &'static str)>
 {
-    TABLE.iter().map(|row| (row.name, row.kind, row.help))
+    rows().map(|(name, kind, help, _)| (name, kind, help))
 }
 
 #[cfg(test)]
@@ -474,7 +467,7 @@ mod tests {
                 assert!(name.starts_with("p28_"), "{name}");
             }
         }
-        assert_eq!(seen.len(), TABLE.len());
+        assert_eq!(seen.len(), TABLE.len() + Count::ALL.len());
     }
 
     #[test]

@@ -1,81 +1,136 @@
 //! [`Stats`], the snapshot code reads: the ledger's counters at one moment.
-//! A new counter is a field here, filled by the ledger, and a row in the
-//! metrics table.
+//! A new simple counter is a row in its `counters` part (its field, its
+//! metric) and the line in the ledger that counts it.
 
 use crate::{ObsPoint, Refused, StoreErrorKind};
 
-/// A snapshot of the observer's counters. Every observe call is counted in
-/// exactly one of the `refused_*` fields or in `accepted`; every accepted
-/// observation ends in exactly one of `found`, `not_found`, `deduplicated`,
-/// `failed`, `panicked`, `abandoned`, or is still `queued` or `in_flight`.
-///
-/// Fields are read one by one while workers run, so a snapshot taken during
-/// activity may be off by the jobs that moved meanwhile; after
-/// [`shutdown`](crate::LateObserver::shutdown) it is exact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Whether the observer runs (`false`: disabled, or a config error).
-    pub enabled: bool,
-    /// Whether it runs disabled because its configuration was invalid.
-    pub config_error: bool,
-    /// Whether it was shut down in an orderly way (its workers are gone on
-    /// purpose).
-    pub stopped: bool,
-    /// Observations taken into the queue.
-    pub accepted: u64,
-    /// Refused because observing is switched off.
-    pub refused_disabled: u64,
-    /// Refused because the configuration was invalid at start.
-    pub refused_config_error: u64,
-    /// Refused as invalid input (see [`InvalidInput`](crate::InvalidInput)).
-    pub refused_invalid: u64,
-    /// Refused because the queue was full.
-    pub refused_queue_full: u64,
-    /// Refused because the observer was shut down.
-    pub refused_shut_down: u64,
-    /// Events written with `heat_found=1`, all points.
-    pub found: u64,
-    /// Events written with `heat_found=0`, all points.
-    pub not_found: u64,
-    /// Observations whose `(plan_id, obs_point)` was already recorded.
-    pub deduplicated: u64,
-    /// Observations that ended without an event because the store failed:
-    /// the deciding look failed, or the write kept failing for the retry
-    /// window.
-    pub failed: u64,
-    /// Observations that ended because a store call panicked.
-    pub panicked: u64,
-    /// Observations dropped at shutdown, undecided or unwritten.
-    pub abandoned: u64,
-    /// Observations waiting in the queue.
-    pub queued: u64,
-    /// Observations held by workers (watched, or decided and not yet written).
-    pub in_flight: u64,
-    /// Worker threads running.
-    pub workers: u64,
-    /// Of those, workers detecting by push (subscribed); the others poll.
-    pub push_workers: u64,
-    /// Store calls that returned an error.
-    pub store_errors: u64,
-    /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
-    /// `Auth`, `Permission` and `Database` are operators' errors.
-    pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
-    /// [`Store::exists`](crate::Store::exists) calls (round trips).
-    pub exists_calls: u64,
-    /// Keys asked about in those calls.
-    pub keys_checked: u64,
-    /// [`Store::claim_and_append`](crate::Store::claim_and_append) calls.
-    pub append_calls: u64,
-    /// Claims sent in those calls, retries included.
-    pub claims_sent: u64,
-    /// Observations decided by a look that answered after the deadline,
-    /// because the deadline look failed and was retried (a failover): their
-    /// `wait_ms` is above the max wait.
-    pub late_answers: u64,
-    /// Per observation point: the built-in points first, then others in the
-    /// order they first finished.
-    pub points: Vec<PointStats>,
+/// Generates [`Stats`] with the simple counters of its `counters` part
+/// (each an unlabelled `u64` counter: its field, the [`Count`] the ledger
+/// adds to, and its metric row), so that a new simple counter is one row
+/// here and the line in the ledger that counts it.
+macro_rules! stats {
+    (
+        $(#[$meta:meta])*
+        pub struct Stats {
+            $($(#[doc = $fdoc:literal])* pub $field:ident: $ty:ty,)*
+        }
+        counters {
+            $($(#[doc = $doc:literal])* $count:ident => $metric:literal, $help:literal;)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct Stats {
+            $($(#[doc = $fdoc])* pub $field: $ty,)*
+            $($(#[doc = $doc])* pub $count: u64,)*
+        }
+
+        /// A simple counter of [`Stats`], as the ledger counts it.
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Count {
+            $($count,)*
+        }
+
+        impl Count {
+            /// Every simple counter: the metric's name and help, and how to
+            /// read it from a snapshot.
+            pub(crate) const ALL: &[(Count, &str, &str, fn(&Stats) -> u64)] = &[
+                $((Count::$count, $metric, $help, |s| s.$count),)*
+            ];
+        }
+
+        impl Stats {
+            pub(crate) fn set_count(&mut self, count: Count, value: u64) {
+                match count {
+                    $(Count::$count => self.$count = value,)*
+                }
+            }
+        }
+    };
+}
+
+stats! {
+    /// A snapshot of the observer's counters. Every observe call is counted in
+    /// exactly one of the `refused_*` fields or in `accepted`; every accepted
+    /// observation ends in exactly one of `found`, `not_found`, `deduplicated`,
+    /// `failed`, `panicked`, `abandoned`, or is still `queued` or `in_flight`.
+    ///
+    /// Fields are read one by one while workers run, so a snapshot taken during
+    /// activity may be off by the jobs that moved meanwhile; after
+    /// [`shutdown`](crate::LateObserver::shutdown) it is exact.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct Stats {
+        /// Whether the late observer is on (`false`: switched off, when only
+        /// early looks run; disabled; or a config error).
+        pub enabled: bool,
+        /// Whether it runs disabled because its configuration was invalid.
+        pub config_error: bool,
+        /// Whether it was shut down in an orderly way (its workers are gone on
+        /// purpose).
+        pub stopped: bool,
+        /// Observations taken into the queue.
+        pub accepted: u64,
+        /// Refused because observing is switched off.
+        pub refused_disabled: u64,
+        /// Refused because the configuration was invalid at start.
+        pub refused_config_error: u64,
+        /// Refused as invalid input (see [`InvalidInput`](crate::InvalidInput)).
+        pub refused_invalid: u64,
+        /// Refused because the queue was full.
+        pub refused_queue_full: u64,
+        /// Refused because the observer was shut down.
+        pub refused_shut_down: u64,
+        /// Events written with `heat_found=1`, all points.
+        pub found: u64,
+        /// Events written with `heat_found=0`, all points.
+        pub not_found: u64,
+        /// Observations whose `(plan_id, obs_point)` was already recorded.
+        pub deduplicated: u64,
+        /// Observations waiting in the queue.
+        pub queued: u64,
+        /// Observations held by workers (watched, or decided and not yet written).
+        pub in_flight: u64,
+        /// Worker threads running.
+        pub workers: u64,
+        /// Of those, workers detecting by push (subscribed); the others poll.
+        pub push_workers: u64,
+        /// Store calls that returned an error.
+        pub store_errors: u64,
+        /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
+        /// `Auth`, `Permission` and `Database` are operators' errors.
+        pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
+        /// [`Store::exists`](crate::Store::exists) calls (round trips).
+        pub exists_calls: u64,
+        /// [`Store::claim_and_append`](crate::Store::claim_and_append) calls.
+        pub append_calls: u64,
+        /// Per observation point: the built-in points first, then others in the
+        /// order they first finished.
+        pub points: Vec<PointStats>,
+    }
+    counters {
+        /// Observations that ended without an event because the store failed:
+        /// the deciding look failed, or the write kept failing for the retry
+        /// window.
+        failed => "p28_failed_total",
+            "Accepted observations that ended without an event because the store failed.";
+        /// Observations that ended because a store call panicked.
+        panicked => "p28_panicked_total",
+            "Accepted observations that ended because a store call panicked.";
+        /// Observations dropped at shutdown, undecided or unwritten.
+        abandoned => "p28_abandoned_total",
+            "Accepted observations dropped at shutdown, undecided or unwritten.";
+        /// Keys asked about in exists calls.
+        keys_checked => "p28_keys_checked_total", "Heat keys asked about in exists calls.";
+        /// Claims sent in append calls, retries included.
+        claims_sent => "p28_claims_sent_total",
+            "Event claims sent in append calls, retries included.";
+        /// Observations decided by a look that answered after the deadline,
+        /// because the deadline look failed and was retried (a failover): their
+        /// `wait_ms` is above the max wait.
+        late_answers => "p28_late_answers_total",
+            "Observations decided by a look retried after a failed deadline look; their wait_ms exceeds the max wait.";
+    }
 }
 
 /// The counters of one observation point.

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::core::Loss;
 use crate::refusal::InvalidInput;
-use crate::stats::PointStats;
+use crate::stats::{Count, PointStats, Stats};
 use crate::{ObsPoint, Refused, StoreErrorKind};
 
 /// Keeps a value on its own cache line (128 bytes covers adjacent-line
@@ -21,19 +21,15 @@ pub(crate) struct Counters {
     pub(crate) refused: Padded<[AtomicU64; Refused::COUNT]>,
     /// Invalid input by [`InvalidInput::index`].
     pub(crate) invalid: [AtomicU64; InvalidInput::KINDS],
-    pub(crate) failed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) abandoned: AtomicU64,
+    /// The simple counters, by [`Count`].
+    pub(crate) counts: [AtomicU64; Count::ALL.len()],
     pub(crate) in_flight: AtomicU64,
     pub(crate) workers: AtomicU64,
     pub(crate) push_workers: AtomicU64,
     /// By [`StoreErrorKind::index`].
     pub(crate) store_errors: [AtomicU64; StoreErrorKind::ALL.len()],
     pub(crate) exists_calls: AtomicU64,
-    pub(crate) keys_checked: AtomicU64,
     pub(crate) append_calls: AtomicU64,
-    pub(crate) claims_sent: AtomicU64,
-    pub(crate) late_answers: AtomicU64,
     /// Beyond the built-in points, which the snapshot adds at 0.
     pub(crate) points: Mutex<Vec<PointStats>>,
 }
@@ -50,15 +46,26 @@ impl Counters {
         self.refused.0[why.index()].load(Relaxed)
     }
 
+    pub(crate) fn count(&self, count: Count, n: u64) {
+        self.counts[count as usize].fetch_add(n, Relaxed);
+    }
+
     /// Jobs a worker held that ended without an event.
     pub(crate) fn lost(&self, loss: Loss, jobs: u64) {
-        let counter = match loss {
-            Loss::Failed => &self.failed,
-            Loss::Panicked => &self.panicked,
-            Loss::Abandoned => &self.abandoned,
+        let count = match loss {
+            Loss::Failed => Count::failed,
+            Loss::Panicked => Count::panicked,
+            Loss::Abandoned => Count::abandoned,
         };
-        counter.fetch_add(jobs, Relaxed);
+        self.count(count, jobs);
         self.in_flight.fetch_sub(jobs, Relaxed);
+    }
+
+    /// Every simple counter into `stats`.
+    pub(crate) fn fill(&self, stats: &mut Stats) {
+        for (count, ..) in Count::ALL {
+            stats.set_count(*count, self.counts[*count as usize].load(Relaxed));
+        }
     }
 
     /// One event written (`duplicate` false) or refused as a duplicate.
