@@ -190,7 +190,14 @@ impl Connector for RedisClusterConnector {
         RedisClusterStore {
             client: self.client.clone(),
             timeout: self.timeout,
-            link: Link::new(format!("cluster {}", self.address)),
+            link: Link::new(
+                format!("cluster {}", self.address),
+                self.nodes
+                    .template
+                    .redis_settings()
+                    .username()
+                    .map(str::to_owned),
+            ),
             slots: None,
             nodes: self.nodes.clone(),
             push: Vec::new(),

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use redis::{ErrorKind, RedisError, RedisResult};
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 use super::backoff::Backoff;
 use crate::store::{StoreError, StoreErrorKind};
@@ -13,16 +13,23 @@ use crate::store::{StoreError, StoreErrorKind};
 pub(crate) struct Link<C> {
     /// `host:port` (or `unix:/path`, or the first cluster node), for errors.
     address: String,
+    /// The user of the URL, for "authentication failed for user ...".
+    user: Option<String>,
     connection: Option<C>,
     reconnect: Backoff,
+    /// Why the last connect failed: said again while backing off, so an
+    /// operator's error (credentials, rights, database) stays visible.
+    last_failure: Option<StoreError>,
 }
 
 impl<C> Link<C> {
-    pub(crate) fn new(address: String) -> Self {
+    pub(crate) fn new(address: String, user: Option<String>) -> Self {
         Self {
             address,
+            user,
             connection: None,
             reconnect: Backoff::new(),
+            last_failure: None,
         }
     }
 
@@ -56,6 +63,7 @@ impl<C> Link<C> {
             Ok(value) => {
                 self.connection = Some(connection);
                 self.reconnect.succeeded();
+                self.last_failure = None;
                 Ok(value)
             }
             Err(e) => {
@@ -66,7 +74,7 @@ impl<C> Link<C> {
                 } else if !broke {
                     self.reconnect.failed(Instant::now());
                 }
-                Err(store_error(&self.address, &e))
+                Err(self.error(&e))
             }
         }
     }
@@ -74,15 +82,44 @@ impl<C> Link<C> {
     fn open(&mut self, open: impl FnOnce() -> RedisResult<C>) -> Result<C, StoreError> {
         let now = Instant::now();
         if let Some(left) = self.reconnect.wait(now) {
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                format!("{}: reconnecting in {} ms", self.address, left.as_millis()),
-            ));
+            let wait = format!("reconnecting in {} ms", left.as_millis());
+            return Err(match &self.last_failure {
+                // The cause, not only the wait: an operator's error stays
+                // an operator's error while the link backs off.
+                Some(last) => {
+                    let kind = match last.kind() {
+                        k if k.is_configuration() => k,
+                        _ => StoreErrorKind::Unavailable,
+                    };
+                    StoreError::new(kind, format!("{} ({wait})", last.message()))
+                }
+                None => StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!("{}: {wait}", self.address),
+                ),
+            });
         }
         open().map_err(|e| {
             self.reconnect.failed(now);
-            store_error(&self.address, &e)
+            let error = self.error(&e);
+            self.last_failure = Some(error.clone());
+            error
         })
+    }
+
+    /// `e` as a [`StoreError`]; an authentication failure names the user.
+    fn error(&self, e: &RedisError) -> StoreError {
+        let error = store_error(&self.address, e);
+        match error.kind() {
+            StoreErrorKind::Auth => {
+                let user = self.user.as_deref().unwrap_or("default");
+                StoreError::new(
+                    StoreErrorKind::Auth,
+                    format!("{}: authentication failed for user {user:?}", self.address),
+                )
+            }
+            _ => error,
+        }
     }
 }
 
@@ -92,20 +129,88 @@ pub(crate) fn is_server_reply(e: &RedisError) -> bool {
 }
 
 /// `e` as a [`StoreError`] naming `address`. redis-rs's messages name the
-/// failure, never the URL.
+/// failure, never the URL. An operator's error (credentials, a right, the
+/// database) gets its own kind and says what to fix.
 pub(crate) fn store_error(address: &str, e: &RedisError) -> StoreError {
-    let kind = if e.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if e.is_connection_refusal() {
-        StoreErrorKind::Unavailable
-    } else if e.is_io_error() || e.is_connection_dropped() {
-        StoreErrorKind::Io
-    } else if is_server_reply(e) || e.kind() == ErrorKind::AuthenticationFailed {
-        StoreErrorKind::Server
-    } else if matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType) {
-        StoreErrorKind::Protocol
-    } else {
-        StoreErrorKind::Other
-    };
-    StoreError::new(kind, format!("{address}: {e}"))
+    let code = e.code().unwrap_or("");
+    let text = e.to_string();
+    let (kind, message) =
+        if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH") {
+            (StoreErrorKind::Auth, "authentication failed".to_owned())
+        } else if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) || code == "NOPERM" {
+            (
+                StoreErrorKind::Permission,
+                lacks(e.detail().unwrap_or(&text)),
+            )
+        } else if text.contains("switch database") || text.contains("DB index is out of range") {
+            let why =
+                "the URL's database does not exist on this server (see `databases` in redis.conf)";
+            (StoreErrorKind::Database, why.to_owned())
+        } else if e.is_timeout() {
+            (StoreErrorKind::Timeout, text)
+        } else if e.is_connection_refusal() {
+            (StoreErrorKind::Unavailable, text)
+        } else if e.is_io_error() || e.is_connection_dropped() {
+            (StoreErrorKind::Io, text)
+        } else if is_server_reply(e) {
+            (StoreErrorKind::Server, text)
+        } else if matches!(e.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType) {
+            (StoreErrorKind::Protocol, text)
+        } else {
+            (StoreErrorKind::Other, text)
+        };
+    StoreError::new(kind, format!("{address}: {message}"))
+}
+
+/// What a `NOPERM` says the user lacks, as an ACL rule: `user lacks
+/// +evalsha`, or access to a key or a channel.
+fn lacks(detail: &str) -> String {
+    if let Some(command) = detail
+        .split("to run the '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+    {
+        return format!("user lacks +{command} (NOPERM)");
+    }
+    if detail.contains("key") {
+        return "user lacks access to a key it uses (NOPERM; see the README's ACL)".to_owned();
+    }
+    if detail.contains("channel") {
+        return "user lacks access to a channel (NOPERM; see the README's ACL)".to_owned();
+    }
+    format!("user lacks a right: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_right_is_named_as_an_acl_rule() {
+        let cases = [
+            (
+                "User heat-observer has no permissions to run the 'evalsha' command",
+                "user lacks +evalsha (NOPERM)",
+            ),
+            (
+                "this user has no permissions to run the 'client|tracking' command",
+                "user lacks +client|tracking (NOPERM)",
+            ),
+            (
+                "No permissions to access a key",
+                "user lacks access to a key it uses",
+            ),
+            (
+                "this user has no permissions to access one of the channels used as arguments",
+                "user lacks access to a channel",
+            ),
+        ];
+        for (detail, want) in cases {
+            assert!(
+                lacks(detail).starts_with(want),
+                "{detail}: {}",
+                lacks(detail)
+            );
+        }
+    }
 }

@@ -42,6 +42,8 @@ pub struct RedisConnector {
     client: Client,
     timeout: Duration,
     address: String,
+    /// The URL's user, for "authentication failed for user ...".
+    user: Option<String>,
 }
 
 impl RedisConnector {
@@ -62,11 +64,13 @@ impl RedisConnector {
     /// As [`RedisConnector::new`].
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
         let (info, address) = connection_info(url)?;
+        let user = info.redis_settings().username().map(str::to_owned);
         let client = Client::open(info).map_err(|e| RedisUrlError::new(e.to_string()))?;
         Ok(Self {
             client,
             timeout,
             address,
+            user,
         })
     }
 
@@ -83,12 +87,14 @@ impl RedisConnector {
         certs: super::TlsCerts,
     ) -> Result<Self, RedisUrlError> {
         let (info, address) = connection_info(url)?;
+        let user = info.redis_settings().username().map(str::to_owned);
         let client = Client::build_with_tls(info, certs.into_redis())
             .map_err(|e| RedisUrlError::new(e.to_string()))?;
         Ok(Self {
             client,
             timeout: config.redis_timeout(),
             address,
+            user,
         })
     }
 
@@ -114,7 +120,7 @@ impl Connector for RedisConnector {
         RedisStore {
             client: self.client.clone(),
             timeout: self.timeout,
-            link: Link::new(self.address.clone()),
+            link: Link::new(self.address.clone(), self.user.clone()),
             tracking: Tracking::new(),
         }
     }

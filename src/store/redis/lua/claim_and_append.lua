@@ -21,8 +21,9 @@ for i = 2, #KEYS do
     if not ok then
       -- Never leave a claim without its event: it would block it forever.
       redis.call('DEL', KEYS[i])
+      -- The error as Redis gave it, so that its code (OOM, NOPERM) stays.
       local why = type(err) == 'table' and err.err or tostring(err)
-      return redis.error_reply('append failed: ' .. why)
+      return redis.error_reply(why)
     end
     out[i - 1] = 1
   elseif redis.call('GET', KEYS[i]) == owner then
