@@ -40,13 +40,18 @@ mod watchlist;
 use std::time::{Duration, Instant};
 
 use crate::job::Job;
-use crate::store::{Claim, Claimed};
+use crate::store::{Answers, Claim, Claimed};
 use crate::{Config, Detect, Event, ObsPoint, StoreError, StoreErrorKind};
 use watchlist::{Watch, Watchlist};
 
 /// Two looks are at least this far apart (or the poll, if shorter), so
 /// that deadlines that differ by microseconds share one round trip.
 pub(crate) const SPACING: Duration = Duration::from_millis(10);
+/// Jobs marked to be looked at (taken while pushing, named by a message,
+/// or after a loss) are looked at this soon after the last look: messages
+/// that come together share one look, and a key that lives 20 ms is still
+/// there when its message is confirmed.
+pub(crate) const MARKED_SPACING: Duration = Duration::from_millis(2);
 /// A worker with room takes new jobs at least this often.
 pub(crate) const INTAKE_EVERY: Duration = Duration::from_millis(10);
 /// Longest pause between two write retries.
@@ -360,14 +365,21 @@ impl Core {
         }
     }
 
-    /// The answer to the last [`Action::Look`].
-    pub(crate) fn handle_looked(&mut self, answer: Result<Vec<bool>, CallError>, now: Now) {
+    /// The answer to the last [`Action::Look`]: per key whether it exists,
+    /// or `None` where its node did not answer (with the error why).
+    pub(crate) fn handle_looked(&mut self, answer: Result<Answers, CallError>, now: Now) {
         let Some(look) = self.look.take() else {
             return;
         };
         match answer {
-            Ok(found) => {
-                self.outcomes.push(Outcome::Answered);
+            Ok(Answers { found, failed }) => {
+                match failed {
+                    Some(error) => self.outcomes.push(Outcome::Failed {
+                        op: Op::Look,
+                        error,
+                    }),
+                    None => self.outcomes.push(Outcome::Answered),
+                }
                 self.looked(&look, &found, now);
             }
             Err(CallError::Store(error)) => {
@@ -386,7 +398,7 @@ impl Core {
                         ..look
                     });
                 } else {
-                    self.look_failed(&look);
+                    self.looked(&look, &vec![None; look.due.len()], now);
                 }
             }
             Err(CallError::Panicked) => {
@@ -647,22 +659,24 @@ impl Core {
         self.watch.len() > 0 && (self.push != Push::On || self.watch.retrying() > 0)
     }
 
-    /// When the next look is due, if any: the earliest deadline, the tick,
-    /// or at once for marked jobs; never sooner than the spacing after the
-    /// last look.
+    /// When the next look is due, if any: the earliest deadline or the
+    /// tick, never sooner than the spacing after the last look; or, for
+    /// marked jobs, as soon as the marked spacing allows.
     fn next_look(&mut self, now: Instant) -> Option<Instant> {
+        let after = |spacing: Duration, at: Instant| match self.last_look {
+            Some(last) => at.max(last + spacing),
+            None => at,
+        };
         let mut at = self.watch.earliest();
         if self.ticking() {
             at = Some(at.map_or(self.next_tick, |a| a.min(self.next_tick)));
         }
+        let mut at = at.map(|at| after(self.spacing, at));
         if self.watch.needing_look() > 0 {
-            at = Some(now);
+            let marked = after(MARKED_SPACING.min(self.spacing), now);
+            at = Some(at.map_or(marked, |a| a.min(marked)));
         }
-        let at = at?;
-        Some(match self.last_look {
-            Some(last) => at.max(last + self.spacing),
-            None => at,
-        })
+        at
     }
 
     /// The look to make now, if one is due.
@@ -692,26 +706,55 @@ impl Core {
         })
     }
 
-    /// Decides what a look answered. In reverse, so that `take` only moves
-    /// entries already visited.
-    fn looked(&mut self, look: &PendingLook, found: &[bool], now: Now) {
-        for (&i, &found) in look.due.iter().zip(found).rev() {
+    /// Decides what a look answered. A job whose key was found is decided
+    /// (at the time of the message that the look confirms, if one came),
+    /// as is one whose deadline the look reached. A job the look could not
+    /// answer (its node failed) decides nothing: before its deadline it
+    /// waits for the next tick, its deadline or a loss; past its deadline
+    /// it is retried each tick for the retry window, unless it is an early
+    /// look (one look at the call) or its window is over: then it has
+    /// failed.
+    /// Removals are made last, in descending order, so that `take` only
+    /// moves entries already handled.
+    fn looked(&mut self, look: &PendingLook, found: &[Option<bool>], now: Now) {
+        enum End {
+            Decided(bool, Instant, Detect),
+            Failed,
+        }
+        let retry = self.config.retry_window();
+        let mut ends: Vec<(usize, End)> = Vec::new();
+        for (&i, &answer) in look.due.iter().zip(found) {
+            let deadline = self.watch.get(i).job.deadline();
+            let Some(found) = answer else {
+                // Not looked at again at once, which would loop while the
+                // store is down: a tick, its deadline, or a loss (any
+                // reconnect says one) brings the next look.
+                self.watch.looked(i);
+                let w = self.watch.get(i);
+                if deadline > look.at {
+                    continue;
+                }
+                let window_over = w.retrying && self.watch.deadline(i) <= look.at;
+                if w.job.wait_ms() == 0 || retry.is_zero() || window_over {
+                    ends.push((i, End::Failed));
+                } else if !w.retrying {
+                    self.watch.retry_until(i, deadline + retry);
+                }
+                continue;
+            };
             self.watch.looked(i);
             let w = self.watch.get_mut(i);
             w.polls += 1;
-            let (pushed_at, deadline) = (w.pushed_at, w.job.deadline());
             if found {
                 // A message that a look confirms decides at the message's
                 // time; a look alone, at the look's.
-                let (at, by) = match pushed_at {
+                let (at, by) = match w.pushed_at {
                     Some(pushed) => (pushed, Detect::Push),
                     None => (look.at, Detect::Poll),
                 };
-                let watch = self.watch.take(i);
-                self.decide(watch, true, at, now, by);
+                ends.push((i, End::Decided(true, at, by)));
             } else if deadline <= look.at {
-                let watch = self.watch.take(i);
-                self.decide(watch, false, look.at, now, Detect::Poll);
+                ends.push((i, End::Decided(false, look.at, Detect::Poll)));
             } else {
                 // A message the look does not confirm (the key was dropped
                 // from the server's tracking table, or deleted): not a
@@ -723,28 +766,21 @@ impl Core {
                 }
             }
         }
-    }
-
-    /// A failed look decides nothing. A job whose deadline had passed is
-    /// retried each tick for the retry window, unless it is an early look
-    /// (one look at the call) or its window is over: then it has failed.
-    fn look_failed(&mut self, look: &PendingLook) {
-        let retry = self.config.retry_window();
-        let mut failed = Vec::new();
-        for &i in &look.due {
-            let w = self.watch.get(i);
-            let deadline = w.job.deadline();
-            if deadline > look.at {
-                continue; // looked at again by the next look
-            }
-            let window_over = w.retrying && self.watch.deadline(i) <= look.at;
-            if w.job.wait_ms() == 0 || retry.is_zero() || window_over {
-                failed.push(i);
-            } else if !w.retrying {
-                self.watch.retry_until(i, deadline + retry);
+        ends.sort_unstable_by_key(|(i, _)| std::cmp::Reverse(*i));
+        let (mut failed, mut first) = (0, None);
+        for (i, end) in ends {
+            let watch = self.watch.take(i);
+            match end {
+                End::Decided(found, at, by) => self.decide(watch, found, at, now, by),
+                End::Failed => {
+                    failed += 1;
+                    if self.follow {
+                        first = Some(watch.job.plan_id().into());
+                    }
+                }
             }
         }
-        self.lose(&failed, Loss::Failed);
+        self.lost(Loss::Failed, failed, first);
     }
 
     /// Removes the jobs at `indices` (ascending) as lost.

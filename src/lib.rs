@@ -162,7 +162,7 @@ pub use store::redis::RedisClusterConnector;
 pub use store::redis::TlsCerts;
 pub use store::redis::{RedisConnector, RedisUrlError};
 pub use store::{
-    Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
+    Answers, Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
     StreamEntry, StreamSpec,
 };
 

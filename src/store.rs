@@ -29,6 +29,20 @@ pub trait Store: Send {
     /// the jobs and looks again at its next tick.
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError>;
 
+    /// Like [`Store::exists`], for a store whose keys live on several
+    /// nodes (a cluster): the keys whose node answered are answered, the
+    /// others are `None`, with the error that kept them from it. The
+    /// default answers all or nothing, through [`Store::exists`].
+    ///
+    /// # Errors
+    /// A [`StoreError`] when no key could be answered.
+    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        self.exists(keys).map(|found| Answers {
+            found: found.into_iter().map(Some).collect(),
+            failed: None,
+        })
+    }
+
     /// For each claim, in order: set its dedupe key (only if absent, with the
     /// stream's TTL, holding the claim's owner token) and, if that won,
     /// append its event to the stream, trimmed to about `stream.maxlen`.
@@ -45,41 +59,60 @@ pub trait Store: Send {
         claims: &[Claim<'_>],
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// Push detection: asks to be told, through [`Store::changes`], of every
-    /// write, deletion or expiry of a key starting with `prefix`. `Ok(false)`
-    /// (the default) when this store cannot push: the worker polls.
+    /// Push detection: asks to be told, through [`Store::changes`], when a
+    /// key this store looks at with [`Store::exists`] from now on is
+    /// written. Each look registers interest in its keys (also in a key
+    /// that does not exist); one message comes per key, after which its
+    /// interest is spent until the next look. `Ok(false)` (the default)
+    /// when this store cannot push: the worker polls.
     ///
     /// # Errors
-    /// A [`StoreError`] of kind [`StoreErrorKind::Server`] when the server
-    /// refuses (too old, an ACL without the rights): the worker polls for
-    /// good. Other errors: it polls and asks again later.
-    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
-        let _ = prefix;
+    /// A [`StoreError`] of kind [`StoreErrorKind::Server`],
+    /// [`StoreErrorKind::Permission`] or [`StoreErrorKind::Auth`] when the
+    /// server refuses (too old, an ACL without the rights): the worker
+    /// polls for good. Other errors: it polls and asks again later.
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
         Ok(false)
     }
 
-    /// Push detection: waits up to `timeout` for keys under the watched
-    /// prefix to change, and returns them (none if the timeout passed).
-    /// Called only after [`Store::watch_prefix`] said yes.
+    /// Push detection: waits up to `timeout` for messages about the keys
+    /// this store registered. Called only after [`Store::subscribe`] said
+    /// yes.
     ///
     /// # Errors
     /// A [`StoreError`] when the subscription broke: messages may have been
-    /// lost, and the worker asks again with [`Store::watch_prefix`].
+    /// lost, and the worker asks again with [`Store::subscribe`].
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
         std::thread::sleep(timeout);
-        Ok(Changes::Keys(Vec::new()))
+        Ok(Changes::Quiet)
     }
+}
+
+/// What [`Store::exists_each`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    /// Per key, in the order asked: whether it exists, or `None` when its
+    /// node did not answer.
+    pub found: Vec<Option<bool>>,
+    /// Why some keys were not answered.
+    pub failed: Option<StoreError>,
 }
 
 /// What [`Store::changes`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Changes {
-    /// These keys were written, deleted or expired (none if the wait ended
-    /// quietly).
-    Keys(Vec<String>),
-    /// Messages may have been lost (the server flushed its keys, or the
-    /// subscription was rebuilt): every watched key must be looked at again.
+    /// Nothing within the timeout.
+    Quiet,
+    /// These keys were written: the store knows (a proof of each write).
+    Written(Vec<String>),
+    /// These keys were invalidated: written, deleted or expired, or dropped
+    /// from the server's tracking table when it was full. Not a proof of a
+    /// write: the worker confirms with a look.
+    Invalidated(Vec<String>),
+    /// Messages may have been lost (the server flushed its keys, a
+    /// connection was rebuilt and the registered interest with it): every
+    /// watched key must be looked at again.
     Lost,
 }
 

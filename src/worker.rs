@@ -18,7 +18,7 @@ use crate::front::Shared;
 use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::stop::StopSignal;
-use crate::store::{Changes, Connector, Store, StreamSpec};
+use crate::store::{Answers, Changes, Connector, Store, StreamSpec};
 use crate::{Config, LOG_TARGET, StoreError, StoreErrorKind};
 
 /// What every worker of one observer shares and never changes.
@@ -58,9 +58,8 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
         let action = core.poll_action(now);
         match action {
             Action::Subscribe => {
-                let prefix = ctx.config.heat_key_prefix();
                 let answer = guarded(&mut store, ctx, index, 1, |s| {
-                    s.watch_prefix(prefix).map(|on| vec![on])
+                    s.subscribe().map(|on| vec![on])
                 });
                 core.handle_subscribed(answer.map(|on| on[0]), Instant::now());
             }
@@ -70,7 +69,7 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
             }
             Action::Look => {
                 let keys = core.look_keys();
-                let answer = guarded(&mut store, ctx, index, keys.len(), |s| s.exists(&keys));
+                let answer = guarded(&mut store, ctx, index, keys.len(), |s| s.exists_each(&keys));
                 core.handle_looked(answer, clock());
             }
             Action::Write => {
@@ -135,8 +134,9 @@ fn wait<C: Connector>(
             let slice = left.min(INTAKE_EVERY);
             let answer = guarded(store, ctx, index, 1, |s| s.changes(slice).map(|c| vec![c]));
             match answer.map(|mut c| c.remove(0)) {
-                Ok(Changes::Keys(keys)) if keys.is_empty() => {}
-                Ok(Changes::Keys(keys)) => return core.handle_pushed(&keys, true, clock()),
+                Ok(Changes::Quiet) => {}
+                Ok(Changes::Written(keys)) => return core.handle_pushed(&keys, true, clock()),
+                Ok(Changes::Invalidated(keys)) => return core.handle_pushed(&keys, false, clock()),
                 Ok(Changes::Lost) => return core.handle_lost(),
                 Err(CallError::Store(e)) => return core.handle_push_broken(e, Instant::now()),
                 Err(CallError::Panicked) => return core.handle_store_replaced(Instant::now()),
@@ -145,20 +145,21 @@ fn wait<C: Connector>(
     }
 }
 
-/// Runs one store call, catching a panic and checking the answer's length.
-/// After a panic the store, whose state is unknown, is replaced.
-fn guarded<C: Connector, T>(
+/// Runs one store call, catching a panic and checking that the answer has
+/// one entry per request. After a panic the store, whose state is
+/// unknown, is replaced.
+fn guarded<C: Connector, R: Counted>(
     store: &mut C::Store,
     ctx: &Context<C>,
     index: usize,
     asked: usize,
-    f: impl FnOnce(&mut C::Store) -> Result<Vec<T>, StoreError>,
-) -> Result<Vec<T>, CallError> {
+    f: impl FnOnce(&mut C::Store) -> Result<R, StoreError>,
+) -> Result<R, CallError> {
     match catch_unwind(AssertUnwindSafe(|| f(store))) {
-        Ok(Ok(answer)) if answer.len() == asked => Ok(answer),
+        Ok(Ok(answer)) if answer.count() == asked => Ok(answer),
         Ok(Ok(answer)) => Err(CallError::Store(StoreError::new(
             StoreErrorKind::Protocol,
-            format!("answered {} results for {asked} requests", answer.len()),
+            format!("answered {} results for {asked} requests", answer.count()),
         ))),
         Ok(Err(err)) => Err(CallError::Store(err)),
         Err(_) => {
@@ -167,6 +168,23 @@ fn guarded<C: Connector, T>(
             }
             Err(CallError::Panicked)
         }
+    }
+}
+
+/// How many requests an answer answers.
+trait Counted {
+    fn count(&self) -> usize;
+}
+
+impl<T> Counted for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Counted for Answers {
+    fn count(&self) -> usize {
+        self.found.len()
     }
 }
 
@@ -207,8 +225,8 @@ mod tests {
         ) -> Result<Vec<Claimed>, StoreError> {
             self.0.claim_and_append(stream, claims)
         }
-        fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
-            self.0.watch_prefix(prefix)
+        fn subscribe(&mut self) -> Result<bool, StoreError> {
+            self.0.subscribe()
         }
         fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
             self.1.fetch_add(1, Relaxed);

@@ -301,16 +301,18 @@ fn a_master_failing_over_to_its_replica_loses_at_most_one_percent_and_no_event_t
     // Found in time is certain; found by a look retried after the deadline
     // may have come after it. The best possible lies between the two.
     let with_late = (late.found + late.found_late) as f64 / late.events as f64;
+    // A bridge write that failed during the failover may still have
+    // reached Redis (a pipeline fails as a whole, though some of its keys
+    // were written): those keys are unknown to the bound, either way.
+    let unknown = outcome.bridge_failed_keys as f64 / late.events as f64;
     assert!(
-        in_time <= bound && bound <= with_late + 0.001,
-        "{in_time} <= {bound} <= {with_late}"
+        in_time <= bound + unknown && bound <= with_late + 0.001,
+        "{in_time} <= {bound} (+{unknown}) <= {with_late}"
     );
     // Keys written between the deadline and the retried look count as
     // found: a small overstatement, measured in the README. A bridge write
-    // that failed during the failover may still have reached Redis (a
-    // pipeline fails as a whole, though some of its keys were written), so
-    // those keys are unknown to the bound: they widen the tolerance.
-    let unknown = outcome.bridge_failed_keys as f64 / late.events as f64;
+    // that failed during the failover may still have reached Redis: they
+    // widen the tolerance too.
     assert!(
         with_late - bound <= 0.03 + unknown,
         "late looks found {with_late} against {bound} (+{unknown} unknown)"

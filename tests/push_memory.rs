@@ -78,6 +78,7 @@ fn a_lost_subscription_makes_every_watched_plan_be_looked_at_again() {
     for i in 0..5 {
         store.insert_key(heat_key(&format!("l{i}")));
     }
+    support::wait_until("the messages are lost", || store.withheld() == 5);
     store.withhold_messages(false);
     // As a FLUSHALL or a rebuilt subscription says: messages may be lost.
     store.flush_subscribers();

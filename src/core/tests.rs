@@ -109,10 +109,13 @@ impl Sim {
             .iter()
             .map(|k| k.to_string())
             .collect();
-        let answer = keys
-            .iter()
-            .map(|k| found.contains(&k.trim_start_matches(KEY)))
-            .collect();
+        let answer = Answers {
+            found: keys
+                .iter()
+                .map(|k| Some(found.contains(&k.trim_start_matches(KEY))))
+                .collect(),
+            failed: None,
+        };
         self.core.handle_looked(Ok(answer), self.now(ms));
         self.collect();
         keys.iter()
@@ -675,4 +678,35 @@ fn events_carry_the_wall_time_of_their_decision() {
         claims[0].dedupe_key,
         "{quantum:stream:apply.heat.observed}:dedupe:publish_plan_post:a"
     );
+}
+
+#[test]
+fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
+    let mut sim = Sim::pushing(push().max_wait(ms(300)).retry_window(ms(5000)));
+    sim.observe("live", 300, 0);
+    sim.observe("dead", 300, 0);
+    assert_eq!(sim.action(0), Action::Look);
+    let keys: Vec<String> = sim.core.look_keys().iter().map(|k| k.to_string()).collect();
+    // The master of "dead" did not answer; the other did (and so holds
+    // the interest the look registered).
+    let found = keys
+        .iter()
+        .map(|k| (!k.ends_with("dead")).then_some(false))
+        .collect();
+    let failed = Some(StoreError::new(StoreErrorKind::Io, "a master died"));
+    sim.core
+        .handle_looked(Ok(Answers { found, failed }), sim.now(0));
+    sim.collect();
+    // "live" is decided by its message; "dead" is not looked at again in a
+    // loop: at its deadline (or after a loss, which a reconnect says).
+    sim.core
+        .handle_pushed(&[format!("{KEY}live")], true, sim.now(40));
+    sim.collect();
+    assert_eq!(
+        sim.decided(),
+        [("live".into(), true, 40, Detect::Push, false)]
+    );
+    assert_eq!(sim.write(50, Ok(())), ["live"]);
+    assert_eq!(sim.waits_until(295), (300, WaitOn::Push));
+    assert_eq!(sim.look(300, &[]), ["dead"]);
 }

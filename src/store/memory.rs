@@ -2,7 +2,7 @@
 //! and simulations. (The crate's own fault-injecting store wraps it in
 //! `tests/support/rig.rs`.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,12 @@ impl StreamEntry {
 /// An in-memory [`Store`] and [`Connector`]. Clones share one state, so a
 /// test or a simulator can write `by_plan` keys while workers read them.
 ///
+/// Push detection works as Redis's client tracking does: after
+/// [`Store::subscribe`], each key a clone looks at is watched for that
+/// clone until the next change to it, which is told once
+/// ([`Changes::Written`] for a write, [`Changes::Invalidated`] for a
+/// deletion).
+///
 /// ```
 /// use heat_observer::{MemoryStore, Store};
 ///
@@ -45,8 +51,9 @@ impl StreamEntry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
-    /// This clone's subscription (push detection); never shared by clones.
-    subscription: Option<Receiver<Changes>>,
+    /// This clone's subscription (push detection): its id among the
+    /// subscribers, and where its messages come. Never shared by clones.
+    subscription: Option<(u64, Receiver<Changes>)>,
 }
 
 impl Clone for MemoryStore {
@@ -61,8 +68,22 @@ impl Clone for MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     data: Mutex<Data>,
-    /// Who is told of writes under a prefix (push detection).
-    subscribers: Mutex<Vec<(String, Sender<Changes>)>>,
+    /// Who is told of changes to the keys they looked at (push detection).
+    subscribers: Mutex<Subscribers>,
+}
+
+#[derive(Debug, Default)]
+struct Subscribers {
+    next_id: u64,
+    list: Vec<Subscriber>,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    id: u64,
+    tx: Sender<Changes>,
+    /// Keys looked at since their last change.
+    interest: HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -90,7 +111,7 @@ impl MemoryStore {
     }
 
     /// Writes `key` (as HeatBridge writes a `by_plan` key), with no expiry,
-    /// and tells the subscribers whose prefix it has.
+    /// and tells the subscribers that looked at it.
     pub fn insert_key(&self, key: impl Into<String>) {
         let key = key.into();
         lock(&self.inner.data).keys.insert(
@@ -100,11 +121,11 @@ impl MemoryStore {
                 expires: None,
             },
         );
-        self.notify(&key);
+        self.notify(&key, true);
     }
 
     /// Writes `key` to live for `ttl` (a key that "expires quickly"), and
-    /// tells the subscribers.
+    /// tells the subscribers that looked at it.
     pub fn insert_key_for(&self, key: impl Into<String>, ttl: Duration) {
         let key = key.into();
         let value = Value {
@@ -112,27 +133,38 @@ impl MemoryStore {
             expires: Some(Instant::now() + ttl),
         };
         lock(&self.inner.data).keys.insert(key.clone(), value);
-        self.notify(&key);
+        self.notify(&key, true);
     }
 
-    /// Deletes `key`, and tells the subscribers; returns whether it existed.
+    /// Deletes `key`, and tells the subscribers that looked at it; returns
+    /// whether it existed.
     pub fn remove_key(&self, key: &str) -> bool {
         let existed = lock(&self.inner.data).keys.remove(key).is_some();
-        self.notify(key);
+        self.notify(key, false);
         existed
     }
 
     /// Tells every subscriber that messages may have been lost, as a Redis
-    /// `FLUSHALL` does.
+    /// `FLUSHALL` does, and forgets every interest.
     pub fn flush_subscribers(&self) {
-        lock(&self.inner.subscribers).retain(|(_, tx)| tx.send(Changes::Lost).is_ok());
+        lock(&self.inner.subscribers).list.retain_mut(|s| {
+            s.interest.clear();
+            s.tx.send(Changes::Lost).is_ok()
+        });
     }
 
-    fn notify(&self, key: &str) {
-        let mut subscribers = lock(&self.inner.subscribers);
-        subscribers.retain(|(prefix, tx)| {
-            !key.starts_with(prefix.as_str())
-                || tx.send(Changes::Keys(vec![key.to_owned()])).is_ok()
+    fn notify(&self, key: &str, written: bool) {
+        lock(&self.inner.subscribers).list.retain_mut(|s| {
+            if !s.interest.remove(key) {
+                return true;
+            }
+            let keys = vec![key.to_owned()];
+            let change = if written {
+                Changes::Written(keys)
+            } else {
+                Changes::Invalidated(keys)
+            };
+            s.tx.send(change).is_ok()
         });
     }
 
@@ -184,8 +216,18 @@ impl Data {
 impl Store for MemoryStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
         let now = Instant::now();
-        let data = lock(&self.inner.data);
-        Ok(keys.iter().map(|k| data.live(k, now).is_some()).collect())
+        let found = {
+            let data = lock(&self.inner.data);
+            keys.iter().map(|k| data.live(k, now).is_some()).collect()
+        };
+        // A subscribed look registers interest in its keys.
+        if let Some((id, _)) = &self.subscription {
+            let mut subscribers = lock(&self.inner.subscribers);
+            if let Some(s) = subscribers.list.iter_mut().find(|s| s.id == *id) {
+                s.interest.extend(keys.iter().map(|k| (*k).to_owned()));
+            }
+        }
+        Ok(found)
     }
 
     fn claim_and_append(
@@ -232,36 +274,34 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
         let (tx, rx) = unbounded();
-        lock(&self.inner.subscribers).push((prefix.to_owned(), tx));
-        self.subscription = Some(rx);
+        let mut subscribers = lock(&self.inner.subscribers);
+        subscribers.next_id += 1;
+        let id = subscribers.next_id;
+        subscribers.list.push(Subscriber {
+            id,
+            tx,
+            interest: HashSet::new(),
+        });
+        self.subscription = Some((id, rx));
         Ok(true)
     }
 
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
-        let Some(rx) = &self.subscription else {
+        let Some((_, rx)) = &self.subscription else {
             std::thread::sleep(timeout);
-            return Ok(Changes::Keys(Vec::new()));
+            return Ok(Changes::Quiet);
         };
-        let mut keys = match rx.recv_timeout(timeout) {
-            Ok(Changes::Keys(keys)) => keys,
-            Ok(Changes::Lost) => return Ok(Changes::Lost),
-            Err(RecvTimeoutError::Timeout) => return Ok(Changes::Keys(Vec::new())),
+        match rx.recv_timeout(timeout) {
+            Ok(change) => Ok(change),
+            Err(RecvTimeoutError::Timeout) => Ok(Changes::Quiet),
             Err(RecvTimeoutError::Disconnected) => {
                 self.subscription = None;
                 let why = "memory store subscription closed";
-                return Err(StoreError::new(StoreErrorKind::Unavailable, why));
-            }
-        };
-        // Whatever else is waiting, in one answer.
-        for more in rx.try_iter() {
-            match more {
-                Changes::Keys(more) => keys.extend(more),
-                Changes::Lost => return Ok(Changes::Lost),
+                Err(StoreError::new(StoreErrorKind::Unavailable, why))
             }
         }
-        Ok(Changes::Keys(keys))
     }
 }
 

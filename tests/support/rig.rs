@@ -37,6 +37,8 @@ struct Control {
     keys_checked: u64,
     /// Push messages are dropped, as a subscriber that lost them would.
     withhold: bool,
+    /// Keys named by the messages dropped so far.
+    withheld: u64,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +93,11 @@ impl RiggedStore {
     /// Drops every push message from now on (`true`) or lets them through.
     pub fn withhold_messages(&self, withhold: bool) {
         self.rig.lock().withhold = withhold;
+    }
+
+    /// Keys named by the messages dropped so far (while withholding).
+    pub fn withheld(&self) -> u64 {
+        self.rig.lock().withheld
     }
 
     /// Number of `op` calls that got past their gate.
@@ -151,15 +158,18 @@ impl Store for RiggedStore {
         self.memory.claim_and_append(stream, claims)
     }
 
-    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
-        self.memory.watch_prefix(prefix)
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
+        self.memory.subscribe()
     }
 
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
         let changes = self.memory.changes(timeout)?;
-        let withhold = self.rig.lock().withhold;
+        let mut c = self.rig.lock();
         match changes {
-            Changes::Keys(_) if withhold => Ok(Changes::Keys(Vec::new())),
+            Changes::Written(keys) | Changes::Invalidated(keys) if c.withhold => {
+                c.withheld += keys.len() as u64;
+                Ok(Changes::Quiet)
+            }
             other => Ok(other),
         }
     }

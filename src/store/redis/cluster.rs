@@ -28,11 +28,11 @@ use redis::io::tcp::TcpSettings;
 use super::link::Link;
 use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
 use super::slots::{SlotMap, key_slot};
-use super::tracking::Tracking;
+use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
 use crate::store::{
-    Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+    Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
 
 /// A node as given (`redis://...` or bare `host:port`) as a URL.
@@ -82,7 +82,8 @@ struct NodeClients {
 }
 
 impl NodeClients {
-    fn client(&self, host: &str, port: u16) -> redis::RedisResult<redis::Client> {
+    /// A client for one node; `resp3` for a push subscriber.
+    fn client(&self, host: &str, port: u16, resp3: bool) -> redis::RedisResult<redis::Client> {
         let addr = match self.template.addr() {
             redis::ConnectionAddr::TcpTls {
                 insecure,
@@ -96,7 +97,14 @@ impl NodeClients {
             },
             _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
         };
-        let info = self.template.clone().set_addr(addr);
+        let mut info = self.template.clone().set_addr(addr);
+        if resp3 {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            info = info.set_redis_settings(settings);
+        }
         #[cfg(feature = "tls")]
         if let Some(certs) = &self.certs {
             return redis::Client::build_with_tls(info, certs.clone().into_redis());
@@ -199,9 +207,11 @@ impl Connector for RedisClusterConnector {
                     .map(str::to_owned),
             ),
             slots: None,
+            known: None,
             nodes: self.nodes.clone(),
-            push: Vec::new(),
-            push_prefix: None,
+            push: None,
+            lost: false,
+            read_only_looks: true,
             turn: 0,
             resubscribe_at: None,
         }
@@ -220,20 +230,31 @@ pub struct RedisClusterStore {
     link: Link<ClusterConnection>,
     /// Read on first use and again after any error (slots may have moved).
     slots: Option<SlotMap>,
+    /// The last map read, whose masters are asked for the next.
+    known: Option<SlotMap>,
     nodes: NodeClients,
-    /// Push detection: a subscription per master (tracking is per node).
-    push: Vec<Subscription>,
-    push_prefix: Option<String>,
+    /// Push detection, once subscribed: per master (tracking is per node),
+    /// a subscriber and the connection whose looks register keys with it.
+    push: Option<Vec<MasterPush>>,
+    /// A master's looks lost their registered interest (a connection was
+    /// replaced): every watched key is to be looked at again.
+    lost: bool,
+    /// Looks are `EVALSHA_RO`, until a user says it lacks the right.
+    read_only_looks: bool,
     /// The master whose socket is read first next time.
     turn: usize,
     /// No attempt to rebuild a broken subscription before this.
     resubscribe_at: Option<std::time::Instant>,
 }
 
-/// One master's subscription; `None` when it broke and is to be rebuilt.
-struct Subscription {
+/// One master's push detection; either part `None` when it broke and is
+/// to be rebuilt.
+struct MasterPush {
     node: (String, u16),
-    tracking: Option<Tracking>,
+    subscriber: Option<Subscriber>,
+    /// Looks at this master's keys, with tracking redirected to the
+    /// subscriber.
+    looks: Option<redis::Connection>,
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -261,11 +282,34 @@ impl RedisClusterStore {
 }
 
 impl RedisClusterStore {
+    /// The slot map: the one read last, unless an error cleared it. Read
+    /// again from the masters of the last map, one by one (a dead master
+    /// is skipped, where the cluster connection would pick one at random
+    /// and back off after it failed), then through the cluster connection.
     fn slot_map(&mut self) -> Result<SlotMap, StoreError> {
         if let Some(map) = &self.slots {
             return Ok(map.clone());
         }
         let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        let known: Vec<(String, u16)> = self
+            .known
+            .as_ref()
+            .map(|m| (0..m.nodes()).map(|i| m.node(i).clone()).collect())
+            .unwrap_or_default();
+        for node in known {
+            let ask = || -> redis::RedisResult<redis::Value> {
+                let client = self.nodes.client(&node.0, node.1, false)?;
+                let mut con = client.get_connection_with_timeout(self.timeout)?;
+                con.set_read_timeout(Some(self.timeout))?;
+                con.set_write_timeout(Some(self.timeout))?;
+                slots.query(&mut con)
+            };
+            if let Some(map) = ask().ok().and_then(|reply| SlotMap::from_reply(reply).ok()) {
+                self.slots = Some(map.clone());
+                self.known = Some(map.clone());
+                return Ok(map);
+            }
+        }
         let reply = self.call(|c| {
             c.route_command(
                 &slots,
@@ -275,18 +319,49 @@ impl RedisClusterStore {
         let map = SlotMap::from_reply(reply)
             .map_err(|e| super::link::store_error(self.link.address(), &e))?;
         self.slots = Some(map.clone());
+        self.known = Some(map.clone());
         Ok(map)
     }
 
-    /// Which of `keys`, all served by `node`, exist: one script call sent to
-    /// that node (loading the script there first if it lacks it).
+    /// Which of `keys`, all served by `node`, exist; pushing, on the
+    /// node's tracked connection, so that the look registers the keys.
     fn exists_on(&mut self, node: &(String, u16), keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let answer = match self.push.is_some() {
+            true => self.exists_tracked(node, keys),
+            false => self.exists_routed(node, keys),
+        };
+        if self.read_only_looks
+            && matches!(&answer, Err(e) if super::standalone::no_read_only_scripts(e))
+        {
+            // A user whose ACL was written for EVALSHA only.
+            self.read_only_looks = false;
+            return self.exists_on(node, keys);
+        }
+        answer
+    }
+
+    /// The exists script's call over `keys` (as arguments: they may sit in
+    /// several slots of the node).
+    fn exists_call(&self, keys: &[&str]) -> redis::Cmd {
+        let mut call = match self.read_only_looks {
+            true => EXISTS_LOCAL.call_ro(0),
+            false => EXISTS_LOCAL.call(0),
+        };
+        call.arg(keys);
+        call
+    }
+
+    /// The look through the cluster connection, routed to `node`.
+    fn exists_routed(
+        &mut self,
+        node: &(String, u16),
+        keys: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
             host: node.0.clone(),
             port: node.1,
         });
-        let mut evalsha = EXISTS_LOCAL.call(0);
-        evalsha.arg(keys);
+        let evalsha = self.exists_call(keys);
         let send = |c: &mut ClusterConnection, cmd: &redis::Cmd| {
             c.route_command(cmd, route.clone())
                 .and_then(redis::Value::extract_error)
@@ -304,23 +379,90 @@ impl RedisClusterStore {
 }
 
 impl RedisClusterStore {
-    fn subscribe_on(&mut self, node: &(String, u16), prefix: &str) -> Result<Tracking, StoreError> {
+    /// The look on `node`'s tracked connection (opened, with tracking
+    /// redirected to its subscriber, if need be), as plain `EXISTS`
+    /// commands: only a command's own keys register interest (a script's
+    /// declared keys, which must share one slot on a cluster), so one
+    /// script per node cannot. A master without a subscriber is looked at
+    /// through the cluster connection: no interest is registered there
+    /// until its subscription is rebuilt (which says `Lost`, so everything
+    /// is looked at again).
+    fn exists_tracked(
+        &mut self,
+        node: &(String, u16),
+        keys: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        let address = format!("{}:{}", node.0, node.1);
+        let Some(at) = self.master(node) else {
+            return self.exists_routed(node, keys);
+        };
+        let timeout = self.timeout;
+        let nodes = self.nodes.clone();
+        let push = &mut self.push.as_mut().expect("subscribed")[at];
+        let redirect = push.subscriber.as_ref().map(Subscriber::id);
+        let open = || -> redis::RedisResult<redis::Connection> {
+            let client = nodes.client(&node.0, node.1, false)?;
+            let mut con = client.get_connection_with_timeout(timeout)?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            if let Some(id) = redirect {
+                tracking::enable(id).exec(&mut con)?;
+            }
+            Ok(con)
+        };
+        if redirect.is_none() {
+            // No subscriber on this master (it broke): a look of its own,
+            // not through the cluster connection, whose failure would hold
+            // up every other master's calls, the event writes among them.
+            let mut con = open().map_err(|e| super::link::store_error(&address, &e))?;
+            return exists_pipelined(&mut con, keys)
+                .map_err(|e| super::link::store_error(&address, &e));
+        }
+        if push.looks.is_none() {
+            push.looks = Some(open().map_err(|e| super::link::store_error(&address, &e))?);
+        }
+        let con = push.looks.as_mut().expect("opened");
+        match exists_pipelined(con, keys) {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                if !super::link::is_server_reply(&e) {
+                    // Its state is unknown, and with it the interest its
+                    // looks registered.
+                    push.looks = None;
+                    self.lost = true;
+                }
+                Err(super::link::store_error(&address, &e))
+            }
+        }
+    }
+
+    /// The index of `node`'s push entry, added (with nothing open) if it is
+    /// a master the slot map names now.
+    fn master(&mut self, node: &(String, u16)) -> Option<usize> {
+        let push = self.push.as_mut()?;
+        if let Some(at) = push.iter().position(|p| &p.node == node) {
+            return Some(at);
+        }
+        push.push(MasterPush {
+            node: node.clone(),
+            subscriber: None,
+            looks: None,
+        });
+        Some(push.len() - 1)
+    }
+
+    fn subscribe_on(&self, node: &(String, u16)) -> Result<Subscriber, StoreError> {
         let address = format!("{}:{}", node.0, node.1);
         let client = self
             .nodes
-            .client(&node.0, node.1)
+            .client(&node.0, node.1, true)
             .map_err(|e| super::link::store_error(&address, &e))?;
-        let mut tracking = Tracking::new();
-        tracking.subscribe(&client, self.timeout, prefix, &address)?;
-        Ok(tracking)
+        Subscriber::open(&client, self.timeout, &address)
     }
 
     /// Rebuilds the broken subscriptions on the masters the slot map names
     /// now. Whether any was rebuilt (messages may have been lost).
     fn resubscribe(&mut self) -> bool {
-        let Some(prefix) = self.push_prefix.clone() else {
-            return false;
-        };
         // At most once a second: a dead master costs a connect each try.
         let now = std::time::Instant::now();
         if self.resubscribe_at.is_some_and(|at| now < at) {
@@ -331,46 +473,91 @@ impl RedisClusterStore {
             return false;
         };
         let masters: Vec<(String, u16)> = (0..map.nodes()).map(|i| map.node(i).clone()).collect();
+        let Some(push) = self.push.as_mut() else {
+            return false;
+        };
         // Masters gone (failed over, removed) are dropped; new ones added.
-        self.push.retain(|s| masters.contains(&s.node));
-        for node in masters {
-            if !self.push.iter().any(|s| s.node == node) {
-                self.push.push(Subscription {
-                    node,
-                    tracking: None,
+        push.retain(|p| masters.contains(&p.node));
+        for node in &masters {
+            if !push.iter().any(|p| &p.node == node) {
+                push.push(MasterPush {
+                    node: node.clone(),
+                    subscriber: None,
+                    looks: None,
                 });
             }
         }
+        let broken: Vec<usize> = (0..push.len())
+            .filter(|&i| push[i].subscriber.is_none())
+            .collect();
         let mut rebuilt = false;
-        for i in 0..self.push.len() {
-            if self.push[i].tracking.is_none() {
-                let node = self.push[i].node.clone();
-                if let Ok(tracking) = self.subscribe_on(&node, &prefix) {
-                    self.push[i].tracking = Some(tracking);
-                    rebuilt = true;
-                }
+        for i in broken {
+            let node = self.push.as_ref().expect("subscribed")[i].node.clone();
+            if let Ok(subscriber) = self.subscribe_on(&node) {
+                let entry = &mut self.push.as_mut().expect("subscribed")[i];
+                entry.subscriber = Some(subscriber);
+                // Its looks open anew, redirected to the new subscriber.
+                entry.looks = None;
+                rebuilt = true;
             }
         }
         rebuilt
     }
 }
 
+/// `EXISTS` for each key, sent in one write; the replies are read one by
+/// one and the first failure ends the call (a stalled node costs one read
+/// timeout, not one per key, as a redis-rs pipeline would wait). The
+/// caller drops the connection after a failure: its replies are out of
+/// step.
+fn exists_pipelined(con: &mut redis::Connection, keys: &[&str]) -> redis::RedisResult<Vec<bool>> {
+    let mut packed = Vec::with_capacity(keys.len() * 64);
+    for key in keys {
+        packed.extend(redis::cmd("EXISTS").arg(*key).get_packed_command());
+    }
+    con.send_packed_command(&packed)?;
+    keys.iter()
+        .map(|_| match con.recv_response()?.extract_error()? {
+            redis::Value::Int(n) => Ok(n == 1),
+            other => Err((
+                redis::ErrorKind::UnexpectedReturnType,
+                "EXISTS answered",
+                format!("{other:?}"),
+            )
+                .into()),
+        })
+        .collect()
+}
+
 impl Store for RedisClusterStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let answers = self.exists_each(keys)?;
+        match answers.failed {
+            Some(e) => Err(e),
+            None => Ok(answers.found.into_iter().map(|f| f == Some(true)).collect()),
+        }
+    }
+
+    /// One call per master (per 1,024 keys); a master that fails leaves its
+    /// keys unanswered, the others are answered (and, pushing, their
+    /// interest registered).
+    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
         let map = self.slot_map()?;
         let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
+        let mut found = vec![None; keys.len()];
+        let mut failed = None;
         for (i, key) in keys.iter().enumerate() {
-            let Some(node) = map.node_of(key_slot(key.as_bytes())) else {
-                self.slots = None;
-                let why = format!(
-                    "{}: no master serves the slot of {key}",
-                    self.link.address()
-                );
-                return Err(StoreError::new(StoreErrorKind::Unavailable, why));
-            };
-            by_node[node].push(i);
+            match map.node_of(key_slot(key.as_bytes())) {
+                Some(node) => by_node[node].push(i),
+                None => {
+                    let why = format!(
+                        "{}: no master serves the slot of {key}",
+                        self.link.address()
+                    );
+                    failed.get_or_insert(StoreError::new(StoreErrorKind::Unavailable, why));
+                }
+            }
         }
-        let mut found = vec![false; keys.len()];
         for (node, indexes) in by_node.iter().enumerate() {
             for chunk in indexes.chunks(EXISTS_CHUNK) {
                 let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
@@ -390,16 +577,28 @@ impl Store for RedisClusterStore {
                         }
                     });
                 match answer {
-                    Ok(part) => chunk.iter().zip(part).for_each(|(&i, x)| found[i] = x),
+                    Ok(part) => chunk
+                        .iter()
+                        .zip(part)
+                        .for_each(|(&i, x)| found[i] = Some(x)),
+                    // The first error is the cause; later ones may be its
+                    // echo (the cluster connection backing off).
                     Err(e) => {
-                        // A slot that moved says "non local key": read the map again next time.
-                        self.slots = None;
-                        return Err(e);
+                        failed.get_or_insert(e);
                     }
                 }
             }
         }
-        Ok(found)
+        if failed.is_some() {
+            // A slot that moved says "non local key": read the map again.
+            self.slots = None;
+        }
+        if found.iter().all(Option::is_none)
+            && let Some(e) = failed
+        {
+            return Err(e);
+        }
+        Ok(Answers { found, failed })
     }
 
     fn claim_and_append(
@@ -413,57 +612,74 @@ impl Store for RedisClusterStore {
         })
     }
 
-    /// Subscribes on every master: tracking is per node.
-    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
-        self.push_prefix = Some(prefix.to_owned());
-        self.push.clear();
+    /// Subscribes on every master: tracking is per node. Each master's
+    /// looks then go through a connection of the worker's own, whose
+    /// tracking is redirected to that master's subscriber.
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
+        self.push = None;
         self.slots = None;
         let map = self.slot_map()?;
+        let mut push = Vec::new();
         for i in 0..map.nodes() {
             let node = map.node(i).clone();
-            let tracking = self.subscribe_on(&node, prefix)?;
-            self.push.push(Subscription {
+            let subscriber = self.subscribe_on(&node)?;
+            push.push(MasterPush {
                 node,
-                tracking: Some(tracking),
+                subscriber: Some(subscriber),
+                looks: None,
             });
         }
+        self.push = Some(push);
+        self.lost = false;
         Ok(true)
     }
 
-    /// Reads the masters' sockets in turn, a share of `timeout` each. A
-    /// subscription that breaks (a master died or failed over) says `Lost`,
+    /// Reads the masters' subscribers in turn, a share of `timeout` each. A
+    /// subscriber that breaks (a master died or failed over) says `Lost`,
     /// and is rebuilt on the master that serves those slots now, while the
     /// others go on.
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
-        if self.push.iter().any(|s| s.tracking.is_none()) && self.resubscribe() {
+        if std::mem::take(&mut self.lost) {
             return Ok(Changes::Lost);
         }
-        let n = self.push.len().max(1);
+        let broken = self
+            .push
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|m| m.subscriber.is_none()));
+        if broken && self.resubscribe() {
+            return Ok(Changes::Lost);
+        }
+        let Some(push) = self.push.as_mut() else {
+            let why = format!("{}: no subscription", self.link.address());
+            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+        };
+        let n = push.len().max(1);
         let share = (timeout / n as u32).max(Duration::from_millis(1));
-        for k in 0..self.push.len() {
-            let i = (self.turn + k) % self.push.len();
-            let sub = &mut self.push[i];
-            let Some(tracking) = sub.tracking.as_mut() else {
+        for k in 0..push.len() {
+            let i = (self.turn + k) % push.len();
+            let master = &mut push[i];
+            let Some(subscriber) = master.subscriber.as_mut() else {
                 continue;
             };
-            let address = format!("{}:{}", sub.node.0, sub.node.1);
-            match tracking.changes(share, &address) {
-                Ok(Changes::Keys(keys)) if keys.is_empty() => {}
+            let address = format!("{}:{}", master.node.0, master.node.1);
+            match subscriber.changes(share, &address) {
+                Ok(Changes::Quiet) => {}
                 Ok(answer) => {
                     self.turn = i + 1;
                     return Ok(answer);
                 }
                 Err(_) => {
-                    sub.tracking = None;
+                    master.subscriber = None;
+                    master.looks = None;
                     self.slots = None;
                     return Ok(Changes::Lost);
                 }
             }
         }
-        if self.push.iter().all(|s| s.tracking.is_none()) {
+        if push.iter().all(|m| m.subscriber.is_none()) {
             let why = format!("{}: no master subscription", self.link.address());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         }
-        Ok(Changes::Keys(Vec::new()))
+        Ok(Changes::Quiet)
     }
 }

@@ -20,6 +20,9 @@ pub(crate) struct Link<C> {
     /// Why the last connect failed: said again while backing off, so an
     /// operator's error (credentials, rights, database) stays visible.
     last_failure: Option<StoreError>,
+    /// Connections opened so far: a change means a new connection, and
+    /// whatever the server kept for the old one (tracked keys) is gone.
+    opened: u64,
 }
 
 impl<C> Link<C> {
@@ -30,7 +33,13 @@ impl<C> Link<C> {
             connection: None,
             reconnect: Backoff::new(),
             last_failure: None,
+            opened: 0,
         }
+    }
+
+    /// Connections opened so far.
+    pub(crate) fn opened(&self) -> u64 {
+        self.opened
     }
 
     pub(crate) fn address(&self) -> &str {
@@ -99,12 +108,14 @@ impl<C> Link<C> {
                 ),
             });
         }
-        open().map_err(|e| {
+        let opened = open().map_err(|e| {
             self.reconnect.failed(now);
             let error = self.error(&e);
             self.last_failure = Some(error.clone());
             error
-        })
+        })?;
+        self.opened += 1;
+        Ok(opened)
     }
 
     /// `e` as a [`StoreError`]; an authentication failure names the user.

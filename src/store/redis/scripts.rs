@@ -39,10 +39,20 @@ impl Lua {
 
     /// `EVALSHA <sha> <numkeys>`, ready for the keys and arguments.
     pub(crate) fn call(&self, numkeys: usize) -> Cmd {
+        self.call_as("EVALSHA", numkeys)
+    }
+
+    /// `EVALSHA_RO <sha> <numkeys>` (Redis 7): a script that only reads,
+    /// which a user with read-only rights on its keys may run.
+    pub(crate) fn call_ro(&self, numkeys: usize) -> Cmd {
+        self.call_as("EVALSHA_RO", numkeys)
+    }
+
+    fn call_as(&self, command: &str, numkeys: usize) -> Cmd {
         let sha = self
             .sha
             .get_or_init(|| Script::new(self.body).get_hash().to_owned());
-        let mut cmd = redis::cmd("EVALSHA");
+        let mut cmd = redis::cmd(command);
         cmd.arg(sha.as_str()).arg(numkeys);
         cmd
     }
@@ -75,9 +85,14 @@ pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
-/// The exists script over `keys`, passed as KEYS.
-pub(crate) fn exists(keys: &[&str]) -> Cmd {
-    let mut call = EXISTS.call(keys.len());
+/// The exists script over `keys`, passed as KEYS: read-only
+/// (`EVALSHA_RO`) unless `ro` is false (Redis 6).
+pub(crate) fn exists(keys: &[&str], ro: bool) -> Cmd {
+    let mut call = if ro {
+        EXISTS.call_ro(keys.len())
+    } else {
+        EXISTS.call(keys.len())
+    };
     call.arg(keys);
     call
 }

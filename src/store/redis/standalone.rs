@@ -14,14 +14,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::{Client, RedisError};
+use redis::{Client, ProtocolVersion, RedisError};
 
 use super::link::Link;
 use super::scripts::{self, EXISTS_CHUNK};
-use super::tracking::Tracking;
+use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
-use crate::store::{Changes, Claim, Claimed, Connector, Store, StoreError, StreamSpec};
+use crate::store::{
+    Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+};
 
 /// Makes one store per worker from a Redis URL. Nothing connects
 /// until a worker's first call.
@@ -40,6 +42,8 @@ use crate::store::{Changes, Claim, Claimed, Connector, Store, StoreError, Stream
 #[derive(Clone)]
 pub struct RedisConnector {
     client: Client,
+    /// The same server in RESP3, for push detection's subscriber.
+    push_client: Client,
     timeout: Duration,
     address: String,
     /// The URL's user, for "authentication failed for user ...".
@@ -65,9 +69,12 @@ impl RedisConnector {
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
         let (info, address) = connection_info(url)?;
         let user = info.redis_settings().username().map(str::to_owned);
+        let push = resp3(&info);
         let client = Client::open(info).map_err(|e| RedisUrlError::new(e.to_string()))?;
+        let push_client = Client::open(push).map_err(|e| RedisUrlError::new(e.to_string()))?;
         Ok(Self {
             client,
+            push_client,
             timeout,
             address,
             user,
@@ -88,10 +95,14 @@ impl RedisConnector {
     ) -> Result<Self, RedisUrlError> {
         let (info, address) = connection_info(url)?;
         let user = info.redis_settings().username().map(str::to_owned);
-        let client = Client::build_with_tls(info, certs.into_redis())
+        let push = resp3(&info);
+        let client = Client::build_with_tls(info, certs.clone().into_redis())
+            .map_err(|e| RedisUrlError::new(e.to_string()))?;
+        let push_client = Client::build_with_tls(push, certs.into_redis())
             .map_err(|e| RedisUrlError::new(e.to_string()))?;
         Ok(Self {
             client,
+            push_client,
             timeout: config.redis_timeout(),
             address,
             user,
@@ -119,9 +130,13 @@ impl Connector for RedisConnector {
     fn connect(&self, _worker: usize) -> RedisStore {
         RedisStore {
             client: self.client.clone(),
+            push_client: self.push_client.clone(),
             timeout: self.timeout,
             link: Link::new(self.address.clone(), self.user.clone()),
-            tracking: Tracking::new(),
+            subscriber: None,
+            tracked: 0,
+            lost: false,
+            read_only_looks: true,
         }
     }
 
@@ -130,14 +145,33 @@ impl Connector for RedisConnector {
     }
 }
 
+/// `info` speaking RESP3, for the subscriber.
+fn resp3(info: &redis::ConnectionInfo) -> redis::ConnectionInfo {
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    info.clone().set_redis_settings(settings)
+}
+
 /// One worker's Redis connection, opened lazily and replaced after errors.
 /// Not exported: users name [`RedisConnector`], never its store.
 pub struct RedisStore {
     client: Client,
+    push_client: Client,
     timeout: Duration,
     link: Link<redis::Connection>,
-    /// Push detection's subscriber, when asked for.
-    tracking: Tracking,
+    /// Push detection's subscriber, once subscribed.
+    subscriber: Option<Subscriber>,
+    /// The data connection (by `Link::opened`) whose looks register
+    /// interest for the subscriber.
+    tracked: u64,
+    /// The data connection was replaced while subscribed: the interest its
+    /// looks registered is gone.
+    lost: bool,
+    /// Looks are read-only scripts (`EVALSHA_RO`), until a server says it
+    /// does not know them (Redis 6).
+    read_only_looks: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -145,6 +179,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("address", &self.link.address())
             .field("connected", &self.link.is_connected())
+            .field("subscribed", &self.subscriber.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -155,14 +190,32 @@ impl RedisStore {
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let (client, timeout) = (&self.client, self.timeout);
+        let redirect = self.subscriber.as_ref().map(Subscriber::id);
         let open = || -> Result<redis::Connection, RedisError> {
-            let c = client.get_connection_with_timeout(timeout)?;
+            let mut c = client.get_connection_with_timeout(timeout)?;
             // Connecting clears the timeouts it used; set them for good.
             c.set_read_timeout(Some(timeout))?;
             c.set_write_timeout(Some(timeout))?;
+            // Subscribed: this connection's looks register their keys.
+            if let Some(id) = redirect {
+                tracking::enable(id).exec(&mut c)?;
+            }
             Ok(c)
         };
-        self.link.call(open, f)
+        let answer = self.link.call(open, f);
+        if self.subscriber.is_some() && self.link.opened() != self.tracked {
+            self.tracked = self.link.opened();
+            self.lost = true;
+        }
+        answer
+    }
+}
+
+impl RedisStore {
+    /// One script call: which of `keys` exist.
+    fn look(&mut self, keys: &[&str]) -> Result<redis::Value, StoreError> {
+        let call = scripts::exists(keys, self.read_only_looks);
+        self.call(|c| scripts::run(c, &scripts::EXISTS, &call))
     }
 }
 
@@ -170,9 +223,14 @@ impl Store for RedisStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(EXISTS_CHUNK) {
-            let call = scripts::exists(chunk);
-            let reply = self.call(|c| scripts::run(c, &scripts::EXISTS, &call))?;
-            found.extend(scripts::found(reply, chunk.len(), self.link.address())?);
+            let mut reply = self.look(chunk);
+            if self.read_only_looks && matches!(&reply, Err(e) if no_read_only_scripts(e)) {
+                // Redis 6 has no EVALSHA_RO, and a user from before it may
+                // lack the right: its looks are EVALSHA.
+                self.read_only_looks = false;
+                reply = self.look(chunk);
+            }
+            found.extend(scripts::found(reply?, chunk.len(), self.link.address())?);
         }
         Ok(found)
     }
@@ -188,14 +246,45 @@ impl Store for RedisStore {
         })
     }
 
-    fn watch_prefix(&mut self, prefix: &str) -> Result<bool, StoreError> {
+    /// Opens the subscriber and turns tracking on for the data connection
+    /// (now, and on any later one as it opens).
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
+        self.subscriber = None;
         let address = self.link.address().to_owned();
-        self.tracking
-            .subscribe(&self.client, self.timeout, prefix, &address)
+        let subscriber = Subscriber::open(&self.push_client, self.timeout, &address)?;
+        let id = subscriber.id();
+        self.subscriber = Some(subscriber);
+        if let Err(e) = self.call(|c| tracking::enable(id).exec(c)) {
+            // Without tracking on the data connection no message would
+            // come: no subscription (and a refusal is for good).
+            self.subscriber = None;
+            return Err(e);
+        }
+        self.tracked = self.link.opened();
+        self.lost = false;
+        Ok(true)
     }
 
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        if std::mem::take(&mut self.lost) {
+            return Ok(Changes::Lost);
+        }
         let address = self.link.address().to_owned();
-        self.tracking.changes(timeout, &address)
+        let Some(subscriber) = self.subscriber.as_mut() else {
+            let why = format!("{address}: no subscription");
+            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+        };
+        subscriber.changes(timeout, &address).inspect_err(|_| {
+            // The next subscription opens a new subscriber; the data
+            // connection's redirect is set to it then.
+            self.subscriber = None;
+        })
     }
+}
+
+/// Whether a look refused as `EVALSHA_RO` can be sent as `EVALSHA`: the
+/// server does not know the command (Redis 6), or the user lacks the
+/// right (an ACL written for EVALSHA only).
+pub(crate) fn no_read_only_scripts(e: &StoreError) -> bool {
+    e.message().contains("unknown command") || e.message().contains("+evalsha_ro")
 }

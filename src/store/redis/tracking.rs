@@ -1,91 +1,61 @@
-//! Push detection on Redis: one subscriber connection per worker, with
-//! client tracking in broadcast mode redirected to itself (Redis 6+):
-//! `CLIENT TRACKING on REDIRECT <own id> BCAST PREFIX <heat prefix> NOLOOP`,
-//! then `SUBSCRIBE __redis__:invalidate`. Every write, deletion or expiry of
-//! a key under the prefix arrives as a message whose payload is the keys; a
-//! null payload is a flush. No server configuration is needed; the user
-//! needs `+client|id +client|tracking +subscribe` and the channel
-//! `&__redis__:invalidate`.
+//! Push detection on Redis: client tracking with interest per key (Redis
+//! 6+), redirected to a subscriber connection of the worker's own.
+//!
+//! * The subscriber speaks RESP3, so the server sends it `invalidate`
+//!   pushes without any SUBSCRIBE (and the user needs no channel right).
+//! * The data connection, which runs the looks, has `CLIENT TRACKING on
+//!   REDIRECT <subscriber id>`: each key a look reads (`EXISTS`, also run
+//!   by a script, also for a missing key) is remembered by the server for
+//!   this client, and its next write, deletion or expiry is told once, to
+//!   this worker only. A key nobody looked at sends nothing: one message
+//!   per written key, to one worker, however many workers and processes.
+//! * A message is not proof of a write: when the server's tracking table is
+//!   full (`tracking-table-max-keys`), it drops keys from it and tells each
+//!   as if it were written. The worker confirms every message with a look.
+//! * The subscriber is read with redis-rs's `recv_response`, which returns
+//!   push values even after a read timed out; nothing else is ever sent on
+//!   it after `CLIENT ID`.
 
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisResult, Value};
+use redis::{Client, Connection, PushKind, Value};
 
 use super::link::store_error;
-use crate::store::{Changes, StoreError, StoreErrorKind};
+use crate::store::{Changes, StoreError};
 
-const CHANNEL: &str = "__redis__:invalidate";
-
-/// A worker's subscription, if it has one.
-pub(crate) struct Tracking {
-    con: Option<Connection>,
-    /// Keys that came while the subscription was being made.
-    early: Vec<String>,
+/// A worker's subscriber connection.
+pub(crate) struct Subscriber {
+    con: Connection,
+    /// Its client id, the target of `CLIENT TRACKING ... REDIRECT`.
+    id: i64,
     /// The read timeout set on the socket, so it is set only when it
     /// changes (a system call each time).
     read_timeout: Option<Duration>,
 }
 
-impl Tracking {
-    pub(crate) fn new() -> Self {
-        Self {
-            con: None,
-            early: Vec::new(),
-            read_timeout: None,
-        }
-    }
-
-    /// Opens the subscriber and registers tracking for `prefix`.
-    pub(crate) fn subscribe(
-        &mut self,
+impl Subscriber {
+    /// Opens a RESP3 connection through `client` and reads its id.
+    pub(crate) fn open(
         client: &Client,
         timeout: Duration,
-        prefix: &str,
         address: &str,
-    ) -> Result<bool, StoreError> {
-        self.con = None;
-        let open = || -> RedisResult<(Connection, Vec<String>)> {
+    ) -> Result<Subscriber, StoreError> {
+        let open = || -> redis::RedisResult<Subscriber> {
             let mut con = client.get_connection_with_timeout(timeout)?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con)?;
-            redis::cmd("CLIENT")
-                .arg("TRACKING")
-                .arg("on")
-                .arg("REDIRECT")
-                .arg(id)
-                .arg("BCAST")
-                .arg("PREFIX")
-                .arg(prefix)
-                .arg("NOLOOP")
-                .exec(&mut con)?;
-            con.send_packed_command(&redis::cmd("SUBSCRIBE").arg(CHANNEL).get_packed_command())?;
-            // Until the confirmation, keep what is told already.
-            let mut early = Vec::new();
-            loop {
-                match con.recv_response()? {
-                    Value::Array(parts) if is_kind(&parts, b"subscribe") => {
-                        return Ok((con, early));
-                    }
-                    Value::Array(parts) if is_kind(&parts, b"message") => {
-                        if let Some(Changes::Keys(keys)) = message(parts) {
-                            early.extend(keys);
-                        }
-                    }
-                    other => {
-                        let what = format!("unexpected reply to SUBSCRIBE: {other:?}");
-                        return Err(
-                            (redis::ErrorKind::UnexpectedReturnType, "subscribe", what).into()
-                        );
-                    }
-                }
-            }
+            Ok(Subscriber {
+                con,
+                id,
+                read_timeout: Some(timeout),
+            })
         };
-        let (con, early) = open().map_err(|e| store_error(address, &e))?;
-        self.con = Some(con);
-        self.early = early;
-        self.read_timeout = Some(timeout);
-        Ok(true)
+        open().map_err(|e| store_error(address, &e))
+    }
+
+    pub(crate) fn id(&self) -> i64 {
+        self.id
     }
 
     /// Waits up to `timeout` for a message.
@@ -94,53 +64,63 @@ impl Tracking {
         timeout: Duration,
         address: &str,
     ) -> Result<Changes, StoreError> {
-        if !self.early.is_empty() {
-            return Ok(Changes::Keys(std::mem::take(&mut self.early)));
-        }
-        let Some(con) = self.con.as_mut() else {
-            let why = format!("{address}: no subscription");
-            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
-        };
         // Whole milliseconds, so that the socket's timeout rarely changes.
         let timeout = Duration::from_millis(timeout.as_millis().clamp(1, 1000) as u64);
-        let mut pubsub = con.as_pubsub();
-        let mut read = Ok(());
         if self.read_timeout != Some(timeout) {
-            read = pubsub.set_read_timeout(Some(timeout));
+            self.con
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| store_error(address, &e))?;
             self.read_timeout = Some(timeout);
         }
-        let read = read.and_then(|()| pubsub.get_message());
-        // Dropping a `PubSub` unsubscribes; the subscription must outlive
-        // this wait. It holds a borrow and an empty queue, nothing to free.
-        std::mem::forget(pubsub);
-        match read {
-            Ok(msg) if msg.get_channel_name() == CHANNEL => {
-                match msg.get_payload::<Option<Vec<String>>>() {
-                    Ok(Some(keys)) => Ok(Changes::Keys(keys)),
-                    Ok(None) => Ok(Changes::Lost),
-                    Err(_) => Ok(Changes::Lost),
-                }
-            }
-            Ok(_) => Ok(Changes::Keys(Vec::new())),
-            Err(e) if e.is_timeout() => Ok(Changes::Keys(Vec::new())),
-            Err(e) => {
-                self.con = None;
-                Err(store_error(address, &e))
-            }
+        match self.con.recv_response() {
+            Ok(Value::Push {
+                kind: PushKind::Invalidate,
+                data,
+            }) => Ok(invalidated(data)),
+            Ok(_) => Ok(Changes::Quiet),
+            Err(e) if e.is_timeout() => Ok(Changes::Quiet),
+            Err(e) => Err(store_error(address, &e)),
         }
     }
 }
 
-fn is_kind(parts: &[Value], kind: &[u8]) -> bool {
-    matches!(parts.first(), Some(Value::BulkString(k)) if k.as_slice() == kind)
+/// The keys of an `invalidate` push; a null payload is a flush.
+fn invalidated(data: Vec<Value>) -> Changes {
+    match data.into_iter().next() {
+        Some(Value::Array(keys)) => Changes::Invalidated(
+            keys.into_iter()
+                .filter_map(|k| redis::from_redis_value::<String>(k).ok())
+                .collect(),
+        ),
+        _ => Changes::Lost,
+    }
 }
 
-/// The keys of an invalidation message (`Lost` for a flush).
-fn message(parts: Vec<Value>) -> Option<Changes> {
-    match parts.into_iter().nth(2)? {
-        Value::Nil => Some(Changes::Lost),
-        payload => redis::from_redis_value::<Vec<String>>(payload)
-            .ok()
-            .map(Changes::Keys),
+/// `CLIENT TRACKING on REDIRECT <id>`: the looks of the connection this is
+/// sent on register their keys, told to subscriber `id`.
+pub(crate) fn enable(id: i64) -> redis::Cmd {
+    redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("on")
+        .arg("REDIRECT")
+        .arg(id)
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalidate_push_names_its_keys_and_a_null_one_is_a_flush() {
+        let keys = vec![Value::Array(vec![
+            Value::BulkString(b"k:1".to_vec()),
+            Value::BulkString(b"k:2".to_vec()),
+        ])];
+        assert_eq!(
+            invalidated(keys),
+            Changes::Invalidated(vec!["k:1".into(), "k:2".into()])
+        );
+        assert_eq!(invalidated(vec![Value::Nil]), Changes::Lost);
     }
 }
