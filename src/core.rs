@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use crate::job::Job;
 use crate::store::{Answers, Claim, Claimed};
 use crate::{Config, Detect, Event, ObsPoint, StoreError, StoreErrorKind};
-use watchlist::{Watch, Watchlist};
+use watchlist::{Mark, Watch, Watchlist};
 
 /// Two looks are at least this far apart (or the poll, if shorter), so
 /// that deadlines that differ by microseconds share one round trip.
@@ -97,9 +97,9 @@ pub(crate) enum Action {
     /// Take up to `up_to` jobs from the queue without blocking; answer with
     /// [`Core::handle_taken`].
     Take { up_to: usize },
-    /// Look at [`Core::look_keys`] in one call; answer with
-    /// [`Core::handle_looked`].
-    Look,
+    /// Look at [`Core::look_keys`] in one call (registering interest in
+    /// them when `watch`); answer with [`Core::handle_looked`].
+    Look { watch: bool },
     /// Claim and append [`Core::claims`] in one call; answer with
     /// [`Core::handle_written`].
     Write,
@@ -243,6 +243,8 @@ struct Decided {
 /// The look handed to the loop, until its answer comes.
 struct PendingLook {
     due: Vec<usize>,
+    /// Whether it registers interest in its keys.
+    watch: bool,
     at: Instant,
     /// Already the repeat of a look whose connection broke.
     repeated: bool,
@@ -358,10 +360,10 @@ impl Core {
         });
         // Pushing, a job is looked at when taken: its key may be there
         // already, and the look registers interest in it.
-        let look_now = self.push == Push::On;
+        let mark = (self.push == Push::On).then_some(Mark::Watch);
         for job in jobs {
             let heat_key = self.config.heat_key(job.plan_id());
-            self.watch.push(job, heat_key, look_now);
+            self.watch.push(job, heat_key, mark);
         }
     }
 
@@ -514,7 +516,7 @@ impl Core {
             for i in hits {
                 let w = self.watch.get_mut(i);
                 w.pushed_at.get_or_insert(now.at);
-                self.watch.mark(i);
+                self.watch.mark(i, Mark::Check);
             }
         }
     }
@@ -573,8 +575,9 @@ impl Core {
                 op: Op::Look,
                 items: look.due.len(),
             });
+            let watch = look.watch;
             self.look = Some(look);
-            return Action::Look;
+            return Action::Look { watch };
         }
         match self.phase {
             Phase::Done => return Action::Done,
@@ -602,8 +605,9 @@ impl Core {
             return Action::Take { up_to };
         }
         if let Some(look) = self.look_due(now) {
+            let watch = look.watch;
             self.look = Some(look);
-            return Action::Look;
+            return Action::Look { watch };
         }
         if !self.decided.is_empty() && now >= self.write_due() {
             return self.write();
@@ -653,10 +657,19 @@ impl Core {
         }
     }
 
-    /// Whether a tick is due: polling with jobs held, or pushing with jobs
-    /// being retried.
+    /// Whether ticks are due: polling with jobs held, or pushing with jobs
+    /// being retried or polled.
     fn ticking(&self) -> bool {
-        self.watch.len() > 0 && (self.push != Push::On || self.watch.retrying() > 0)
+        self.watch.len() > 0
+            && (self.push != Push::On || self.watch.retrying() + self.watch.polled() > 0)
+    }
+
+    /// Pushing, ticks start for the jobs being retried or polled: the first
+    /// a poll after `at`, not at once for a tick missed long ago.
+    fn tick_from(&mut self, at: Instant) {
+        if self.push == Push::On && self.next_tick < at {
+            self.next_tick = at + self.config.poll();
+        }
     }
 
     /// When the next look is due, if any: the earliest deadline or the
@@ -672,25 +685,31 @@ impl Core {
             at = Some(at.map_or(self.next_tick, |a| a.min(self.next_tick)));
         }
         let mut at = at.map(|at| after(self.spacing, at));
-        if self.watch.needing_look() > 0 {
+        if self.watch.marked(Mark::Watch) + self.watch.marked(Mark::Check) > 0 {
             let marked = after(MARKED_SPACING.min(self.spacing), now);
             at = Some(at.map_or(marked, |a| a.min(marked)));
         }
         at
     }
 
-    /// The look to make now, if one is due.
+    /// The look to make now, if one is due: pushing, one that registers
+    /// the jobs marked for it first; else one over the jobs that are due.
     fn look_due(&mut self, now: Instant) -> Option<PendingLook> {
         let due_at = self.next_look(now)?;
         if now < due_at {
             return None;
         }
-        let tick = self.ticking() && now >= self.next_tick;
-        if tick {
-            self.next_tick = (self.next_tick + self.config.poll()).max(now + self.spacing);
-        }
-        let polling = self.push != Push::On;
-        let due = self.watch.due(now, tick && polling, tick && !polling);
+        let pushing = self.push == Push::On;
+        let (due, watch) = if pushing && self.watch.marked(Mark::Watch) > 0 {
+            (self.watch.due_watch(), true)
+        } else {
+            let tick = self.ticking() && now >= self.next_tick;
+            if tick {
+                self.next_tick = (self.next_tick + self.config.poll()).max(now + self.spacing);
+            }
+            let all = tick && !pushing;
+            (self.watch.due(now, all, tick && pushing, !pushing), false)
+        };
         if due.is_empty() {
             return None;
         }
@@ -701,14 +720,15 @@ impl Core {
         });
         Some(PendingLook {
             due,
+            watch,
             at: now,
             repeated: false,
         })
     }
 
     /// Decides what a look answered. A job whose key was found is decided
-    /// (at the time of the message that the look confirms, if one came),
-    /// as is one whose deadline the look reached. A job the look could not
+    /// (at the look; `push` when the look confirms a message), as is one
+    /// whose deadline the look reached. A job the look could not
     /// answer (its node failed) decides nothing: before its deadline it
     /// waits for the next tick, its deadline or a loss; past its deadline
     /// it is retried each tick for the retry window, unless it is an early
@@ -739,6 +759,7 @@ impl Core {
                     ends.push((i, End::Failed));
                 } else if !w.retrying {
                     self.watch.retry_until(i, deadline + retry);
+                    self.tick_from(look.at);
                 }
                 continue;
             };
@@ -746,20 +767,28 @@ impl Core {
             let w = self.watch.get_mut(i);
             w.polls += 1;
             if found {
-                // A message that a look confirms decides at the message's
-                // time; a look alone, at the look's.
-                let (at, by) = match w.pushed_at {
-                    Some(pushed) => (pushed, Detect::Push),
-                    None => (look.at, Detect::Poll),
+                // Decided at the look, also when it confirms a message: the
+                // message may have been the server dropping the key from a
+                // full tracking table, and the write may have come after
+                // it, before the look. A message only brings the look on
+                // (within a few ms) and says how the key was seen.
+                let by = match w.pushed_at {
+                    Some(_) => Detect::Push,
+                    None => Detect::Poll,
                 };
-                ends.push((i, End::Decided(true, at, by)));
+                ends.push((i, End::Decided(true, look.at, by)));
             } else if deadline <= look.at {
                 ends.push((i, End::Decided(false, look.at, Detect::Poll)));
             } else {
-                // A message the look does not confirm (the key was dropped
-                // from the server's tracking table, or deleted): not a
-                // write. The look registered interest again.
-                w.pushed_at = None;
+                if w.pushed_at.take().is_some() {
+                    // A message the look does not confirm: not a write (the
+                    // server dropped the key from its full tracking table,
+                    // or it was deleted). Registering it again would drop
+                    // another: looked at each tick from now on instead.
+                    self.watch.poll(i);
+                    self.tick_from(look.at);
+                }
+                let w = self.watch.get(i);
                 if self.follow {
                     let plan = w.job.plan_id().into();
                     self.outcomes.push(Outcome::NotYet { plan });

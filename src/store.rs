@@ -43,6 +43,18 @@ pub trait Store: Send {
         })
     }
 
+    /// Push detection: like [`Store::exists_each`], and after
+    /// [`Store::subscribe`] registers interest in each key looked at (also
+    /// in a key that does not exist), so that its next change is told
+    /// through [`Store::changes`], once. Plain looks register nothing. The
+    /// default is a plain look.
+    ///
+    /// # Errors
+    /// As [`Store::exists_each`].
+    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        self.exists_each(keys)
+    }
+
     /// For each claim, in order: set its dedupe key (only if absent, with the
     /// stream's TTL, holding the claim's owner token) and, if that won,
     /// append its event to the stream, trimmed to about `stream.maxlen`.
@@ -60,11 +72,10 @@ pub trait Store: Send {
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Push detection: asks to be told, through [`Store::changes`], when a
-    /// key this store looks at with [`Store::exists`] from now on is
-    /// written. Each look registers interest in its keys (also in a key
-    /// that does not exist); one message comes per key, after which its
-    /// interest is spent until the next look. `Ok(false)` (the default)
-    /// when this store cannot push: the worker polls.
+    /// key this store looks at with [`Store::watch`] from now on is
+    /// written. One message comes per key, after which its interest is
+    /// spent until it is watched again. `Ok(false)` (the default) when
+    /// this store cannot push: the worker polls.
     ///
     /// # Errors
     /// A [`StoreError`] of kind [`StoreErrorKind::Server`],

@@ -67,9 +67,12 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
                 let jobs: Vec<Job> = ctx.jobs.try_iter().take(up_to).collect();
                 core.handle_taken(jobs, up_to, now);
             }
-            Action::Look => {
+            Action::Look { watch } => {
                 let keys = core.look_keys();
-                let answer = guarded(&mut store, ctx, index, keys.len(), |s| s.exists_each(&keys));
+                let answer = guarded(&mut store, ctx, index, keys.len(), |s| match watch {
+                    true => s.watch(&keys),
+                    false => s.exists_each(&keys),
+                });
                 core.handle_looked(answer, clock());
             }
             Action::Write => {
@@ -227,6 +230,9 @@ mod tests {
         }
         fn subscribe(&mut self) -> Result<bool, StoreError> {
             self.0.subscribe()
+        }
+        fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+            self.0.watch(keys)
         }
         fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
             self.1.fetch_add(1, Relaxed);

@@ -282,3 +282,84 @@ fn a_redis_restart_rebuilds_the_subscription_and_nothing_written_is_missed() {
     assert!(stats.store_errors >= 1, "{stats:?}");
     assert!(observer.shutdown(ms(5000)).stats.is_balanced());
 }
+
+#[test]
+fn a_full_tracking_table_tells_of_keys_never_written_and_none_is_counted_found() {
+    let _turn = turn();
+    // The server's table holds 100 keys; 2,000 plans are watched, so it
+    // drops keys all the time and tells of each as if it were written.
+    let Some(server) = server::private_with(
+        "a_full_tracking_table",
+        &["--tracking-table-max-keys", "100"],
+    ) else {
+        return;
+    };
+    let config = config(Detect::Push).max_wait(ms(1500)).build().unwrap();
+    let observer = start(&config, &server.url());
+    subscribed(&observer);
+    let plans: Vec<String> = (0..2000).map(|i| format!("full-{i}")).collect();
+    let observed_at = Instant::now();
+    for plan in &plans {
+        observer.observe_late(plan, "S").unwrap();
+    }
+    let deadline = observed_at + config.max_wait();
+    wait_stats(&observer, "the intake looks", |s| s.keys_checked >= 2000);
+    // One plan in four gets its key; the others never do.
+    let mut con = server.connection();
+    let mut written = std::collections::HashMap::new();
+    for plan in plans.iter().step_by(4) {
+        redis::cmd("SET")
+            .arg(config.heat_key(plan))
+            .arg(1)
+            .exec(&mut con)
+            .unwrap();
+        written.insert(plan.clone(), Instant::now());
+    }
+    let stats = wait_stats(&observer, "all decided", |s| s.found + s.not_found == 2000);
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    let tracked: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        tracked <= 100,
+        "the table overflowed and was cut back: {tracked}"
+    );
+    // The truth, as the audit holds it: an event that says found must
+    // have its key written before it was decided (the observe call plus
+    // its wait_ms); one that says not found, no key written before the
+    // deadline. Writes within 20 ms of either moment are left out (the
+    // observe calls themselves took that long).
+    let events = xrange(&mut con, config.stream());
+    let mut lies = Vec::new();
+    for (_, fields) in &events {
+        let plan = field(fields, "plan_id").to_owned();
+        let found = field(fields, "heat_found") == "1";
+        let decided = observed_at + ms(field(fields, "wait_ms").parse().unwrap());
+        let at = written.get(&plan).copied();
+        let near = |moment: Instant| at.is_some_and(|at| at.max(moment) - at.min(moment) < ms(20));
+        let lie = match found {
+            true => at.is_none_or(|at| at > decided) && !near(decided),
+            false => at.is_some_and(|at| at <= deadline) && !near(deadline),
+        };
+        if lie {
+            lies.push(format!("{plan}: heat_found={}", u8::from(found)));
+        }
+    }
+    assert!(
+        lies.is_empty(),
+        "{} events disagree with what was written: {:?}",
+        lies.len(),
+        &lies[..lies.len().min(10)]
+    );
+    let in_time = written.values().filter(|at| **at <= deadline).count();
+    eprintln!(
+        "full table: 2000 plans, 500 keys written ({in_time} before the deadline), found {}, \
+         late answers {}, store errors {}, looks {} ({} keys), table {tracked}",
+        stats.found, stats.late_answers, stats.store_errors, stats.exists_calls, stats.keys_checked
+    );
+    assert!(observer.shutdown(ms(3000)).stats.is_balanced());
+}

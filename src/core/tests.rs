@@ -31,6 +31,8 @@ struct Sim {
     t0: Instant,
     queue: VecDeque<Job>,
     outcomes: Vec<Outcome>,
+    /// Whether the last look answered registered interest in its keys.
+    last_look_watched: bool,
 }
 
 impl Sim {
@@ -42,6 +44,7 @@ impl Sim {
             t0,
             queue: VecDeque::new(),
             outcomes: Vec::new(),
+            last_look_watched: false,
         };
         sim.core.set_follow(true);
         sim
@@ -102,7 +105,11 @@ impl Sim {
         if let Action::Wait { until, .. } = action {
             panic!("a look at {ms} ms, not a wait until {:?}", until - self.t0);
         }
-        assert_eq!(action, Action::Look, "a look at {ms} ms");
+        assert!(
+            matches!(action, Action::Look { .. }),
+            "a look at {ms} ms: {action:?}"
+        );
+        self.last_look_watched = action == Action::Look { watch: true };
         let keys: Vec<String> = self
             .core
             .look_keys()
@@ -125,7 +132,11 @@ impl Sim {
 
     /// Expects a look at `ms` and fails it with `error`.
     fn fail_look(&mut self, ms: u64, error: CallError) -> usize {
-        assert_eq!(self.action(ms), Action::Look, "a look at {ms} ms");
+        let action = self.action(ms);
+        assert!(
+            matches!(action, Action::Look { .. }),
+            "a look at {ms} ms: {action:?}"
+        );
         let n = self.core.look_keys().len();
         self.core.handle_looked(Err(error), self.now(ms));
         self.collect();
@@ -435,6 +446,7 @@ fn pushing_a_job_is_looked_at_when_taken_and_then_only_at_its_deadline() {
     let mut sim = Sim::pushing(push().max_wait(ms(300)));
     sim.observe("a", 300, 0);
     assert_eq!(sim.look(0, &[]), ["a"], "the intake look");
+    assert!(sim.last_look_watched, "it registers interest in the key");
     assert_eq!(sim.waits_until(0), (10, WaitOn::Push));
     assert_eq!(
         sim.waits_until(200),
@@ -478,19 +490,33 @@ fn a_message_that_is_no_proof_is_confirmed_by_a_look() {
     sim.observe("written", 1000, 0);
     sim.observe("evicted", 1000, 0);
     sim.look(0, &[]);
+    assert!(sim.last_look_watched, "the intake look registers interest");
     // Both keys named; only one was written (the other fell out of the
-    // server's tracking table).
+    // server's full tracking table).
     let keys = [format!("{KEY}written"), format!("{KEY}evicted")];
     sim.core.handle_pushed(&keys, false, sim.now(500));
-    let looked = sim.look(500, &["written"]);
+    let looked = sim.look(502, &["written"]);
     assert_eq!(looked.len(), 2, "one look confirms both");
+    assert!(
+        !sim.last_look_watched,
+        "a confirming look registers nothing"
+    );
+    // Decided at the look: the write may have come after the message.
     assert_eq!(
         sim.decided(),
-        [("written".into(), true, 500, Detect::Push, false)]
+        [("written".into(), true, 502, Detect::Push, false)]
     );
-    // The evicted one is watched on, to its deadline.
-    assert_eq!(sim.core.held(), 2);
-    sim.write(510, Ok(()));
+    assert_eq!(sim.write(502, Ok(())), ["written"]);
+    // The evicted one is no longer pushed (registering it again would drop
+    // another key from a full table): it is polled, each tick.
+    assert_eq!(
+        sim.waits_until(595),
+        (602, WaitOn::Push),
+        "a tick; messages still come"
+    );
+    assert_eq!(sim.look(602, &[]), ["evicted"]);
+    assert!(!sim.last_look_watched);
+    assert_eq!(sim.look(702, &[]), ["evicted"]);
     sim.look(1000, &[]);
     assert_eq!(
         sim.decided()[1],
@@ -685,7 +711,7 @@ fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
     let mut sim = Sim::pushing(push().max_wait(ms(300)).retry_window(ms(5000)));
     sim.observe("live", 300, 0);
     sim.observe("dead", 300, 0);
-    assert_eq!(sim.action(0), Action::Look);
+    assert_eq!(sim.action(0), Action::Look { watch: true });
     let keys: Vec<String> = sim.core.look_keys().iter().map(|k| k.to_string()).collect();
     // The master of "dead" did not answer; the other did (and so holds
     // the interest the look registered).

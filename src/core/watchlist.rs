@@ -9,6 +9,16 @@ use std::time::Instant;
 
 use crate::job::Job;
 
+/// Why a job is to be looked at by the next look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Pushing: a look that registers interest in its key (when taken,
+    /// after a loss).
+    Watch,
+    /// A look that confirms a message; it registers nothing.
+    Check,
+}
+
 /// A job being watched.
 pub(crate) struct Watch {
     pub(crate) job: Job,
@@ -20,8 +30,12 @@ pub(crate) struct Watch {
     pub(crate) retrying: bool,
     /// When a message named its key, while a look is to confirm it.
     pub(crate) pushed_at: Option<Instant>,
-    /// To be looked at by the next look (intake, a loss, a message).
-    needs_look: bool,
+    /// Pushing, a message about its key was not a write (the server
+    /// dropped the key from its full tracking table): it is looked at each
+    /// tick from then on, as when polling, without registering again.
+    pub(crate) polled: bool,
+    /// To be looked at by the next look of its kind.
+    mark: Option<Mark>,
 }
 
 #[derive(Default)]
@@ -33,10 +47,12 @@ pub(crate) struct Watchlist {
     /// The earliest deadline, `None` if empty or stale.
     earliest: Option<Instant>,
     stale: bool,
-    /// How many watches have `needs_look` set.
-    needing: usize,
-    /// How many watches are being retried.
+    /// How many watches are marked, per kind.
+    watch_marks: usize,
+    check_marks: usize,
+    /// How many watches are being retried, and polled.
     retrying: usize,
+    polled: usize,
     /// Where each heat key's jobs are, so that a message naming a key finds
     /// them at once. `None` when polling.
     by_key: Option<HashMap<String, Vec<usize>>>,
@@ -64,7 +80,7 @@ impl Watchlist {
         found.map_or(&[], Vec::as_slice)
     }
 
-    pub(crate) fn push(&mut self, job: Job, heat_key: String, needs_look: bool) {
+    pub(crate) fn push(&mut self, job: Job, heat_key: String, mark: Option<Mark>) {
         if let Some(by_key) = &mut self.by_key {
             by_key
                 .entry(heat_key.clone())
@@ -78,9 +94,12 @@ impl Watchlist {
             polls: 0,
             retrying: false,
             pushed_at: None,
-            needs_look,
+            polled: false,
+            mark: None,
         });
-        self.needing += usize::from(needs_look);
+        if let Some(mark) = mark {
+            self.mark(self.watches.len() - 1, mark);
+        }
         self.deadlines.push(deadline);
         if !self.stale {
             self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
@@ -96,54 +115,110 @@ impl Watchlist {
         self.earliest
     }
 
-    /// How many watches are to be looked at by the next look.
-    pub(crate) fn needing_look(&self) -> usize {
-        self.needing
-    }
-
-    /// Marks watch `i` to be looked at by the next look.
-    pub(crate) fn mark(&mut self, i: usize) {
-        let w = &mut self.watches[i];
-        if !w.needs_look {
-            w.needs_look = true;
-            self.needing += 1;
+    /// How many watches are marked for a look of `kind`.
+    pub(crate) fn marked(&self, kind: Mark) -> usize {
+        match kind {
+            Mark::Watch => self.watch_marks,
+            Mark::Check => self.check_marks,
         }
     }
 
-    /// Marks every watch to be looked at by the next look.
+    fn count(&mut self, mark: Option<Mark>, up: bool) {
+        let counter = match mark {
+            Some(Mark::Watch) => &mut self.watch_marks,
+            Some(Mark::Check) => &mut self.check_marks,
+            None => return,
+        };
+        if up {
+            *counter += 1;
+        } else {
+            *counter -= 1;
+        }
+    }
+
+    /// Marks watch `i` for the next look of `kind`; a look that registers
+    /// answers a check as well.
+    pub(crate) fn mark(&mut self, i: usize, kind: Mark) {
+        let old = self.watches[i].mark;
+        if old == Some(Mark::Watch) || old == Some(kind) {
+            return;
+        }
+        self.count(old, false);
+        self.watches[i].mark = Some(kind);
+        self.count(Some(kind), true);
+    }
+
+    /// Marks every watch for a look that registers (after a loss), as
+    /// pushed afresh: none is polled any more.
     pub(crate) fn mark_all(&mut self) {
         for w in &mut self.watches {
-            w.needs_look = true;
+            w.mark = Some(Mark::Watch);
+            w.polled = false;
         }
-        self.needing = self.watches.len();
+        self.watch_marks = self.watches.len();
+        self.check_marks = 0;
+        self.polled = 0;
     }
 
-    /// Indices (ascending) of the jobs to look at now: all of them when
-    /// `all`, else those marked, those whose kept deadline has passed, and,
-    /// when `retrying`, those being retried.
-    pub(crate) fn due(&mut self, now: Instant, all: bool, retrying: bool) -> Vec<usize> {
+    /// Indices (ascending) of the jobs marked for a look that registers.
+    pub(crate) fn due_watch(&self) -> Vec<usize> {
+        if self.watch_marks == 0 {
+            return Vec::new();
+        }
+        (0..self.len())
+            .filter(|&i| self.watches[i].mark == Some(Mark::Watch))
+            .collect()
+    }
+
+    /// Watch `i` is looked at each tick from now on.
+    pub(crate) fn poll(&mut self, i: usize) {
+        if !self.watches[i].polled {
+            self.watches[i].polled = true;
+            self.polled += 1;
+        }
+    }
+
+    /// How many watches are polled though pushing.
+    pub(crate) fn polled(&self) -> usize {
+        self.polled
+    }
+
+    /// Indices (ascending) of the jobs to look at now, without registering:
+    /// all of them when `all`, else those marked for a check (and those
+    /// marked to register, with `watch_marks`: no subscription to register
+    /// with), those whose kept deadline has passed, and, when `ticked`,
+    /// those being retried or polled.
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+        all: bool,
+        ticked: bool,
+        watch_marks: bool,
+    ) -> Vec<usize> {
         if all {
             return (0..self.len()).collect();
         }
         let deadline_due = self.earliest().is_some_and(|e| e <= now);
-        if !deadline_due && self.needing == 0 && !retrying {
+        let ticked = ticked && self.retrying + self.polled > 0;
+        let marks = self.check_marks + if watch_marks { self.watch_marks } else { 0 };
+        if !deadline_due && marks == 0 && !ticked {
             return Vec::new();
         }
         (0..self.len())
             .filter(|&i| {
                 let w = &self.watches[i];
-                w.needs_look || self.deadlines[i] <= now || (retrying && w.retrying)
+                w.mark == Some(Mark::Check)
+                    || (watch_marks && w.mark == Some(Mark::Watch))
+                    || self.deadlines[i] <= now
+                    || (ticked && (w.retrying || w.polled))
             })
             .collect()
     }
 
     /// Clears watch `i`'s mark (it was looked at).
     pub(crate) fn looked(&mut self, i: usize) {
-        let w = &mut self.watches[i];
-        if w.needs_look {
-            w.needs_look = false;
-            self.needing -= 1;
-        }
+        let old = self.watches[i].mark.take();
+        self.count(old, false);
     }
 
     pub(crate) fn get(&self, i: usize) -> &Watch {
@@ -182,8 +257,9 @@ impl Watchlist {
         self.stale = true;
         let last = self.watches.len() - 1;
         let watch = self.watches.swap_remove(i);
-        self.needing -= usize::from(watch.needs_look);
+        self.count(watch.mark, false);
         self.retrying -= usize::from(watch.retrying);
+        self.polled -= usize::from(watch.polled);
         if let Some(by_key) = &mut self.by_key {
             unindex(by_key, &watch.heat_key, i);
             // The last entry moved into slot `i`.
@@ -207,8 +283,10 @@ impl Watchlist {
         self.deadlines.clear();
         self.earliest = None;
         self.stale = false;
-        self.needing = 0;
+        self.watch_marks = 0;
+        self.check_marks = 0;
         self.retrying = 0;
+        self.polled = 0;
         if let Some(by_key) = &mut self.by_key {
             by_key.clear();
         }
@@ -248,15 +326,18 @@ mod tests {
         let mut w = Watchlist::default();
         assert_eq!(w.earliest(), None);
         for ms in [300, 100, 200] {
-            w.push(job(t, ms), format!("k{ms}"), false);
+            w.push(job(t, ms), format!("k{ms}"), None);
         }
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(100)));
         assert!(
-            w.due(t + Duration::from_millis(50), false, false)
+            w.due(t + Duration::from_millis(50), false, false, false)
                 .is_empty()
         );
-        assert_eq!(w.due(t + Duration::from_millis(250), false, false), [1, 2]);
-        assert_eq!(w.due(t, true, false), [0, 1, 2]);
+        assert_eq!(
+            w.due(t + Duration::from_millis(250), false, false, false),
+            [1, 2]
+        );
+        assert_eq!(w.due(t, true, false, false), [0, 1, 2]);
         let taken = w.take(1);
         assert_eq!(taken.heat_key, "k100");
         assert_eq!(
@@ -266,7 +347,7 @@ mod tests {
         );
         assert_eq!(w.deadline(1), t + Duration::from_millis(200));
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(200)));
-        w.push(job(t, 150), "k150".into(), false);
+        w.push(job(t, 150), "k150".into(), None);
         assert_eq!(w.earliest(), Some(t + Duration::from_millis(150)));
         assert_eq!(w.clear(), 3);
         assert_eq!(w.earliest(), None);
@@ -276,28 +357,47 @@ mod tests {
     fn marks_are_counted_through_looks_and_removals() {
         let t = Instant::now();
         let mut w = Watchlist::default();
-        w.push(job(t, 100), "a".into(), true);
-        w.push(job(t, 100), "b".into(), false);
-        w.push(job(t, 100), "c".into(), true);
-        assert_eq!(w.needing_look(), 2);
-        assert_eq!(w.due(t, false, false), [0, 2]);
+        w.push(job(t, 100), "a".into(), Some(Mark::Watch));
+        w.push(job(t, 100), "b".into(), None);
+        w.push(job(t, 100), "c".into(), Some(Mark::Watch));
+        assert_eq!(w.marked(Mark::Watch), 2);
+        assert_eq!(w.due_watch(), [0, 2]);
+        assert!(
+            w.due(t, false, false, false).is_empty(),
+            "a check registers nothing"
+        );
+        assert_eq!(
+            w.due(t, false, false, true),
+            [0, 2],
+            "no subscription: plain looks"
+        );
+        w.mark(1, Mark::Check);
+        w.mark(0, Mark::Check);
+        assert_eq!(
+            w.marked(Mark::Watch),
+            2,
+            "a look that registers also checks"
+        );
+        assert_eq!(w.due(t, false, false, false), [1]);
         w.looked(0);
-        assert_eq!(w.needing_look(), 1);
+        assert_eq!(w.marked(Mark::Watch), 1);
+        w.poll(2);
+        assert_eq!(w.due(t, false, true, false), [1, 2]);
         w.take(2);
-        assert_eq!(w.needing_look(), 0);
+        assert_eq!((w.marked(Mark::Watch), w.polled()), (0, 0));
         w.mark_all();
-        assert_eq!(w.due(t, false, false), [0, 1]);
+        assert_eq!((w.due_watch(), w.marked(Mark::Check)), (vec![0, 1], 0));
     }
 
     #[test]
     fn the_key_index_follows_pushes_and_removals() {
         let t = Instant::now();
         let mut w = Watchlist::default();
-        w.push(job(t, 100), "a".into(), false);
+        w.push(job(t, 100), "a".into(), None);
         w.index_keys();
-        w.push(job(t, 100), "b".into(), false);
-        w.push(job(t, 100), "a".into(), false);
-        w.push(job(t, 100), "c".into(), false);
+        w.push(job(t, 100), "b".into(), None);
+        w.push(job(t, 100), "a".into(), None);
+        w.push(job(t, 100), "c".into(), None);
         assert_eq!(w.find("a"), [0, 2]);
         let taken = w.take(0); // "c" moves from 3 to 0
         assert_eq!(taken.heat_key, "a");

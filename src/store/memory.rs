@@ -33,8 +33,8 @@ impl StreamEntry {
 /// test or a simulator can write `by_plan` keys while workers read them.
 ///
 /// Push detection works as Redis's client tracking does: after
-/// [`Store::subscribe`], each key a clone looks at is watched for that
-/// clone until the next change to it, which is told once
+/// [`Store::subscribe`], each key a clone looks at with [`Store::watch`] is
+/// watched for that clone until the next change to it, which is told once
 /// ([`Changes::Written`] for a write, [`Changes::Invalidated`] for a
 /// deletion).
 ///
@@ -216,18 +216,19 @@ impl Data {
 impl Store for MemoryStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
         let now = Instant::now();
-        let found = {
-            let data = lock(&self.inner.data);
-            keys.iter().map(|k| data.live(k, now).is_some()).collect()
-        };
-        // A subscribed look registers interest in its keys.
+        let data = lock(&self.inner.data);
+        Ok(keys.iter().map(|k| data.live(k, now).is_some()).collect())
+    }
+
+    fn watch(&mut self, keys: &[&str]) -> Result<super::Answers, StoreError> {
+        let answers = self.exists_each(keys)?;
         if let Some((id, _)) = &self.subscription {
             let mut subscribers = lock(&self.inner.subscribers);
             if let Some(s) = subscribers.list.iter_mut().find(|s| s.id == *id) {
                 s.interest.extend(keys.iter().map(|k| (*k).to_owned()));
             }
         }
-        Ok(found)
+        Ok(answers)
     }
 
     fn claim_and_append(

@@ -8,7 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind, StreamSpec,
+    Answers, Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
+    StreamSpec,
 };
 
 /// Which store call a fault or gate applies to.
@@ -160,6 +161,11 @@ impl Store for RiggedStore {
 
     fn subscribe(&mut self) -> Result<bool, StoreError> {
         self.memory.subscribe()
+    }
+
+    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        self.enter(Op::Exists, keys.len())?;
+        self.memory.watch(keys)
     }
 
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {

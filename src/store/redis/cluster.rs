@@ -26,7 +26,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
 
 use super::link::Link;
-use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
+use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL, WATCH_CHUNK};
 use super::slots::{SlotMap, key_slot};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
@@ -325,9 +325,14 @@ impl RedisClusterStore {
 
     /// Which of `keys`, all served by `node`, exist; pushing, on the
     /// node's tracked connection, so that the look registers the keys.
-    fn exists_on(&mut self, node: &(String, u16), keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+    fn exists_on(
+        &mut self,
+        node: &(String, u16),
+        keys: &[&str],
+        register: bool,
+    ) -> Result<Vec<bool>, StoreError> {
         let answer = match self.push.is_some() {
-            true => self.exists_tracked(node, keys),
+            true => self.exists_tracked(node, keys, register),
             false => self.exists_routed(node, keys),
         };
         if self.read_only_looks
@@ -335,7 +340,7 @@ impl RedisClusterStore {
         {
             // A user whose ACL was written for EVALSHA only.
             self.read_only_looks = false;
-            return self.exists_on(node, keys);
+            return self.exists_on(node, keys, register);
         }
         answer
     }
@@ -391,6 +396,7 @@ impl RedisClusterStore {
         &mut self,
         node: &(String, u16),
         keys: &[&str],
+        register: bool,
     ) -> Result<Vec<bool>, StoreError> {
         let address = format!("{}:{}", node.0, node.1);
         let Some(at) = self.master(node) else {
@@ -415,14 +421,14 @@ impl RedisClusterStore {
             // not through the cluster connection, whose failure would hold
             // up every other master's calls, the event writes among them.
             let mut con = open().map_err(|e| super::link::store_error(&address, &e))?;
-            return exists_pipelined(&mut con, keys)
+            return exists_pipelined(&mut con, keys, false)
                 .map_err(|e| super::link::store_error(&address, &e));
         }
         if push.looks.is_none() {
             push.looks = Some(open().map_err(|e| super::link::store_error(&address, &e))?);
         }
         let con = push.looks.as_mut().expect("opened");
-        match exists_pipelined(con, keys) {
+        match exists_pipelined(con, keys, register) {
             Ok(found) => Ok(found),
             Err(e) => {
                 if !super::link::is_server_reply(&e) {
@@ -505,43 +511,11 @@ impl RedisClusterStore {
     }
 }
 
-/// `EXISTS` for each key, sent in one write; the replies are read one by
-/// one and the first failure ends the call (a stalled node costs one read
-/// timeout, not one per key, as a redis-rs pipeline would wait). The
-/// caller drops the connection after a failure: its replies are out of
-/// step.
-fn exists_pipelined(con: &mut redis::Connection, keys: &[&str]) -> redis::RedisResult<Vec<bool>> {
-    let mut packed = Vec::with_capacity(keys.len() * 64);
-    for key in keys {
-        packed.extend(redis::cmd("EXISTS").arg(*key).get_packed_command());
-    }
-    con.send_packed_command(&packed)?;
-    keys.iter()
-        .map(|_| match con.recv_response()?.extract_error()? {
-            redis::Value::Int(n) => Ok(n == 1),
-            other => Err((
-                redis::ErrorKind::UnexpectedReturnType,
-                "EXISTS answered",
-                format!("{other:?}"),
-            )
-                .into()),
-        })
-        .collect()
-}
-
-impl Store for RedisClusterStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        let answers = self.exists_each(keys)?;
-        match answers.failed {
-            Some(e) => Err(e),
-            None => Ok(answers.found.into_iter().map(|f| f == Some(true)).collect()),
-        }
-    }
-
+impl RedisClusterStore {
     /// One call per master (per 1,024 keys); a master that fails leaves its
-    /// keys unanswered, the others are answered (and, pushing, their
-    /// interest registered).
-    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+    /// keys unanswered, the others are answered (and, with `register`,
+    /// their interest registered).
+    fn look_each(&mut self, keys: &[&str], register: bool) -> Result<Answers, StoreError> {
         let map = self.slot_map()?;
         let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
         let mut found = vec![None; keys.len()];
@@ -558,11 +532,12 @@ impl Store for RedisClusterStore {
                 }
             }
         }
+        let size = if register { WATCH_CHUNK } else { EXISTS_CHUNK };
         for (node, indexes) in by_node.iter().enumerate() {
-            for chunk in indexes.chunks(EXISTS_CHUNK) {
+            for chunk in indexes.chunks(size) {
                 let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
                 let answer = self
-                    .exists_on(map.node(node), &chunk_keys)
+                    .exists_on(map.node(node), &chunk_keys, register)
                     .and_then(|part| {
                         if part.len() == chunk.len() {
                             Ok(part)
@@ -599,6 +574,67 @@ impl Store for RedisClusterStore {
             return Err(e);
         }
         Ok(Answers { found, failed })
+    }
+}
+
+/// `EXISTS` for each key, sent in one write; the replies are read one by
+/// one and the first failure ends the call (a stalled node costs one read
+/// timeout, not one per key, as a redis-rs pipeline would wait). The
+/// caller drops the connection after a failure: its replies are out of
+/// step.
+fn exists_pipelined(
+    con: &mut redis::Connection,
+    keys: &[&str],
+    register: bool,
+) -> redis::RedisResult<Vec<bool>> {
+    let mut packed = Vec::with_capacity(keys.len() * 64);
+    for key in keys {
+        // `CLIENT CACHING yes` before each: it covers the next command only.
+        if register {
+            packed.extend(tracking::register().get_packed_command());
+        }
+        packed.extend(redis::cmd("EXISTS").arg(*key).get_packed_command());
+    }
+    con.send_packed_command(&packed)?;
+    let mut found = Vec::with_capacity(keys.len());
+    for _ in keys {
+        if register {
+            con.recv_response()?.extract_error()?;
+        }
+        match con.recv_response()?.extract_error()? {
+            redis::Value::Int(n) => found.push(n == 1),
+            other => {
+                let why = format!("{other:?}");
+                return Err((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "EXISTS answered",
+                    why,
+                )
+                    .into());
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl Store for RedisClusterStore {
+    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let answers = self.exists_each(keys)?;
+        match answers.failed {
+            Some(e) => Err(e),
+            None => Ok(answers.found.into_iter().map(|f| f == Some(true)).collect()),
+        }
+    }
+
+    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        self.look_each(keys, false)
+    }
+
+    /// Subscribed, the looks register interest in their keys on their
+    /// masters.
+    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        let register = self.push.is_some();
+        self.look_each(keys, register)
     }
 
     fn claim_and_append(

@@ -17,12 +17,12 @@ use std::time::Duration;
 use redis::{Client, ProtocolVersion, RedisError};
 
 use super::link::Link;
-use super::scripts::{self, EXISTS_CHUNK};
+use super::scripts::{self, EXISTS_CHUNK, WATCH_CHUNK};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
 use crate::store::{
-    Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+    Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
 
 /// Makes one store per worker from a Redis URL. Nothing connects
@@ -212,27 +212,46 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// One script call: which of `keys` exist.
-    fn look(&mut self, keys: &[&str]) -> Result<redis::Value, StoreError> {
+    /// One script call: which of `keys` exist; with `register`, preceded by
+    /// `CLIENT CACHING yes`, so that the look registers interest in them.
+    fn look(&mut self, keys: &[&str], register: bool) -> Result<redis::Value, StoreError> {
         let call = scripts::exists(keys, self.read_only_looks);
-        self.call(|c| scripts::run(c, &scripts::EXISTS, &call))
+        self.call(|c| match register {
+            true => scripts::run_after(c, &tracking::register(), &scripts::EXISTS, &call),
+            false => scripts::run(c, &scripts::EXISTS, &call),
+        })
+    }
+
+    /// Which of `keys` exist, in chunks; `register` as in [`Self::look`].
+    fn looks(&mut self, keys: &[&str], register: bool) -> Result<Vec<bool>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let size = if register { WATCH_CHUNK } else { EXISTS_CHUNK };
+        for chunk in keys.chunks(size) {
+            let mut reply = self.look(chunk, register);
+            if self.read_only_looks && matches!(&reply, Err(e) if no_read_only_scripts(e)) {
+                // Redis 6 has no EVALSHA_RO, and a user from before it may
+                // lack the right: its looks are EVALSHA.
+                self.read_only_looks = false;
+                reply = self.look(chunk, register);
+            }
+            found.extend(scripts::found(reply?, chunk.len(), self.link.address())?);
+        }
+        Ok(found)
     }
 }
 
 impl Store for RedisStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(EXISTS_CHUNK) {
-            let mut reply = self.look(chunk);
-            if self.read_only_looks && matches!(&reply, Err(e) if no_read_only_scripts(e)) {
-                // Redis 6 has no EVALSHA_RO, and a user from before it may
-                // lack the right: its looks are EVALSHA.
-                self.read_only_looks = false;
-                reply = self.look(chunk);
-            }
-            found.extend(scripts::found(reply?, chunk.len(), self.link.address())?);
-        }
-        Ok(found)
+        self.looks(keys, false)
+    }
+
+    /// Subscribed, a look that registers interest in its keys.
+    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        let register = self.subscriber.is_some();
+        self.looks(keys, register).map(|found| Answers {
+            found: found.into_iter().map(Some).collect(),
+            failed: None,
+        })
     }
 
     fn claim_and_append(

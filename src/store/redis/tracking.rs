@@ -4,11 +4,13 @@
 //! * The subscriber speaks RESP3, so the server sends it `invalidate`
 //!   pushes without any SUBSCRIBE (and the user needs no channel right).
 //! * The data connection, which runs the looks, has `CLIENT TRACKING on
-//!   REDIRECT <subscriber id>`: each key a look reads (`EXISTS`, also run
-//!   by a script, also for a missing key) is remembered by the server for
-//!   this client, and its next write, deletion or expiry is told once, to
-//!   this worker only. A key nobody looked at sends nothing: one message
-//!   per written key, to one worker, however many workers and processes.
+//!   REDIRECT <subscriber id> OPTIN`: each key a look that follows `CLIENT
+//!   CACHING yes` reads (`EXISTS`, or a script's declared keys, also for a
+//!   missing key) is remembered by the server for this client, and its
+//!   next write, deletion or expiry is told once, to this worker only. A
+//!   key nobody looked at sends nothing: one message per written key, to
+//!   one worker, however many workers and processes. Only the look when a
+//!   plan is taken (and after a loss) registers.
 //! * A message is not proof of a write: when the server's tracking table is
 //!   full (`tracking-table-max-keys`), it drops keys from it and tells each
 //!   as if it were written. The worker confirms every message with a look.
@@ -96,15 +98,25 @@ fn invalidated(data: Vec<Value>) -> Changes {
     }
 }
 
-/// `CLIENT TRACKING on REDIRECT <id>`: the looks of the connection this is
-/// sent on register their keys, told to subscriber `id`.
+/// `CLIENT TRACKING on REDIRECT <id> OPTIN`: a command of the connection
+/// this is sent on that follows `CLIENT CACHING yes` ([`register`])
+/// registers the keys it reads, told to subscriber `id`; other reads
+/// register nothing (a look that confirms a message must not: under a
+/// full table it would drop another watched key, which would be told, and
+/// so on).
 pub(crate) fn enable(id: i64) -> redis::Cmd {
     redis::cmd("CLIENT")
         .arg("TRACKING")
         .arg("on")
         .arg("REDIRECT")
         .arg(id)
+        .arg("OPTIN")
         .clone()
+}
+
+/// `CLIENT CACHING yes`: the next command registers the keys it reads.
+pub(crate) fn register() -> redis::Cmd {
+    redis::cmd("CLIENT").arg("CACHING").arg("yes").clone()
 }
 
 #[cfg(test)]
