@@ -52,6 +52,10 @@ pub(crate) const SPACING: Duration = Duration::from_millis(10);
 /// that come together share one look, and a key that lives 20 ms is still
 /// there when its message is confirmed.
 pub(crate) const MARKED_SPACING: Duration = Duration::from_millis(2);
+/// Decided events wait this long for others, so that decisions that come
+/// one by one (confirmed messages, deadlines) are written in batches, not
+/// one call each; the events keep the time they were decided at.
+pub(crate) const WRITE_BATCH: Duration = Duration::from_millis(20);
 /// A worker with room takes new jobs at least this often.
 pub(crate) const INTAKE_EVERY: Duration = Duration::from_millis(10);
 /// Longest pause between two write retries.
@@ -117,6 +121,11 @@ pub(crate) enum WaitOn {
     /// Push detection: a message ([`Core::handle_pushed`]), a loss, a
     /// broken subscription, or a stop.
     Push,
+    /// Push detection with a look to confirm messages due at `until`: the
+    /// messages that come before it can wait for it, so the worker sleeps
+    /// (a stop ends the sleep) and then takes what came, without waiting
+    /// for more. One wake per look, not one per message.
+    Collect,
     /// Only a stop.
     Timer,
 }
@@ -264,12 +273,16 @@ pub(crate) struct Core {
     /// A look to repeat at once: its connection broke.
     repeat: Option<PendingLook>,
     next_tick: Instant,
-    last_look: Option<Instant>,
+    /// When the last look that checks, and the last that registers (they
+    /// are spaced apart each from its own kind only, so that neither
+    /// starves the other).
+    last_check: Option<Instant>,
+    last_watch: Option<Instant>,
     next_intake: Instant,
     write_at: Instant,
     write_backoff: Duration,
-    /// Events decided by messages wait this long for others, so that a
-    /// stream of messages is written in batches, not one call each.
+    /// Decided events are not written before this ([`WRITE_BATCH`] after
+    /// the first of a batch).
     batch_until: Instant,
     seq: u64,
     push: Push,
@@ -295,7 +308,8 @@ impl Core {
             look: None,
             repeat: None,
             next_tick: now,
-            last_look: None,
+            last_check: None,
+            last_watch: None,
             next_intake: now,
             write_at: now,
             write_backoff: Duration::ZERO,
@@ -503,11 +517,8 @@ impl Core {
             }
         }
         if proof {
-            hits.sort_unstable_by(|a, b| b.cmp(a));
+            hits.sort_unstable();
             hits.dedup();
-            if self.decided.is_empty() && !hits.is_empty() {
-                self.batch_until = now.at + self.spacing;
-            }
             for i in hits {
                 let watch = self.watch.take(i);
                 self.decide(watch, true, now.at, now, Detect::Push);
@@ -672,11 +683,20 @@ impl Core {
         }
     }
 
-    /// When the next look is due, if any: the earliest deadline or the
-    /// tick, never sooner than the spacing after the last look; or, for
-    /// marked jobs, as soon as the marked spacing allows.
+    /// When the next look is due, if any: of either kind.
     fn next_look(&mut self, now: Instant) -> Option<Instant> {
-        let after = |spacing: Duration, at: Instant| match self.last_look {
+        match (self.next_check(now), self.next_watch(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the next look that checks is due: the earliest deadline or the
+    /// tick, never sooner than the spacing after the last such look; for
+    /// jobs marked for a check (or, with no subscription, for any look),
+    /// as soon as the marked spacing allows.
+    fn next_check(&mut self, now: Instant) -> Option<Instant> {
+        let after = |spacing: Duration, at: Instant| match self.last_check {
             Some(last) => at.max(last + spacing),
             None => at,
         };
@@ -685,35 +705,52 @@ impl Core {
             at = Some(at.map_or(self.next_tick, |a| a.min(self.next_tick)));
         }
         let mut at = at.map(|at| after(self.spacing, at));
-        if self.watch.marked(Mark::Watch) + self.watch.marked(Mark::Check) > 0 {
+        let watches = match self.push {
+            Push::On => 0,
+            _ => self.watch.marked(Mark::Watch),
+        };
+        if self.watch.marked(Mark::Check) + watches > 0 {
             let marked = after(MARKED_SPACING.min(self.spacing), now);
             at = Some(at.map_or(marked, |a| a.min(marked)));
         }
         at
     }
 
-    /// The look to make now, if one is due: pushing, one that registers
-    /// the jobs marked for it first; else one over the jobs that are due.
-    fn look_due(&mut self, now: Instant) -> Option<PendingLook> {
-        let due_at = self.next_look(now)?;
-        if now < due_at {
+    /// Pushing, when the next look that registers jobs just taken is due.
+    fn next_watch(&self, now: Instant) -> Option<Instant> {
+        if self.push != Push::On || self.watch.marked(Mark::Watch) == 0 {
             return None;
         }
+        Some(match self.last_watch {
+            Some(last) => now.max(last + MARKED_SPACING.min(self.spacing)),
+            None => now,
+        })
+    }
+
+    /// The look to make now, if one is due: one that checks (the jobs
+    /// marked for it, and those otherwise due) first, a message waiting on
+    /// it; then, pushing, one that registers the jobs just taken.
+    fn look_due(&mut self, now: Instant) -> Option<PendingLook> {
         let pushing = self.push == Push::On;
-        let (due, watch) = if pushing && self.watch.marked(Mark::Watch) > 0 {
-            (self.watch.due_watch(), true)
-        } else {
+        let mut due = Vec::new();
+        let mut watch = false;
+        if self.next_check(now).is_some_and(|at| at <= now) {
             let tick = self.ticking() && now >= self.next_tick;
             if tick {
                 self.next_tick = (self.next_tick + self.config.poll()).max(now + self.spacing);
             }
             let all = tick && !pushing;
-            (self.watch.due(now, all, tick && pushing, !pushing), false)
-        };
+            due = self.watch.due(now, all, tick && pushing, !pushing);
+            self.last_check = Some(now);
+        }
+        if due.is_empty() && self.next_watch(now).is_some_and(|at| at <= now) {
+            self.last_watch = Some(now);
+            due = self.watch.due_watch();
+            watch = true;
+        }
         if due.is_empty() {
             return None;
         }
-        self.last_look = Some(now);
         self.outcomes.push(Outcome::Called {
             op: Op::Look,
             items: due.len(),
@@ -734,8 +771,6 @@ impl Core {
     /// it is retried each tick for the retry window, unless it is an early
     /// look (one look at the call) or its window is over: then it has
     /// failed.
-    /// Removals are made last, in descending order, so that `take` only
-    /// moves entries already handled.
     fn looked(&mut self, look: &PendingLook, found: &[Option<bool>], now: Now) {
         enum End {
             Decided(bool, Instant, Detect),
@@ -795,7 +830,6 @@ impl Core {
                 }
             }
         }
-        ends.sort_unstable_by_key(|(i, _)| std::cmp::Reverse(*i));
         let (mut failed, mut first) = (0, None);
         for (i, end) in ends {
             let watch = self.watch.take(i);
@@ -812,10 +846,10 @@ impl Core {
         self.lost(Loss::Failed, failed, first);
     }
 
-    /// Removes the jobs at `indices` (ascending) as lost.
+    /// Removes the jobs at `indices` as lost.
     fn lose(&mut self, indices: &[usize], loss: Loss) {
         let mut first = None;
-        for &i in indices.iter().rev() {
+        for &i in indices {
             let watch = self.watch.take(i);
             if self.follow {
                 first = Some(watch.job.plan_id().into());
@@ -844,6 +878,9 @@ impl Core {
             by,
             late: watch.retrying,
         });
+        if self.decided.is_empty() {
+            self.batch_until = now.at + WRITE_BATCH;
+        }
         self.seq += 1;
         self.decided.push(Decided {
             dedupe_key: self.config.dedupe_key(point, job.plan_id()),
@@ -941,10 +978,10 @@ impl Core {
             }
             _ => {}
         }
-        let on = if self.push == Push::On {
-            WaitOn::Push
-        } else {
-            WaitOn::Timer
+        let on = match self.push {
+            Push::On if self.watch.marked(Mark::Check) > 0 => WaitOn::Collect,
+            Push::On => WaitOn::Push,
+            _ => WaitOn::Timer,
         };
         Action::Wait {
             until: until.max(now),

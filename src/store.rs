@@ -88,7 +88,7 @@ pub trait Store: Send {
 
     /// Push detection: waits up to `timeout` for messages about the keys
     /// this store registered. Called only after [`Store::subscribe`] said
-    /// yes.
+    /// yes. A zero `timeout` takes what has come, without waiting.
     ///
     /// # Errors
     /// A [`StoreError`] when the subscription broke: messages may have been

@@ -48,6 +48,9 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
     };
     let mut core = Core::new(&ctx.config, index, &ctx.owner_prefix, Instant::now());
     let mut stopping = false;
+    // The ledger's warnings and facade are looked at this often, not at
+    // each of the (many, when pushing) wake-ups.
+    let mut ledger_tick = Instant::now();
     loop {
         let now = Instant::now();
         if !stopping && let Some(mode) = ctx.stop.asked() {
@@ -87,9 +90,11 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
                 // Once the stop is seen, it no longer cuts waits short.
                 let stop = (!stopping).then(|| ctx.stop.woken());
                 wait(ctx, index, &mut store, &mut core, until, on, stop);
-                ctx.shared
-                    .ledger
-                    .tick(Instant::now(), ctx.shared.accepted());
+                let now = Instant::now();
+                if now >= ledger_tick {
+                    ctx.shared.ledger.tick(now, ctx.shared.accepted());
+                    ledger_tick = now + INTAKE_EVERY;
+                }
             }
             Action::Done => break,
         }
@@ -135,17 +140,44 @@ fn wait<C: Connector>(
             }
             // In slices, so that a stop and new jobs are seen within 10 ms.
             let slice = left.min(INTAKE_EVERY);
-            let answer = guarded(store, ctx, index, 1, |s| s.changes(slice).map(|c| vec![c]));
-            match answer.map(|mut c| c.remove(0)) {
-                Ok(Changes::Quiet) => {}
-                Ok(Changes::Written(keys)) => return core.handle_pushed(&keys, true, clock()),
-                Ok(Changes::Invalidated(keys)) => return core.handle_pushed(&keys, false, clock()),
-                Ok(Changes::Lost) => return core.handle_lost(),
-                Err(CallError::Store(e)) => return core.handle_push_broken(e, Instant::now()),
-                Err(CallError::Panicked) => return core.handle_store_replaced(Instant::now()),
+            if take_changes(ctx, index, store, core, slice) {
+                return;
             }
         },
+        WaitOn::Collect => {
+            let _ = stop_rx.recv_timeout(timeout);
+            // What came meanwhile, in as many answers as the store gives
+            // (a bound, should messages never stop).
+            for _ in 0..64 {
+                if !take_changes(ctx, index, store, core, Duration::ZERO) {
+                    return;
+                }
+            }
+        }
     }
+}
+
+/// Waits up to `timeout` for messages and hands them to the core; whether
+/// there was anything (messages, a loss, a failure).
+fn take_changes<C: Connector>(
+    ctx: &Context<C>,
+    index: usize,
+    store: &mut C::Store,
+    core: &mut Core,
+    timeout: Duration,
+) -> bool {
+    let answer = guarded(store, ctx, index, 1, |s| {
+        s.changes(timeout).map(|c| vec![c])
+    });
+    match answer.map(|mut c| c.remove(0)) {
+        Ok(Changes::Quiet) => return false,
+        Ok(Changes::Written(keys)) => core.handle_pushed(&keys, true, clock()),
+        Ok(Changes::Invalidated(keys)) => core.handle_pushed(&keys, false, clock()),
+        Ok(Changes::Lost) => core.handle_lost(),
+        Err(CallError::Store(e)) => core.handle_push_broken(e, Instant::now()),
+        Err(CallError::Panicked) => core.handle_store_replaced(Instant::now()),
+    }
+    true
 }
 
 /// Runs one store call, catching a panic and checking that the answer has

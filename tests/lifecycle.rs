@@ -23,6 +23,8 @@ fn shutdown_drains_what_is_watched_and_abandons_nothing() {
     let observer = LateObserver::start(config().build().unwrap(), store.clone()).unwrap();
     observer.observe_late("comes", "S").unwrap();
     observer.observe_late("never", "S").unwrap();
+    // Both held by a worker (not queued) when the stop comes.
+    support::wait_stats(&observer, "both held", |s| s.in_flight == 2);
     // The key comes while the observer is already stopping.
     let writer = {
         let store = store.clone();

@@ -126,18 +126,21 @@ pub fn run(
     server: Option<server::Server>,
     latencies: Option<&str>,
 ) -> Value {
+    // The process id too: the scenario `processes` starts several cases at
+    // once on one Redis.
     let ns = format!(
-        "bench:{:x}:{scenario}:{mode}",
+        "bench:{:x}:{}:{scenario}:{mode}",
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_millis()
+            .as_millis(),
+        std::process::id()
     );
     let mut builder = Config::builder()
         .max_wait(load.max_wait)
         .poll(load.poll)
         .stream(format!("{ns}:observed"))
-        .heat_key_prefix(format!("{ns}:by_plan:"))
+        .heat_key_prefix(shared_heat_prefix().unwrap_or_else(|| format!("{ns}:by_plan:")))
         // Every event stays readable for the coverage read back.
         .stream_maxlen(1 << 22);
     if mode == "one-per-worker" {
@@ -242,7 +245,7 @@ pub fn run(
             plans
         };
         while i < batch_end {
-            let plan = format!("p{i}");
+            let plan = plan_id(i);
             let t0 = Instant::now();
             subject.observe(&plan, "BTCUSDT");
             submit_ns[i] = t0.elapsed().as_nanos() as u64;
@@ -253,6 +256,9 @@ pub fn run(
     subject.settle(config.max_wait() + config.retry_window() + Duration::from_secs(60));
     let wall = started.elapsed();
     let worker_cpu_s = subject.worker_cpu_s();
+    let process_cpu_s = probe::process_cpu_s();
+    let calls_settled = probe::command_calls(&mut admin);
+    barrier();
     let rss_mb = probe::peak_rss_mb();
     // Threads of the bench itself: main, the sampler, the bridge.
     let own = 1 + usize::from(bridge.is_some());
@@ -267,16 +273,16 @@ pub fn run(
         None => (Vec::new(), Vec::new()),
     };
 
-    let calls_after = probe::command_calls(&mut admin);
+    let calls_after = calls_settled;
     let scripts = probe::delta(
         &calls_before,
         &calls_after,
-        &["evalsha", "eval", "script|load"],
+        &["evalsha", "evalsha_ro", "eval", "script|load"],
     );
     let plain = probe::delta(
         &calls_before,
         &calls_after,
-        &["exists", "set", "get", "del", "xadd"],
+        &["exists", "set", "get", "del", "xadd", "client|caching"],
     );
     // The pool sends scripts, which run the plain commands inside Redis; the
     // baseline sends the plain commands itself.
@@ -324,6 +330,7 @@ pub fn run(
         "lag_ms": lag,
         "round_trips_per_plan": per(round_trips),
         "worker_cpu_us_per_plan": worker_cpu_s.map(|s| s * 1e6 / plans.max(1) as f64),
+        "process_cpu_s": process_cpu_s,
         "commands_per_plan": per(commands),
         "dropped": dropped,
         "outcomes": outcomes.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -387,11 +394,7 @@ impl Feeder {
         while self.behind(upto) {
             let j = self.fed;
             if let Some(delay) = delays.draw() {
-                batch.push((
-                    j,
-                    config.heat_key(&format!("p{j}")),
-                    self.planned(j) + delay,
-                ));
+                batch.push((j, config.heat_key(&plan_id(j)), self.planned(j) + delay));
             }
             self.fed += 1;
         }
@@ -429,6 +432,7 @@ fn read_back(
         }
         found += 1;
         let index = field("plan_id")
+            .and_then(|p| p.strip_prefix(plan_prefix().as_str()))
             .and_then(|p| p.strip_prefix('p'))
             .and_then(|i| i.parse::<usize>().ok());
         let decided = field("ts_ms").and_then(|t| t.parse::<f64>().ok());
@@ -532,4 +536,39 @@ impl WallClock {
             None => self.unix_ms - (self.instant - at).as_secs_f64() * 1000.0,
         }
     }
+}
+
+/// Scenario `processes` (BENCH_BARRIER=1): says on stdout that the load is
+/// over, then waits for a line on stdin, so that the parent reads Redis's
+/// figures when every process is done and before any reads its events
+/// back (which would count in them).
+fn barrier() {
+    if std::env::var("BENCH_BARRIER").is_ok_and(|v| v == "1") {
+        use std::io::{BufRead, Write};
+        println!("SETTLED");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+}
+
+/// Scenario `processes` (BENCH_HEAT_PREFIX): the Apply processes share the
+/// heat keys' prefix, as in production, so that push's messages could
+/// reach every process, as broadcast did.
+fn shared_heat_prefix() -> Option<String> {
+    std::env::var("BENCH_HEAT_PREFIX").ok()
+}
+
+/// Plan ids: `p<i>`, after the process id when processes share the heat
+/// keys' prefix.
+fn plan_prefix() -> &'static String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| match shared_heat_prefix() {
+        Some(_) => format!("{}-", std::process::id()),
+        None => String::new(),
+    })
+}
+
+fn plan_id(i: usize) -> String {
+    format!("{}p{i}", plan_prefix())
 }

@@ -128,3 +128,35 @@ pub fn thread_cpu_s(prefix: &str) -> f64 {
     }
     ticks as f64 / ticks_per_s
 }
+
+/// CPU time (user + system) of this whole process so far, in seconds.
+pub fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name, in parentheses: fields 14 and 15 are utime
+    // and stime, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Redis's CPU time (`used_cpu_sys` + `used_cpu_user`, seconds) and bytes
+/// sent to clients (`total_net_output_bytes`), from `INFO`.
+pub fn redis_cpu_and_output(con: &mut redis::Connection) -> (f64, u64) {
+    let info: String = redis::cmd("INFO").arg("all").query(con).unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or("0")
+            .trim()
+            .to_owned()
+    };
+    let cpu = field("used_cpu_sys").parse::<f64>().unwrap_or(0.0)
+        + field("used_cpu_user").parse::<f64>().unwrap_or(0.0);
+    (cpu, field("total_net_output_bytes").parse().unwrap_or(0))
+}

@@ -33,6 +33,8 @@ struct Sim {
     outcomes: Vec<Outcome>,
     /// Whether the last look answered registered interest in its keys.
     last_look_watched: bool,
+    /// When the last write was made.
+    last_write_at: u64,
 }
 
 impl Sim {
@@ -45,6 +47,7 @@ impl Sim {
             queue: VecDeque::new(),
             outcomes: Vec::new(),
             last_look_watched: false,
+            last_write_at: 0,
         };
         sim.core.set_follow(true);
         sim
@@ -144,12 +147,23 @@ impl Sim {
     }
 
     /// Expects a write at `ms` and answers it; returns the plans written.
+    /// Expects a write at `ms`, or within the write batch after it (the
+    /// loop waking for intake meanwhile), and answers it.
     fn write(&mut self, ms: u64, answer: Result<(), CallError>) -> Vec<String> {
-        let action = self.action(ms);
-        if let Action::Wait { until, .. } = action {
-            panic!("a write at {ms} ms, not a wait until {:?}", until - self.t0);
+        let mut at = ms;
+        let mut action = self.action(at);
+        while let Action::Wait { until, .. } = action {
+            let next = u64::try_from((until - self.t0).as_millis()).unwrap();
+            assert!(
+                next <= ms + WRITE_BATCH.as_millis() as u64,
+                "a write at {ms} ms, not a wait until {next} ms"
+            );
+            at = next;
+            action = self.action(at);
         }
         assert_eq!(action, Action::Write, "a write at {ms} ms");
+        let ms = at;
+        self.last_write_at = at;
         let plans: Vec<String> = self
             .core
             .claims()
@@ -262,11 +276,11 @@ fn deadline_looks_within_the_spacing_share_one_call() {
     sim.observe("c", 600, 0);
     assert_eq!(sim.look(0, &[]).len(), 3);
     assert_eq!(sim.look(300, &[]), ["a"], "b's deadline has not come");
-    sim.write(300, Ok(()));
     // b's deadline (303) is within the spacing of a's look: one look at
     // 310 at the latest, not one at 303.
     assert_eq!(sim.waits_until(300).0, 310);
     assert_eq!(sim.look(310, &[]), ["b"]);
+    assert_eq!(sim.write(310, Ok(())), ["a", "b"], "written together");
     let decided = sim.decided();
     assert_eq!(decided[0], ("a".into(), false, 300, Detect::Poll, false));
     assert_eq!(decided[1], ("b".into(), false, 310, Detect::Poll, false));
@@ -333,25 +347,26 @@ fn a_failed_write_backs_off_from_the_poll_doubling_to_a_second() {
     let mut sim = Sim::new(config().poll(ms(100)).retry_window(ms(60_000)));
     sim.observe("a", 1000, 0);
     sim.look(0, &["a"]);
-    let mut at = 0;
+    sim.write(0, Err(store_error(StoreErrorKind::Timeout)));
+    assert_eq!(sim.last_write_at, 20, "the write batch");
+    let mut at = sim.last_write_at;
     let mut pauses = Vec::new();
-    for _ in 0..6 {
-        sim.write(at, Err(store_error(StoreErrorKind::Timeout)));
+    for _ in 0..5 {
         let next = sim.core.write_due().duration_since(sim.t0).as_millis() as u64;
         assert_eq!(sim.waits_until(next - 1).0, next, "it wakes for the retry");
+        sim.write(next, Err(store_error(StoreErrorKind::Timeout)));
         pauses.push(next - at);
         at = next;
     }
-    assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
-    assert_eq!(sim.write(at, Ok(())), ["a"]);
-    sim.observe("b", 1000, at);
-    sim.look(at + 10, &["b"]);
-    sim.write(at + 10, Err(store_error(StoreErrorKind::Timeout)));
-    assert_eq!(
-        sim.waits_until(at + 10).0,
-        at + 20,
-        "backoff reset: intake first"
-    );
+    assert_eq!(pauses, [100, 200, 400, 800, 1000]);
+    let next = sim.core.write_due().duration_since(sim.t0).as_millis() as u64;
+    assert_eq!(next - at, 1000);
+    assert_eq!(sim.write(next, Ok(())), ["a"]);
+    sim.observe("b", 1000, next);
+    sim.look(next + 10, &["b"]);
+    sim.write(next + 10, Err(store_error(StoreErrorKind::Timeout)));
+    let retry = sim.core.write_due().duration_since(sim.t0).as_millis() as u64;
+    assert_eq!(retry - sim.last_write_at, 100, "backoff reset");
 }
 
 #[test]
@@ -479,9 +494,9 @@ fn a_message_that_proves_a_write_decides_at_once_at_its_time() {
             ("b".into(), true, 423, Detect::Push, false)
         ]
     );
-    // Written together, within the spacing of the first message.
-    assert_eq!(sim.waits_until(423).0, 430);
-    assert_eq!(sim.write(430, Ok(())), ["a", "b"]);
+    // Written together, within the write batch of the first decision.
+    assert_eq!(sim.write(423, Ok(())), ["a", "b"]);
+    assert_eq!(sim.last_write_at, 440);
 }
 
 #[test]
@@ -522,6 +537,25 @@ fn a_message_that_is_no_proof_is_confirmed_by_a_look() {
         sim.decided()[1],
         ("evicted".into(), false, 1000, Detect::Poll, false)
     );
+}
+
+#[test]
+fn messages_that_a_look_will_confirm_wait_for_it_in_one_sleep() {
+    let mut sim = Sim::pushing(push());
+    sim.observe("a", 1000, 0);
+    sim.observe("b", 1000, 0);
+    sim.look(0, &[]);
+    sim.core
+        .handle_pushed(&[format!("{KEY}a")], false, sim.now(500));
+    sim.look(500, &["a"]);
+    // A second message within the spacing of looks: its look is due at
+    // 502; what comes before then is taken in one wake, at 502.
+    sim.core
+        .handle_pushed(&[format!("{KEY}b")], false, sim.now(501));
+    assert_eq!(sim.waits_until(501), (502, WaitOn::Collect));
+    assert_eq!(sim.look(502, &["b"]), ["b"]);
+    // Nothing to confirm: a message wakes the worker at once.
+    assert_eq!(sim.waits_until(503).1, WaitOn::Push);
 }
 
 #[test]
@@ -693,7 +727,7 @@ fn events_carry_the_wall_time_of_their_decision() {
     sim.observe("a", 1000, 0);
     sim.look(0, &[]);
     sim.look(100, &["a"]);
-    assert_eq!(sim.action(100), Action::Write);
+    assert_eq!(sim.action(120), Action::Write, "after the write batch");
     let claims = sim.core.claims();
     let e = claims[0].event;
     assert_eq!(

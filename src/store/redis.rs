@@ -7,6 +7,12 @@ mod backoff;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod link;
+#[cfg(unix)]
+mod push_frames;
+#[cfg(unix)]
+mod push_socket;
+#[cfg(unix)]
+mod readable;
 mod scripts;
 #[cfg(feature = "cluster")]
 mod slots;

@@ -26,7 +26,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
 
 use super::link::Link;
-use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL, WATCH_CHUNK};
+use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
 use super::slots::{SlotMap, key_slot};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
@@ -255,6 +255,13 @@ struct MasterPush {
     /// Looks at this master's keys, with tracking redirected to the
     /// subscriber.
     looks: Option<redis::Connection>,
+}
+
+impl MasterPush {
+    /// `host:port`, for errors.
+    fn address(&self) -> String {
+        format!("{}:{}", self.node.0, self.node.1)
+    }
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -532,9 +539,8 @@ impl RedisClusterStore {
                 }
             }
         }
-        let size = if register { WATCH_CHUNK } else { EXISTS_CHUNK };
         for (node, indexes) in by_node.iter().enumerate() {
-            for chunk in indexes.chunks(size) {
+            for chunk in indexes.chunks(EXISTS_CHUNK) {
                 let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
                 let answer = self
                     .exists_on(map.node(node), &chunk_keys, register)
@@ -689,27 +695,16 @@ impl Store for RedisClusterStore {
             let why = format!("{}: no subscription", self.link.address());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         };
-        let n = push.len().max(1);
-        let share = (timeout / n as u32).max(Duration::from_millis(1));
-        for k in 0..push.len() {
-            let i = (self.turn + k) % push.len();
-            let master = &mut push[i];
-            let Some(subscriber) = master.subscriber.as_mut() else {
-                continue;
-            };
-            let address = format!("{}:{}", master.node.0, master.node.1);
-            match subscriber.changes(share, &address) {
-                Ok(Changes::Quiet) => {}
-                Ok(answer) => {
-                    self.turn = i + 1;
-                    return Ok(answer);
-                }
-                Err(_) => {
-                    master.subscriber = None;
-                    master.looks = None;
-                    self.slots = None;
-                    return Ok(Changes::Lost);
-                }
+        let answer = wait_on_masters(push, &mut self.turn, timeout);
+        match answer {
+            Ok(Changes::Quiet) => {}
+            Ok(answer) => return Ok(answer),
+            Err(i) => {
+                let master = &mut push[i];
+                master.subscriber = None;
+                master.looks = None;
+                self.slots = None;
+                return Ok(Changes::Lost);
             }
         }
         if push.iter().all(|m| m.subscriber.is_none()) {
@@ -718,4 +713,74 @@ impl Store for RedisClusterStore {
         }
         Ok(Changes::Quiet)
     }
+}
+
+/// Waits up to `timeout` for messages from any master's subscriber: what
+/// one has read already first, then all of them at once with poll(2) (a
+/// TLS subscriber, read through redis-rs, is read in turn, a share of the
+/// time each). Answers the first that has messages, starting after the
+/// one that answered last (`turn`), or the index of one that broke.
+fn wait_on_masters(
+    push: &mut [MasterPush],
+    turn: &mut usize,
+    timeout: Duration,
+) -> Result<Changes, usize> {
+    let n = push.len();
+    let order: Vec<usize> = (0..n).map(|k| (*turn + k) % n.max(1)).collect();
+    let mut answer = |i: usize, got: Result<Changes, StoreError>| match got {
+        Ok(Changes::Quiet) => None,
+        Ok(changes) => {
+            *turn = i + 1;
+            Some(Ok(changes))
+        }
+        Err(_) => Some(Err(i)),
+    };
+    #[cfg(unix)]
+    {
+        let mut fds = Vec::new();
+        for &i in &order {
+            let master = &mut push[i];
+            let address = master.address();
+            let Some(subscriber) = master.subscriber.as_mut() else {
+                continue;
+            };
+            if let Some(done) = answer(i, subscriber.buffered(&address)) {
+                return done;
+            }
+            match subscriber.fd() {
+                Some(fd) => fds.push((i, fd)),
+                None => fds.clear(),
+            }
+        }
+        let polled = fds.len() == push.iter().filter(|m| m.subscriber.is_some()).count();
+        if polled && !fds.is_empty() {
+            let raw: Vec<_> = fds.iter().map(|&(_, fd)| fd).collect();
+            // A failed poll(2) falls through to reading in turn, which
+            // says what failed.
+            if let Ok(ready) = super::readable::readable(&raw, timeout) {
+                for (&(i, _), ready) in fds.iter().zip(ready) {
+                    let master = &mut push[i];
+                    let address = master.address();
+                    if let (true, Some(subscriber)) = (ready, master.subscriber.as_mut())
+                        && let Some(done) = answer(i, subscriber.read_ready(&address))
+                    {
+                        return done;
+                    }
+                }
+                return Ok(Changes::Quiet);
+            }
+        }
+    }
+    let share = (timeout / n.max(1) as u32).max(Duration::from_millis(1));
+    for i in order {
+        let master = &mut push[i];
+        let address = master.address();
+        let Some(subscriber) = master.subscriber.as_mut() else {
+            continue;
+        };
+        if let Some(done) = answer(i, subscriber.changes(share, &address)) {
+            return done;
+        }
+    }
+    Ok(Changes::Quiet)
 }

@@ -19,11 +19,6 @@ use crate::store::{Claim, Claimed, StoreError, StoreErrorKind, StreamSpec};
 /// below the default 50 ms timeout, and that Redis serves other clients
 /// between chunks.
 pub(crate) const EXISTS_CHUNK: usize = 1024;
-/// Keys per look that registers interest: when the server's tracking table
-/// is full, each key registered drops another from it, at about 60 to 80 µs
-/// of server time each (measured on Redis 7.0.15), so a chunk stays well
-/// inside the default 50 ms timeout.
-pub(crate) const WATCH_CHUNK: usize = 128;
 /// Events claimed and appended per script call (a `SET NX PX` and an `XADD`
 /// each).
 pub(crate) const CLAIM_CHUNK: usize = 256;
@@ -90,23 +85,27 @@ pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
-/// Sends `call` (an `EVALSHA` of `lua`) right after `first`, in one write,
-/// and returns `call`'s reply; on `NOSCRIPT`, loads the script and sends
-/// both once more.
+/// Sends `call` (an `EVALSHA` of `lua`) right after the commands `first`,
+/// in one write, and returns `call`'s reply (or the first error of any);
+/// on `NOSCRIPT`, loads the script and sends them all once more.
 pub(crate) fn run_after(
     con: &mut dyn ConnectionLike,
-    first: &Cmd,
+    first: &[Cmd],
     lua: &Lua,
     call: &Cmd,
 ) -> RedisResult<Value> {
     let send = |con: &mut dyn ConnectionLike| -> RedisResult<Value> {
-        let mut packed = first.get_packed_command();
+        let mut packed = Vec::new();
+        for cmd in first {
+            packed.extend(cmd.get_packed_command());
+        }
         packed.extend(call.get_packed_command());
-        let mut replies = con.req_packed_commands(&packed, 0, 2)?;
-        replies.pop().map_or_else(
-            || Err((ErrorKind::UnexpectedReturnType, "no reply").into()),
-            Value::extract_error,
-        )
+        let replies = con.req_packed_commands(&packed, 0, first.len() + 1)?;
+        let mut last = Err((ErrorKind::UnexpectedReturnType, "no reply").into());
+        for reply in replies {
+            last = Ok(reply.extract_error()?);
+        }
+        last
     };
     match send(con) {
         Err(e) if is_noscript(&e) => {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::{Client, ProtocolVersion, RedisError};
 
 use super::link::Link;
-use super::scripts::{self, EXISTS_CHUNK, WATCH_CHUNK};
+use super::scripts::{self, EXISTS_CHUNK};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
 use crate::Config;
@@ -217,7 +217,17 @@ impl RedisStore {
     fn look(&mut self, keys: &[&str], register: bool) -> Result<redis::Value, StoreError> {
         let call = scripts::exists(keys, self.read_only_looks);
         self.call(|c| match register {
-            true => scripts::run_after(c, &tracking::register(), &scripts::EXISTS, &call),
+            // A plain multi-key `EXISTS` registers its keys; a script's
+            // declared keys register too, but cost the server about 13
+            // times as much (29 against 2.2 µs a key, measured on Redis
+            // 7.0.15). The script, right after it in the same write, gives
+            // each key's answer and registers nothing (`CACHING yes`
+            // covers one command): a key written before the `EXISTS` is
+            // found by the script, one written after it is told.
+            true => {
+                let registering = [tracking::register(), redis::cmd("EXISTS").arg(keys).clone()];
+                scripts::run_after(c, &registering, &scripts::EXISTS, &call)
+            }
             false => scripts::run(c, &scripts::EXISTS, &call),
         })
     }
@@ -225,8 +235,7 @@ impl RedisStore {
     /// Which of `keys` exist, in chunks; `register` as in [`Self::look`].
     fn looks(&mut self, keys: &[&str], register: bool) -> Result<Vec<bool>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
-        let size = if register { WATCH_CHUNK } else { EXISTS_CHUNK };
-        for chunk in keys.chunks(size) {
+        for chunk in keys.chunks(EXISTS_CHUNK) {
             let mut reply = self.look(chunk, register);
             if self.read_only_looks && matches!(&reply, Err(e) if no_read_only_scripts(e)) {
                 // Redis 6 has no EVALSHA_RO, and a user from before it may

@@ -3,54 +3,84 @@
 //!
 //! * The subscriber speaks RESP3, so the server sends it `invalidate`
 //!   pushes without any SUBSCRIBE (and the user needs no channel right).
+//!   Over plain TCP or a Unix socket it is a stream of its own
+//!   ([`PushSocket`]), waited on with poll(2) to the millisecond and read
+//!   without blocking; over TLS it is redis-rs's connection, waited on with
+//!   the socket's read timeout (which counts in kernel ticks).
 //! * The data connection, which runs the looks, has `CLIENT TRACKING on
-//!   REDIRECT <subscriber id> OPTIN`: each key a look that follows `CLIENT
-//!   CACHING yes` reads (`EXISTS`, or a script's declared keys, also for a
-//!   missing key) is remembered by the server for this client, and its
-//!   next write, deletion or expiry is told once, to this worker only. A
-//!   key nobody looked at sends nothing: one message per written key, to
-//!   one worker, however many workers and processes. Only the look when a
-//!   plan is taken (and after a loss) registers.
+//!   REDIRECT <subscriber id> OPTIN`: the keys of the one command that
+//!   follows `CLIENT CACHING yes` (a multi-key `EXISTS`, which registers a
+//!   missing key too) are remembered by the server for this client, and
+//!   each one's next write, deletion or expiry is told once, to this
+//!   worker only. A key nobody looked at sends nothing: one message per
+//!   written key, to one worker, however many workers and processes. Only
+//!   the look when a plan is taken (and after a loss) registers.
 //! * A message is not proof of a write: when the server's tracking table is
 //!   full (`tracking-table-max-keys`), it drops keys from it and tells each
 //!   as if it were written. The worker confirms every message with a look.
-//! * The subscriber is read with redis-rs's `recv_response`, which returns
-//!   push values even after a read timed out; nothing else is ever sent on
-//!   it after `CLIENT ID`.
+//! * Nothing is ever sent on the subscriber after its handshake.
 
 use std::time::Duration;
 
 use redis::{Client, Connection, PushKind, Value};
 
 use super::link::store_error;
+#[cfg(unix)]
+use super::push_frames::Frame;
+#[cfg(unix)]
+use super::push_socket::PushSocket;
 use crate::store::{Changes, StoreError};
 
 /// A worker's subscriber connection.
 pub(crate) struct Subscriber {
-    con: Connection,
+    feed: Feed,
     /// Its client id, the target of `CLIENT TRACKING ... REDIRECT`.
     id: i64,
-    /// The read timeout set on the socket, so it is set only when it
-    /// changes (a system call each time).
-    read_timeout: Option<Duration>,
+}
+
+enum Feed {
+    /// Plain TCP or a Unix socket: a stream of its own, waited on with
+    /// poll(2) and read without blocking.
+    #[cfg(unix)]
+    Socket(PushSocket),
+    /// TLS: redis-rs's connection, waited on with its read timeout, which
+    /// counts in kernel ticks (a wait may end a few ms late), and never
+    /// read without waiting.
+    Client {
+        con: Connection,
+        /// The read timeout set on the socket, so it is set only when it
+        /// changes (a system call each time).
+        read_timeout: Option<Duration>,
+    },
 }
 
 impl Subscriber {
-    /// Opens a RESP3 connection through `client` and reads its id.
+    /// Opens a RESP3 connection to `client`'s server and reads its id.
     pub(crate) fn open(
         client: &Client,
         timeout: Duration,
         address: &str,
     ) -> Result<Subscriber, StoreError> {
+        #[cfg(unix)]
+        if PushSocket::fits(client.get_connection_info()) {
+            let (socket, id) = PushSocket::open(client.get_connection_info(), timeout)
+                .map_err(|e| store_error(address, &e))?;
+            return Ok(Subscriber {
+                feed: Feed::Socket(socket),
+                id,
+            });
+        }
         let open = || -> redis::RedisResult<Subscriber> {
             let mut con = client.get_connection_with_timeout(timeout)?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con)?;
             Ok(Subscriber {
-                con,
+                feed: Feed::Client {
+                    con,
+                    read_timeout: Some(timeout),
+                },
                 id,
-                read_timeout: Some(timeout),
             })
         };
         open().map_err(|e| store_error(address, &e))
@@ -60,21 +90,79 @@ impl Subscriber {
         self.id
     }
 
-    /// Waits up to `timeout` for a message.
+    /// The socket to wait on with poll(2), unless it is redis-rs's.
+    #[cfg(unix)]
+    pub(crate) fn fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.feed {
+            Feed::Socket(socket) => Some(socket.fd()),
+            Feed::Client { .. } => None,
+        }
+    }
+
+    /// The messages read whole already, without reading or waiting.
+    pub(crate) fn buffered(&mut self, address: &str) -> Result<Changes, StoreError> {
+        match &mut self.feed {
+            #[cfg(unix)]
+            Feed::Socket(socket) => socket
+                .frames()
+                .map(merged)
+                .map_err(|e| store_error(address, &e)),
+            Feed::Client { .. } => Ok(Changes::Quiet),
+        }
+    }
+
+    /// Reads what the socket holds, without waiting (after poll(2) said it
+    /// can be read).
+    #[cfg(unix)]
+    pub(crate) fn read_ready(&mut self, address: &str) -> Result<Changes, StoreError> {
+        match &mut self.feed {
+            Feed::Socket(socket) => socket
+                .fill()
+                .and_then(|()| socket.frames())
+                .map(merged)
+                .map_err(|e| store_error(address, &e)),
+            Feed::Client { .. } => Ok(Changes::Quiet),
+        }
+    }
+
+    /// Waits up to `timeout` for messages; returns all of them that came.
     pub(crate) fn changes(
         &mut self,
         timeout: Duration,
         address: &str,
     ) -> Result<Changes, StoreError> {
-        // Whole milliseconds, so that the socket's timeout rarely changes.
-        let timeout = Duration::from_millis(timeout.as_millis().clamp(1, 1000) as u64);
-        if self.read_timeout != Some(timeout) {
-            self.con
-                .set_read_timeout(Some(timeout))
-                .map_err(|e| store_error(address, &e))?;
-            self.read_timeout = Some(timeout);
+        #[cfg(unix)]
+        if let Some(fd) = self.fd() {
+            let buffered = self.buffered(address)?;
+            if buffered != Changes::Quiet {
+                return Ok(buffered);
+            }
+            let ready = super::readable::readable(&[fd], timeout)
+                .map_err(|e| store_error(address, &e.into()))?;
+            return if ready[0] {
+                self.read_ready(address)
+            } else {
+                Ok(Changes::Quiet)
+            };
         }
-        match self.con.recv_response() {
+        let (con, read_timeout) = match &mut self.feed {
+            // Its read cannot be asked not to wait: what came is read at
+            // the next wait that may wait.
+            Feed::Client { .. } if timeout.is_zero() => return Ok(Changes::Quiet),
+            Feed::Client { con, read_timeout } => (con, read_timeout),
+            #[cfg(unix)]
+            Feed::Socket(_) => return Ok(Changes::Quiet),
+        };
+        // One of a few values (1, 2, 4, 8 ms, then whole tens), rounded
+        // down, so that the socket's timeout (a system call to change)
+        // rarely changes; a wait cut short is simply waited again.
+        let timeout = quantized(timeout);
+        if *read_timeout != Some(timeout) {
+            con.set_read_timeout(Some(timeout))
+                .map_err(|e| store_error(address, &e))?;
+            *read_timeout = Some(timeout);
+        }
+        match con.recv_response() {
             Ok(Value::Push {
                 kind: PushKind::Invalidate,
                 data,
@@ -84,6 +172,33 @@ impl Subscriber {
             Err(e) => Err(store_error(address, &e)),
         }
     }
+}
+
+/// Frames as one answer: every key they name, or `Lost` if one was a flush.
+#[cfg(unix)]
+fn merged(frames: Vec<Frame>) -> Changes {
+    let mut keys = Vec::new();
+    for frame in frames {
+        match frame {
+            Frame::Invalidate(mut named) => keys.append(&mut named),
+            Frame::Flush => return Changes::Lost,
+        }
+    }
+    if keys.is_empty() {
+        Changes::Quiet
+    } else {
+        Changes::Invalidated(keys)
+    }
+}
+
+/// `timeout` rounded down to 1, 2, 4 or 8 ms, or whole tens of ms up to a
+/// second.
+fn quantized(timeout: Duration) -> Duration {
+    let ms = timeout.as_millis().clamp(1, 1000) as u64;
+    Duration::from_millis(match ms {
+        0..=9 => 1 << ms.ilog2(),
+        _ => ms / 10 * 10,
+    })
 }
 
 /// The keys of an `invalidate` push; a null payload is a flush.
@@ -122,6 +237,15 @@ pub(crate) fn register() -> redis::Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_timeout_takes_few_values() {
+        let got: Vec<u64> = [0, 1, 3, 5, 9, 10, 19, 250, 5000]
+            .iter()
+            .map(|ms| quantized(Duration::from_millis(*ms)).as_millis() as u64)
+            .collect();
+        assert_eq!(got, [1, 1, 2, 4, 8, 10, 10, 250, 1000]);
+    }
 
     #[test]
     fn an_invalidate_push_names_its_keys_and_a_null_one_is_a_flush() {

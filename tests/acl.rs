@@ -1,0 +1,191 @@
+//! The README's least-privilege ACL rules, read from the README itself, on a
+//! real redis-server: with them the observer does all it should, in poll
+//! and in push, and the server's `ACL LOG` stays empty (nothing it tried
+//! was refused, so no fallback hides a missing right); without the push
+//! rights it polls and says so.
+
+mod support;
+
+use heat_observer::{Config, Detect, LateObserver, RedisConnector};
+use support::server::{self, Server, unique, xrange};
+use support::{ms, wait_stats};
+
+const PASSWORD: &str = "least-Privilege-9";
+
+/// The rule lines of the README's ACL section, in order.
+fn readme_rules() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n### ACL\n")
+        .nth(1)
+        .expect("an ACL section")
+        .split("\n### ")
+        .next()
+        .unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("ACL SETUSER heat-observer"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `rule` for `config`'s names and this test's password, as arguments.
+fn rule_args(rule: &str, config: &Config) -> Vec<String> {
+    let defaults = Config::default();
+    rule.replace(defaults.heat_key_prefix(), config.heat_key_prefix())
+        .replace(defaults.stream(), config.stream())
+        .replace(">PASSWORD", &format!(">{PASSWORD}"))
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set_user(server: &Server, rules: &[String], config: &Config) {
+    let mut admin = server.connection();
+    redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg("heat-observer")
+        .exec(&mut admin)
+        .unwrap();
+    for rule in rules {
+        redis::cmd("ACL")
+            .arg(rule_args(rule, config))
+            .exec(&mut admin)
+            .unwrap_or_else(|e| panic!("{rule}: {e}"));
+    }
+    redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .exec(&mut admin)
+        .unwrap();
+}
+
+fn acl_log(server: &Server) -> Vec<redis::Value> {
+    redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+fn config(detect: Detect) -> Config {
+    let ns = unique("acl");
+    Config::builder()
+        .stream(format!("{ns}:observed"))
+        .heat_key_prefix(format!("{ns}:by_plan:"))
+        .detect(detect)
+        .max_wait(ms(400))
+        .poll(ms(50))
+        .build()
+        .unwrap()
+}
+
+/// Runs one plan whose key is there, one whose key comes after the intake
+/// look, one that never gets it; returns the stats at the end.
+fn run(server: &Server, config: &Config) -> heat_observer::Stats {
+    let url = format!(
+        "redis://heat-observer:{PASSWORD}@127.0.0.1:{}",
+        server.port()
+    );
+    let observer =
+        LateObserver::start(config.clone(), RedisConnector::new(&url, config).unwrap()).unwrap();
+    if config.detect() == Detect::Push {
+        wait_stats(&observer, "both workers pushing", |s| s.push_workers == 2);
+    }
+    let mut admin = server.connection();
+    redis::cmd("SET")
+        .arg(config.heat_key("there"))
+        .arg(1)
+        .exec(&mut admin)
+        .unwrap();
+    for plan in ["there", "comes", "never"] {
+        observer.observe_late(plan, "S").unwrap();
+    }
+    wait_stats(&observer, "the intake looks", |s| s.keys_checked >= 3);
+    redis::cmd("SET")
+        .arg(config.heat_key("comes"))
+        .arg(1)
+        .exec(&mut admin)
+        .unwrap();
+    let stats = wait_stats(&observer, "all three written", |s| {
+        s.found + s.not_found == 3 && s.append_calls >= 1
+    });
+    let report = observer.shutdown(ms(3000));
+    assert!(report.stats.is_balanced(), "{report:?}");
+    stats
+}
+
+#[test]
+fn the_readme_rules_are_enough_for_poll_and_push_and_nothing_is_refused() {
+    let Some(server) = server::private("the_readme_rules_are_enough") else {
+        return;
+    };
+    let rules = readme_rules();
+    assert_eq!(
+        rules.len(),
+        2,
+        "a rule for poll, one more for push: {rules:?}"
+    );
+
+    let poll = config(Detect::Poll);
+    set_user(&server, &rules[..1], &poll);
+    let stats = run(&server, &poll);
+    assert_eq!(
+        (stats.found, stats.not_found, stats.store_errors),
+        (2, 1, 0)
+    );
+    assert_eq!(xrange(&mut server.connection(), poll.stream()).len(), 3);
+    assert_eq!(acl_log(&server), [], "poll: something was refused");
+
+    let push = config(Detect::Push);
+    set_user(&server, &rules, &push);
+    let stats = run(&server, &push);
+    assert_eq!(
+        (stats.found, stats.not_found, stats.store_errors),
+        (2, 1, 0)
+    );
+    let events = xrange(&mut server.connection(), push.stream());
+    let by_push = events
+        .iter()
+        .filter(|(_, f)| f.iter().any(|(k, v)| k == "decided_by" && v == "push"))
+        .count();
+    assert_eq!(
+        by_push, 1,
+        "the key written after the intake look: {events:?}"
+    );
+    assert_eq!(acl_log(&server), [], "push: something was refused");
+
+    // Least privilege: the observer's user cannot write a heat key.
+    let url = format!(
+        "redis://heat-observer:{PASSWORD}@127.0.0.1:{}",
+        server.port()
+    );
+    let mut as_user = server::connect(&url);
+    let refused = redis::cmd("SET")
+        .arg(push.heat_key("forged"))
+        .arg(1)
+        .exec(&mut as_user)
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("NOPERM"), "{refused}");
+}
+
+#[test]
+fn push_without_its_rights_polls_and_every_plan_is_still_decided() {
+    let Some(server) = server::private("push_without_its_rights") else {
+        return;
+    };
+    let rules = readme_rules();
+    let push = config(Detect::Push);
+    set_user(&server, &rules[..1], &push);
+    let url = format!(
+        "redis://heat-observer:{PASSWORD}@127.0.0.1:{}",
+        server.port()
+    );
+    let observer =
+        LateObserver::start(push.clone(), RedisConnector::new(&url, &push).unwrap()).unwrap();
+    observer.observe_late("p", "S").unwrap();
+    let stats = wait_stats(&observer, "decided by polling", |s| s.not_found == 1);
+    assert_eq!(stats.push_workers, 0);
+    assert!(observer.shutdown(ms(3000)).stats.is_balanced());
+}
