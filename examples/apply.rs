@@ -4,17 +4,24 @@
 //! holds, print its report and exit 0, as `systemctl restart` expects.
 //!
 //! A simulated HeatBridge writes the `by_plan` keys of three plans in four,
-//! 300 ms after their publish. With a Redis URL (`--redis URL` or
-//! `REDIS_URL`) everything goes there; without, to the in-memory store:
+//! 300 ms after their publish. It finds its Redis as the library does:
+//! `P28_LATE_OBS_REDIS_URL`, else `--redis URL`, else `REDIS_URL`, else the
+//! in-memory store, and says which. `--metrics-addr` serves `/metrics`
+//! (also of an observer that a bad setting left disabled, for the
+//! `HeatObserverConfigError` alert), `--linger-s` keeps serving after the
+//! stop (for the orderly-stop side of `HeatObserverNotRunning`):
 //!
 //! ```text
 //! cargo run --example apply
 //! cargo run --example apply -- --redis redis://127.0.0.1:6379 --plans 5000 --rate 500 --json
 //! RUST_LOG=heat_observer=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
+//! P28_LATE_OBS_POLL_MS=abc cargo run --example apply -- --redis redis://127.0.0.1:6379 --metrics-addr 9185
 //! ```
 
 #[path = "support/args.rs"]
 mod args;
+#[path = "support/metrics_http.rs"]
+mod metrics_http;
 #[path = "support/target.rs"]
 mod target;
 
@@ -34,7 +41,17 @@ const FLAGS: &[Flag] = &[
     opt(
         "--redis",
         "URL",
-        "use this Redis (default: REDIS_URL, else in memory)",
+        "use this Redis, unless P28_LATE_OBS_REDIS_URL is set (default: REDIS_URL, else in memory)",
+    ),
+    opt(
+        "--metrics-addr",
+        "HOST:PORT",
+        "serve /metrics there (a bare port means loopback)",
+    ),
+    opt(
+        "--linger-s",
+        "S",
+        "keep serving /metrics this long after the stop (default 0)",
     ),
     opt("--plans", "N", "plans to publish (default 20)"),
     opt("--rate", "PER_SEC", "plans a second (default 25)"),
@@ -59,7 +76,8 @@ fn main() {
         "The drop-in use of the late observer, with a simulated HeatBridge and SIGTERM handling.",
         FLAGS,
     );
-    let target = Target::from_args(&args, true);
+    let (target, source) = Target::like_the_library(&args, true);
+    log::info!("apply: {} ({source})", target.describe());
     let plans: usize = args.get("--plans", 20);
     let rate: f64 = args.get("--rate", 25.0);
     let run_id = args.opt("--run-id").unwrap_or_else(fresh_run_id);
@@ -77,6 +95,15 @@ fn main() {
         Target::Redis(url) => LateObserver::from_env(url),
         _ => start_in_memory(&memory),
     };
+
+    let metrics = args.opt("--metrics-addr").map(|addr| {
+        let serving = observer.handle();
+        let server =
+            metrics_http::MetricsServer::start(&loopback(&addr), move || serving.metric_families())
+                .unwrap_or_else(|e| args::fail(&e));
+        log::info!("serving http://{}/metrics", server.addr());
+        server
+    });
 
     // --- Simulated HeatGate + HeatBridge -------------------------------------
     let (published, bridge_rx) = mpsc::channel::<(String, Instant)>();
@@ -119,6 +146,23 @@ fn main() {
     };
     let _ = bridge.join();
     print_report(&args, &report, &run_id, signalled_at);
+    let linger = Duration::from_secs_f64(args.get("--linger-s", 0.0));
+    if let Some(server) = metrics.filter(|_| !linger.is_zero()) {
+        log::info!(
+            "stopped; serving http://{}/metrics for {linger:?} more",
+            server.addr()
+        );
+        thread::sleep(linger);
+    }
+}
+
+/// `9185` or `:9185` mean loopback; anything else is used as given.
+fn loopback(addr: &str) -> String {
+    let port = addr.strip_prefix(':').unwrap_or(addr);
+    match port.parse::<u16>() {
+        Ok(_) => format!("127.0.0.1:{port}"),
+        Err(_) => addr.to_owned(),
+    }
 }
 
 /// Without Redis: the same settings, the in-memory store. A bad setting

@@ -66,7 +66,7 @@ const FLAGS: &[Flag] = &[
     opt(
         "--redis",
         "URL",
-        "run against this Redis (default: in memory)",
+        "run against this Redis, unless P28_LATE_OBS_REDIS_URL is set (default: in memory)",
     ),
     opt(
         "--redis-cluster",
@@ -145,7 +145,11 @@ fn main() {
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 1),
         run_id: args.opt("--run-id").unwrap_or_else(sim::fresh_run_id),
-        target: Target::from_args(&args, false),
+        target: {
+            let (target, source) = Target::like_the_library(&args, false);
+            log::info!("pipeline: {} ({source})", target.describe());
+            target
+        },
         metrics_addr: args.opt("--metrics-addr"),
         linger: Duration::from_secs_f64(args.get("--linger-s", 0.0)),
         json: args.flag("--json"),
@@ -430,9 +434,43 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
             s.late_answers
         );
     }
-    if let Some(late) = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST) {
-        println!("advice:   {}", late.advice());
+    let late = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST).map(|r| r.advice());
+    if let Some(advice) = advice(s, late) {
+        println!("advice:   {advice}");
     }
+}
+
+/// What to look at first: observations lost before or after the door
+/// (their plans have no event, so the events' coverage cannot say), then
+/// what the events say about their misses.
+pub fn advice(s: &Stats, events: Option<String>) -> Option<String> {
+    let lost = s.failed + s.panicked + s.abandoned;
+    if s.refused_queue_full > 0 {
+        return Some(format!(
+            "{} of {} observe calls were refused because the queue was full: those plans have no \
+             event. The workers fell behind (Redis slow or down, see the store errors) or the \
+             burst was larger than the queue: raise P28_LATE_OBS_QUEUE_CAPACITY or \
+             P28_LATE_OBS_WORKERS. Coverage above counts only the plans that got in.",
+            s.refused_queue_full,
+            s.calls()
+        ));
+    }
+    if lost > 0 {
+        return Some(format!(
+            "{lost} accepted observations ended without an event (failed {}, panicked {}, \
+             abandoned {}): Redis errors outlasted the retry window ({} store errors) or the \
+             stop came early. Fix that first; coverage above counts only decided plans.",
+            s.failed, s.panicked, s.abandoned, s.store_errors
+        ));
+    }
+    if s.refused_config_error + s.refused_disabled > 0 {
+        return Some(
+            "the observer ran disabled (a bad setting, or P28_LATE_OBS_ENABLED=false): see the \
+             startup line."
+                .to_owned(),
+        );
+    }
+    events
 }
 
 pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {

@@ -129,6 +129,24 @@ fn a_rollback_run_keeps_the_early_look_and_counts_every_call() {
 }
 
 #[test]
+fn the_advice_names_refused_calls_before_what_the_events_say() {
+    let small_queue = config().to_builder().queue_capacity(10).build().unwrap();
+    let (outcome, _) = pipeline::run(&options(2000), small_queue);
+    let stats = &outcome.stats;
+    assert!(stats.refused_queue_full > 0, "{stats:?}");
+    let said = pipeline::advice(stats, Some("what the events say".into())).unwrap();
+    assert!(
+        said.starts_with(&format!("{} of ", stats.refused_queue_full))
+            && said.contains("the queue was full"),
+        "{said}"
+    );
+    // Nothing refused or lost: the events' own advice.
+    let (outcome, _) = pipeline::run(&options(200), config());
+    let said = pipeline::advice(&outcome.stats, Some("what the events say".into()));
+    assert_eq!(said.as_deref(), Some("what the events say"));
+}
+
+#[test]
 fn a_redis_run_writes_the_real_stream_and_a_rerun_with_its_id_is_deduplicated() {
     let Some(target) = server::any("a_redis_run_writes_the_real_stream") else {
         return;

@@ -228,8 +228,17 @@ fn a_user_without_tracking_rights_falls_back_to_polling_and_says_so_once() {
     let observer = start(&config, &url);
     set(&server, &config.heat_key("acl"), None);
     observer.observe_late("acl", "S").unwrap();
-    let stats = wait_stats(&observer, "found by polling", |s| s.found == 1);
+    observer.observe_late("acl-never", "S").unwrap();
+    // Decided at its deadline, 1.5 s on: time for a retried subscription
+    // to have failed again, had the refusal not been taken as final.
+    let stats = wait_stats(&observer, "decided by polling", |s| {
+        s.found == 1 && s.not_found == 1
+    });
     assert_eq!(stats.push_workers, 0);
+    assert_eq!(
+        stats.store_errors, 0,
+        "a refusal is no store fault: {stats:?}"
+    );
     let said: Vec<String> = LINES
         .lock()
         .unwrap()
@@ -243,6 +252,13 @@ fn a_user_without_tracking_rights_falls_back_to_polling_and_says_so_once() {
         "{said:?}"
     );
     assert!(!said[0].contains("secret"));
+    let lines = LINES.lock().unwrap().clone();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("recovered") || l.contains("cannot use Redis")),
+        "{lines:#?}"
+    );
     let text = observer.render_metrics();
     assert!(
         text.contains("p28_detect_mode{mode=\"poll\"} 2\n"),

@@ -9,10 +9,14 @@
 //! ```
 //!
 //! Scenarios: `burst` (N plans at once), `steady` (R plans a second for T
-//! seconds), `down` (Redis unreachable throughout), `soak` (steady load for
-//! M minutes, Redis restarted every 30 s). Modes: `pool` (the crate's
-//! defaults), `one-per-worker` (one job in flight per worker: the literal
-//! loop), `thread-per-plan` (the seed's design, see `baseline.rs`).
+//! seconds), `steady-20k` (20,000 a second), `short-lived` (keys that live
+//! 20 ms), `down` (Redis unreachable throughout), `soak` (steady load for
+//! M minutes, Redis restarted every 30 s); alone: `processes` (K Apply
+//! processes on one Redis) and `refusals`. Modes: `channel-floor` (a bare
+//! bounded channel, the floor), `pool` (the crate's defaults), `push`
+//! (push detection), `one-per-worker` (one job in flight per worker: the
+//! literal loop), `thread-per-plan` (the seed's design, see
+//! `baseline.rs`).
 //!
 //! Each case runs in a fresh process (this program, with `--case`), against
 //! a private redis-server of its own unless `--redis` is given, so that its
@@ -616,4 +620,26 @@ fn machine() -> String {
         })
         .unwrap_or_default();
     format!("{cpus} CPUs ({model}), Redis on loopback")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_names_every_scenario_and_mode() {
+        let help = |name: &str| {
+            FLAGS
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.help)
+                .unwrap_or_default()
+        };
+        for scenario in SCENARIOS.iter().chain(&["processes", "refusals"]) {
+            assert!(help("--scenario").contains(scenario), "{scenario}");
+        }
+        for mode in MODES {
+            assert!(help("--mode").contains(mode), "{mode}");
+        }
+    }
 }

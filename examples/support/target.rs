@@ -48,6 +48,46 @@ impl Target {
         }
     }
 
+    /// Where the library's `LateObserver::from_env` would go, for a tool
+    /// that behaves like the service: `P28_LATE_OBS_REDIS_URL`, else
+    /// `--redis` (or `--redis-cluster`), else (with `env_fallback`)
+    /// `REDIS_URL`, else memory; with the name of the source, to say which.
+    pub fn like_the_library(args: &Args, env_fallback: bool) -> (Target, &'static str) {
+        if let Some(url) = std::env::var("P28_LATE_OBS_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            if args.opt("--redis").is_some() || args.opt("--redis-cluster").is_some() {
+                log::warn!(
+                    "P28_LATE_OBS_REDIS_URL is set: it wins over --redis, as in the library"
+                );
+            }
+            return (Target::Redis(url), "P28_LATE_OBS_REDIS_URL");
+        }
+        let source = match (args.opt("--redis"), args.opt("--redis-cluster")) {
+            (Some(_), _) => "--redis",
+            (_, Some(_)) => "--redis-cluster",
+            _ if env_fallback && std::env::var("REDIS_URL").is_ok_and(|u| !u.is_empty()) => {
+                "REDIS_URL"
+            }
+            _ => "no Redis given: the in-memory store",
+        };
+        (Target::from_args(args, env_fallback), source)
+    }
+
+    /// What to log about this target: `host:port` only, never the URL.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Memory => "memory store".to_owned(),
+            Target::Redis(url) => RedisConnector::with_timeout(url, Duration::from_secs(1))
+                .map_or_else(
+                    |e| format!("redis (a URL that cannot work: {e})"),
+                    |c| format!("redis {}", c.address()),
+                ),
+            Target::Cluster(nodes) => format!("redis cluster {}", nodes.join(",")),
+        }
+    }
+
     /// Starts an observer on this target (`memory` for `Memory`).
     pub fn start(&self, config: Config, memory: &MemoryStore) -> Result<LateObserver, String> {
         let started = match self {

@@ -281,13 +281,13 @@ impl Store for RedisStore {
         let address = self.link.address().to_owned();
         let subscriber = Subscriber::open(&self.push_client, self.timeout, &address)?;
         let id = subscriber.id();
+        // Tracking on for the data connection before the store counts as
+        // subscribed: a refusal (a missing right) must not make the
+        // connection itself fail to open, and back off, for the looks.
+        // Without tracking no message would come: no subscription (and a
+        // refusal is for good).
+        self.call(|c| tracking::enable(id).exec(c))?;
         self.subscriber = Some(subscriber);
-        if let Err(e) = self.call(|c| tracking::enable(id).exec(c)) {
-            // Without tracking on the data connection no message would
-            // come: no subscription (and a refusal is for good).
-            self.subscriber = None;
-            return Err(e);
-        }
         self.tracked = self.link.opened();
         self.lost = false;
         Ok(true)
