@@ -9,14 +9,26 @@
 //! cargo run --release --example pipeline -- --plans 10000 --rate 2000 --json
 //! cargo run --release --example pipeline -- --redis redis://127.0.0.1:6379 --metrics-addr 127.0.0.1:9184
 //! cargo run --release --features cluster --example pipeline -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
+//! cargo run --release --example pipeline -- --chaos --rate 5000 --seconds 60 --detect push
 //! ```
+//!
+//! `--chaos` runs against a private redis-server that it kills, stops and
+//! otherwise troubles on a schedule (see `support/chaos.rs`), and holds
+//! every event against what happened (`support/audit.rs`).
 
 #[path = "support/args.rs"]
-mod args;
+pub mod args;
+#[path = "support/audit.rs"]
+pub mod audit;
+#[path = "support/chaos.rs"]
+pub mod chaos;
 #[path = "support/metrics_http.rs"]
 mod metrics_http;
 #[path = "support/report.rs"]
 pub mod report;
+#[path = "../tests/support/server.rs"]
+#[allow(dead_code)]
+pub mod server;
 #[path = "support/sim.rs"]
 pub mod sim;
 #[path = "support/target.rs"]
@@ -94,6 +106,16 @@ const FLAGS: &[Flag] = &[
         "the bridge writes keys that live this long (default 3600000)",
     ),
     flag(
+        "--chaos",
+        "run against a private redis-server with faults on a schedule (restart, SIGSTOP, client \
+         kill, script flush, write pause, debug sleep, small tracking table in push)",
+    ),
+    opt(
+        "--seconds",
+        "T",
+        "run for T seconds at --rate (instead of --plans)",
+    ),
+    flag(
         "--json",
         "print one JSON object at the end instead of the table",
     ),
@@ -118,6 +140,9 @@ pub struct Options {
     pub key_ttl: Option<Duration>,
 }
 
+/// A chaos run's own server and what it found.
+pub type ChaosServer = server::Server;
+
 /// What a run measured.
 pub struct Outcome {
     pub store: String,
@@ -132,23 +157,49 @@ pub struct Outcome {
     pub bridge_failed_keys: u64,
     /// Why the stream could not be read back, if it could not.
     pub stream_read_error: Option<String>,
+    /// Every event held against what happened to its key.
+    pub audit: audit::Audit,
+    /// The faults and what they cost, for a chaos run.
+    pub chaos: Option<chaos::Outcome>,
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    chaos::install_counting_logger("info");
     let args = Args::parse(ABOUT, FLAGS);
+    let chaos_on = args.flag("--chaos");
+    let rate: f64 = args.get("--rate", if chaos_on { 5000.0 } else { 0.0 });
+    let plans = match args.opt("--seconds") {
+        Some(_) if rate <= 0.0 => fail("--seconds wants a --rate above 0"),
+        Some(_) => (rate * args.get::<f64>("--seconds", 60.0)) as usize,
+        None if chaos_on && args.opt("--plans").is_none() => (rate * 60.0) as usize,
+        None => args.get("--plans", 1000),
+    };
+    if chaos_on && (args.opt("--redis").is_some() || args.opt("--redis-cluster").is_some()) {
+        fail(
+            "--chaos kills and restarts its Redis: it runs a private redis-server, without --redis",
+        );
+    }
+    let server = chaos_on.then(|| {
+        if !server::available() {
+            fail("--chaos needs redis-server on PATH");
+        }
+        server::Server::start(server::free_port(), &["--enable-debug-command", "local"])
+    });
     let options = Options {
-        plans: args.get("--plans", 1000),
-        rate: args.get("--rate", 0.0),
+        plans,
+        rate,
         median_ms: args.get("--bridge-median-ms", 500.0),
         sigma: args.get("--bridge-sigma", 0.8),
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 1),
         run_id: args.opt("--run-id").unwrap_or_else(sim::fresh_run_id),
-        target: {
-            let (target, source) = Target::like_the_library(&args, false);
-            log::info!("pipeline: {} ({source})", target.describe());
-            target
+        target: match &server {
+            Some(server) => Target::Redis(server.url()),
+            None => {
+                let (target, source) = Target::like_the_library(&args, false);
+                log::info!("pipeline: {} ({source})", target.describe());
+                target
+            }
         },
         metrics_addr: args.opt("--metrics-addr"),
         linger: Duration::from_secs_f64(args.get("--linger-s", 0.0)),
@@ -170,7 +221,7 @@ fn main() {
             .build()
             .unwrap_or_else(|e| fail(&e.to_string()));
     }
-    let (outcome, metrics) = run(&options, config.clone());
+    let (outcome, metrics) = run_with(&options, config.clone(), server);
     if options.json {
         println!("{}", to_json(&options, &config, &outcome));
     } else {
@@ -188,6 +239,16 @@ fn main() {
 
 /// Runs the simulation and reads its events back.
 pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::MetricsServer>) {
+    run_with(options, config, None)
+}
+
+/// [`run`], with faults on a schedule when given a private server to
+/// trouble (`options.target` must be that server).
+pub fn run_with(
+    options: &Options,
+    config: Config,
+    chaos_server: Option<ChaosServer>,
+) -> (Outcome, Option<metrics_http::MetricsServer>) {
     let memory = MemoryStore::new();
     let store = match &options.target {
         Target::Memory => "memory store".to_owned(),
@@ -224,7 +285,22 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
     );
     let mut progress = Progress::new(!options.json && std::io::stderr().is_terminal());
     let started = Instant::now();
-    let mut deadlines = Vec::with_capacity(options.plans);
+    // Filled (so touched) now: a chaos run compares the memory after its
+    // warm-up with the memory at its end, and these must not grow under it.
+    let mut deadlines = vec![[started; 2]; options.plans];
+    let mut observed = vec![[started; 2]; options.plans];
+    let clock = audit::WallClock::now();
+    let mut chaos = chaos_server.map(|server| {
+        let feeding = Duration::from_secs_f64(options.plans as f64 / options.rate.max(1.0));
+        chaos::Run::start(
+            server,
+            config.detect() == heat_observer::Detect::Push,
+            config.stream(),
+            &options.run_id,
+            options.plans,
+            started + feeding,
+        )
+    });
     for i in 0..options.plans {
         if options.rate > 0.0 {
             let due = started + Duration::from_secs_f64(i as f64 / options.rate);
@@ -237,7 +313,11 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         // publish_plan would XADD to quantum:stream:apply.plan here.
         let published = Instant::now();
         let _ = observer.observe_late(&plan, symbol);
-        deadlines.push([created, published + config.max_wait()]);
+        deadlines[i] = [created, published + config.max_wait()];
+        observed[i] = [created, published];
+        if let Some(chaos) = chaos.as_mut() {
+            chaos.sample();
+        }
         if let Some(delay) = delays.draw() {
             bridge.schedule(i, config.heat_key(&plan), published + delay);
         }
@@ -251,6 +331,12 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         std::thread::sleep(Duration::from_millis(20));
     }
     progress.done();
+    let settled_stats = observer.stats();
+    let (chaos, chaos_events, record) =
+        match chaos.map(|run| run.finish(settled_stats.found + settled_stats.not_found)) {
+            Some((outcome, events, record)) => (Some(outcome), Some(events), Some(record)),
+            None => (None, None, None),
+        };
     let bridge = bridge.finish();
     let written = bridge.keys;
     let shutdown = observer.shutdown(config.shutdown_timeout());
@@ -267,12 +353,15 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
             hits as f64 / options.plans.max(1) as f64,
         )
     });
-    let (events, stream_read_error) = match read_events(options, &config, &memory) {
-        Ok(events) => (events, None),
-        Err(e) => {
-            log::error!("cannot read the stream back: {e}");
-            (Vec::new(), Some(e.to_string()))
-        }
+    let (events, stream_read_error) = match chaos_events {
+        Some(events) => (events, None),
+        None => match read_events(options, &config, &memory) {
+            Ok(events) => (events, None),
+            Err(e) => {
+                log::error!("cannot read the stream back: {e}");
+                (Vec::new(), Some(e.to_string()))
+            }
+        },
     };
     let index = |e: &ObservedEvent| {
         e.plan_id
@@ -286,6 +375,27 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
             .is_some_and(|w| w.exists())
     };
     let report = CoverageReport::build(&events, has_key);
+    let (wipes, faults) = match &record {
+        Some(record) => (
+            record.wipes.clone(),
+            record
+                .faults
+                .iter()
+                .map(|f| (f.start, f.end + chaos::RECOVERY))
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let truth = audit::Truth {
+        written: &written,
+        observed: &observed,
+        ttl: options.key_ttl,
+        wipes: &wipes,
+        faults: &faults,
+        poll: config.poll(),
+        push: config.detect() == heat_observer::Detect::Push,
+    };
+    let audit = audit::audit(&truth, &events, index, &clock);
     let outcome = Outcome {
         store,
         stats: shutdown.stats,
@@ -295,6 +405,8 @@ pub fn run(options: &Options, config: Config) -> (Outcome, Option<metrics_http::
         bridge_failed_writes: bridge.failed_writes,
         bridge_failed_keys: bridge.failed_keys,
         stream_read_error,
+        audit,
+        chaos,
     };
     (outcome, metrics)
 }
@@ -434,6 +546,23 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
             s.late_answers
         );
     }
+    let a = &outcome.audit;
+    println!(
+        "audit:    {} events held against the bridge's writes: false found {}, false not-found {}, \
+         wait errors {} (and {} in faults), not judged {}",
+        a.events,
+        a.false_found,
+        a.false_not_found,
+        a.wait_errors,
+        a.wait_errors_in_faults,
+        a.unknown
+    );
+    for example in &a.examples {
+        println!("          {example}");
+    }
+    if let Some(chaos) = &outcome.chaos {
+        chaos.print();
+    }
     let late = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST).map(|r| r.advice());
     if let Some(advice) = advice(s, late) {
         println!("advice:   {advice}");
@@ -515,6 +644,9 @@ pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
         "outcomes": outcomes,
         "calls": outcome.stats.calls(),
         "late_answers": outcome.stats.late_answers,
+        "audit": outcome.audit.to_json(),
+        "chaos": outcome.chaos.as_ref().map(chaos::Outcome::to_json),
+        "balanced": outcome.stats.is_balanced() && outcome.stats.calls() == 2 * options.plans as u64,
         "bridge": {
             "failed_writes": outcome.bridge_failed_writes,
             "failed_keys": outcome.bridge_failed_keys,

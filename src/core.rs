@@ -802,16 +802,20 @@ impl Core {
             let w = self.watch.get_mut(i);
             w.polls += 1;
             if found {
-                // Decided at the look, also when it confirms a message: the
+                // Decided by the look, also when it confirms a message: the
                 // message may have been the server dropping the key from a
                 // full tracking table, and the write may have come after
                 // it, before the look. A message only brings the look on
-                // (within a few ms) and says how the key was seen.
+                // (within a few ms) and says how the key was seen. Found
+                // as of the answer: the server looked somewhere between
+                // the call and the answer, and a key written after the
+                // call (a worker slow to send it) must not read as found
+                // before it was written. (Not found is as of the call.)
                 let by = match w.pushed_at {
                     Some(_) => Detect::Push,
                     None => Detect::Poll,
                 };
-                ends.push((i, End::Decided(true, look.at, by)));
+                ends.push((i, End::Decided(true, now.at.max(look.at), by)));
             } else if deadline <= look.at {
                 ends.push((i, End::Decided(false, look.at, Detect::Poll)));
             } else {

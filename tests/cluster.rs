@@ -1,5 +1,7 @@
 //! Redis Cluster (feature `cluster`) against a local cluster of three
 //! masters: events, dedupe and trimming, and a master killed mid-run.
+// examples/pipeline.rs brings its own copy of support/server.rs.
+#![allow(clippy::duplicate_mod)]
 #![cfg(feature = "cluster")]
 
 mod support;
@@ -414,9 +416,23 @@ fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_on
     let stats = wait_stats(&observer, "every job ends", |s| s.finished() == s.accepted);
     assert!(stats.is_balanced(), "{stats:?}");
     let b_pushed = pushed(&cluster, "b");
+    // A plan whose key was written before its worker took it is found by
+    // its intake look (its one poll); every other was told by its master.
+    // A poll after the intake would mean push fell back for the live
+    // masters too.
+    let polls: Vec<(String, String)> = stream_events_with(&cluster, &config, "polls")
+        .into_iter()
+        .filter(|(plan, _)| live.contains(plan) && !b_pushed.contains(plan))
+        .collect();
     assert!(
-        live.iter().all(|p| b_pushed.contains(p)),
-        "the live masters' keys were pushed: {} of {}",
+        polls.iter().all(|(_, n)| n == "1"),
+        "the live masters' keys were pushed ({} of {}) or found by the intake look: {polls:?}",
+        b_pushed.len(),
+        live.len()
+    );
+    assert!(
+        b_pushed.len() * 2 > live.len(),
+        "{} of {}",
         b_pushed.len(),
         live.len()
     );

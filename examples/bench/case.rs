@@ -436,7 +436,7 @@ fn read_back(
             .and_then(|p| p.strip_prefix('p'))
             .and_then(|i| i.parse::<usize>().ok());
         let decided = field("ts_ms").and_then(|t| t.parse::<f64>().ok());
-        if let (Some(KeyWrite::At(at)), Some(decided)) =
+        if let (Some(KeyWrite::At { done: at, .. }), Some(decided)) =
             (index.and_then(|i| written.get(i)), decided)
         {
             lags.push((decided - clock.unix_ms(*at)).max(0.0) as u64);

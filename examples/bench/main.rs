@@ -12,7 +12,8 @@
 //! seconds), `steady-20k` (20,000 a second), `short-lived` (keys that live
 //! 20 ms), `down` (Redis unreachable throughout), `soak` (steady load for
 //! M minutes, Redis restarted every 30 s); alone: `processes` (K Apply
-//! processes on one Redis) and `refusals`. Modes: `channel-floor` (a bare
+//! processes on one Redis), `refusals` and `chaos` (faults on a schedule,
+//! every event audited; modes `pool` and `push`). Modes: `channel-floor` (a bare
 //! bounded channel, the floor), `pool` (the crate's defaults), `push`
 //! (push detection), `one-per-worker` (one job in flight per worker: the
 //! literal loop), `thread-per-plan` (the seed's design, see
@@ -22,21 +23,19 @@
 //! a private redis-server of its own unless `--redis` is given, so that its
 //! peak RSS, thread count and Redis are its own.
 
-#[path = "../support/args.rs"]
-mod args;
 mod baseline;
 mod case;
+mod chaos;
 mod floor;
+#[path = "../pipeline.rs"]
+#[allow(dead_code)]
+mod pipeline;
 mod probe;
 mod processes;
 mod refusals;
-#[path = "../../tests/support/server.rs"]
-#[allow(dead_code)]
-mod server;
-#[path = "../support/sim.rs"]
-mod sim;
-#[path = "../support/target.rs"]
-mod target;
+// The support modules the pipeline brings (one copy each): arguments, the
+// private redis-server of each case, the simulated bridge, the target.
+use pipeline::{args, server, sim, target};
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -58,7 +57,7 @@ const FLAGS: &[Flag] = &[
         "--scenario",
         "NAMES",
         "burst, steady, steady-20k, short-lived, down, soak, a comma list of them, or all \
-         (default all); processes and refusals run alone",
+         (default all); processes, refusals and chaos run alone",
     ),
     opt(
         "--mode",
@@ -72,7 +71,11 @@ const FLAGS: &[Flag] = &[
         "PER_SEC",
         "plans a second in steady, down and soak (default 5000)",
     ),
-    opt("--seconds", "T", "length of steady and down (default 10)"),
+    opt(
+        "--seconds",
+        "T",
+        "length of steady and down (default 10) and of chaos (default 60)",
+    ),
     opt("--minutes", "M", "length of soak (default 1)"),
     opt(
         "--max-wait-ms",
@@ -135,10 +138,38 @@ const PASSED_ON: [&str; 11] = [
 ];
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Counts the crate's warnings per fault in the chaos scenario.
+    pipeline::chaos::install_counting_logger("warn");
     let args = Args::parse(ABOUT, FLAGS);
     if let Some(case) = args.opt("--case") {
         return run_one(&args, &case);
+    }
+    if args.opt("--scenario").as_deref() == Some("chaos") {
+        let modes = match args.opt("--mode").as_deref() {
+            None | Some("all") => chaos::MODES.to_vec(),
+            Some(list) => list
+                .split(',')
+                .map(|m| {
+                    *chaos::MODES.iter().find(|k| **k == m).unwrap_or_else(|| {
+                        fail(&format!("chaos runs in modes {}", chaos::MODES.join(", ")))
+                    })
+                })
+                .collect(),
+        };
+        let rows: Vec<Value> = modes
+            .iter()
+            .map(|mode| {
+                eprintln!("running chaos / {mode} ...");
+                run_child(&args, "chaos", mode)
+            })
+            .collect();
+        chaos::print(&rows);
+        if let Some(path) = args.opt("--json") {
+            let doc = json!({ "machine": machine(), "scenarios": rows });
+            std::fs::write(&path, doc.to_string())
+                .unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+        }
+        return;
     }
     if args.opt("--scenario").as_deref() == Some("processes") {
         let rows = processes::run(&args);
@@ -242,6 +273,10 @@ fn run_one(args: &Args, case: &str) {
     let Some((scenario, mode)) = case.split_once(':') else {
         fail("--case wants SCENARIO:MODE")
     };
+    if scenario == "chaos" {
+        println!("{}", chaos::run_case(args, mode));
+        return;
+    }
     let load = case::Load {
         plans: args.get("--plans", 10_000),
         rate: args.get("--rate", 5000.0),

@@ -59,6 +59,10 @@ pub struct ObservedEvent {
     /// The wait the observation was allowed, when the event carries it
     /// (events of the Python observer do not).
     pub max_wait_ms: Option<u64>,
+    /// When the deciding look was made (Unix ms), when the event carries it.
+    pub ts_ms: Option<u64>,
+    /// `poll` or `push`, when the event carries it.
+    pub decided_by: Option<String>,
 }
 
 /// A stream entry that is not an observed event, or a failed read.
@@ -122,6 +126,8 @@ impl ObservedEvent {
             wait_ms: number("wait_ms")?,
             heat_found,
             max_wait_ms: number("max_wait_ms").ok(),
+            ts_ms: number("ts_ms").ok(),
+            decided_by: get("decided_by").ok().map(str::to_owned),
             id,
         })
     }
@@ -508,6 +514,8 @@ mod tests {
             wait_ms: wait,
             heat_found: found,
             max_wait_ms: max_wait,
+            ts_ms: None,
+            decided_by: None,
         }
     }
 

@@ -142,22 +142,26 @@ impl Sink {
 /// What became of one plan's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyWrite {
-    /// No key was scheduled (missing inputs) or its write failed.
+    /// No key was scheduled (missing inputs).
     Never,
-    /// Written on schedule, at this time.
-    At(Instant),
+    /// Written on schedule: the write was sent at `sent` and acknowledged
+    /// at `done`, so the key appeared in between.
+    At { sent: Instant, done: Instant },
+    /// The write failed: the key may or may not have reached Redis (a
+    /// pipeline fails as a whole although some of its keys may land).
+    Unknown,
     /// Scheduled after the run ended and written then, early: it counts as
     /// having come, never as written before a deadline.
     Flushed,
 }
 
 impl KeyWrite {
-    /// Whether the key was written by `deadline`.
+    /// Whether the key was surely written by `deadline`.
     pub fn by(self, deadline: Instant) -> bool {
-        matches!(self, KeyWrite::At(at) if at <= deadline)
+        matches!(self, KeyWrite::At { done, .. } if done <= deadline)
     }
 
-    /// Whether the key exists now.
+    /// Whether the key was ever written (or may have been).
     pub fn exists(self) -> bool {
         self != KeyWrite::Never
     }
@@ -241,17 +245,21 @@ fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>)
         }
         if !due.is_empty() {
             let keys: Vec<String> = due.iter().map(|(_, k)| k.clone()).collect();
-            if sink.write(&keys) {
-                let done = if stopping {
-                    KeyWrite::Flushed
-                } else {
-                    KeyWrite::At(Instant::now())
-                };
-                due.iter().for_each(|(plan, _)| written[*plan] = done);
+            let sent = Instant::now();
+            let what = if sink.write(&keys) {
+                match stopping {
+                    true => KeyWrite::Flushed,
+                    false => KeyWrite::At {
+                        sent,
+                        done: Instant::now(),
+                    },
+                }
             } else {
                 failures += 1;
                 failed_keys += due.len() as u64;
-            }
+                KeyWrite::Unknown
+            };
+            due.iter().for_each(|(plan, _)| written[*plan] = what);
             continue;
         }
         if stopping {

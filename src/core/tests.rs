@@ -223,6 +223,29 @@ impl Sim {
 // ---- polling --------------------------------------------------------------
 
 #[test]
+fn a_key_found_is_found_as_of_the_answer_and_one_missing_as_of_the_call() {
+    let mut sim = Sim::new(config());
+    sim.observe("found", 1000, 0);
+    sim.observe("missing", 30, 0);
+    assert!(matches!(sim.action(30), Action::Look { .. }));
+    // The server looked somewhere between 30 and 45 ms: the key may have
+    // been written after 30.
+    let answer = Answers {
+        found: vec![Some(true), Some(false)],
+        failed: None,
+    };
+    sim.core.handle_looked(Ok(answer), sim.now(45));
+    sim.collect();
+    assert_eq!(
+        sim.decided(),
+        [
+            ("found".into(), true, 45, Detect::Poll, false),
+            ("missing".into(), false, 30, Detect::Poll, false)
+        ]
+    );
+}
+
+#[test]
 fn the_first_job_is_looked_at_at_once_then_every_poll() {
     let mut sim = Sim::new(config());
     sim.observe("a", 1000, 0);

@@ -7,8 +7,13 @@
 //!
 //! Store health is one state per observer, whatever the number of
 //! workers: an outage opens with the first failed call of any worker and
-//! closes, with exactly one "recovered" line, once every worker whose last
-//! call failed has answered again (or holds nothing and so has no stake).
+//! closes, with one "recovered" line, once every worker whose last call
+//! failed has answered again (or holds nothing and so has no stake). The
+//! recovery line carries the failures not yet said, so one outage gives
+//! two lines. A store that flaps (a write paused, a connection killed, a
+//! recovery, again) gives at most one failure and one recovery line per
+//! interval: an outage that closes within the interval of the last
+//! recovery line is said with the next one, which counts the outages.
 //!
 //! It does no I/O: each method returns the lines to write, which the
 //! ledger logs after letting go of its lock.
@@ -68,12 +73,23 @@ struct Outage {
     workers: u64,
 }
 
+/// Outages closed but not yet said (a flapping store).
+#[derive(Debug)]
+struct Unsaid {
+    outages: u64,
+    since: Instant,
+    errors: u64,
+    workers: u64,
+}
+
 /// The store's health, one per observer.
 #[derive(Debug, Default)]
 struct Health {
     /// Workers whose last store call failed (a bit each).
     failing: u64,
     outage: Option<Outage>,
+    unsaid: Option<Unsaid>,
+    last_recovery_line: Option<Instant>,
     /// A call answered since the last failure.
     answered: bool,
     faults: Throttled,
@@ -229,6 +245,7 @@ impl Warnings {
     }
 
     fn close_outage(&mut self, now: Instant) -> Vec<Line> {
+        let every = self.every;
         let h = &mut self.health;
         if h.failing != 0 || !h.answered {
             return Vec::new();
@@ -236,20 +253,50 @@ impl Warnings {
         let Some(outage) = h.outage.take() else {
             return Vec::new();
         };
-        let mut lines = Vec::new();
-        if let Some((n, err, workers)) = h.faults.due(now, self.every, true) {
-            lines.push((Level::Warn, fault_line(n, workers, &err)));
+        let unsaid = h.unsaid.get_or_insert(Unsaid {
+            outages: 0,
+            since: outage.since,
+            errors: 0,
+            workers: 0,
+        });
+        unsaid.outages += 1;
+        unsaid.errors += outage.errors;
+        unsaid.workers |= outage.workers;
+        if h.last_recovery_line.is_some_and(|t| now < t + every) {
+            return Vec::new(); // flapping: said with the next recovery line
         }
+        self.recovery_lines(now)
+    }
+
+    /// The recovery line for the outages closed and not yet said, with the
+    /// failures not yet said (and the operators' errors before it).
+    fn recovery_lines(&mut self, now: Instant) -> Vec<Line> {
+        let h = &mut self.health;
+        let Some(unsaid) = h.unsaid.take() else {
+            return Vec::new();
+        };
+        h.last_recovery_line = Some(now);
+        let mut lines = Vec::new();
         if let Some((n, why, _)) = h.misconfigured.due(now, self.every, true) {
             lines.push((Level::Error, misconfigured_line(n, &why)));
         }
+        let flapping = match unsaid.outages {
+            1 => String::new(),
+            n => format!(" ({n} outages: the store is flapping)"),
+        };
+        let unwarned = match h.faults.due(now, self.every, true) {
+            Some((n, err, _)) => {
+                format!("; {n} of them not in an earlier warning, the last: {err}")
+            }
+            None => String::new(),
+        };
         lines.push((
             Level::Info,
             format!(
-                "Late observer store recovered after {} error(s) on {} worker(s) in {:.1} s",
-                outage.errors,
-                outage.workers.count_ones(),
-                now.saturating_duration_since(outage.since).as_secs_f64()
+                "Late observer store recovered after {} error(s) on {} worker(s) in {:.1} s{flapping}{unwarned}",
+                unsaid.errors,
+                unsaid.workers.count_ones(),
+                now.saturating_duration_since(unsaid.since).as_secs_f64()
             ),
         ));
         lines
@@ -282,6 +329,12 @@ impl Warnings {
     /// while a failing worker waits); `force` writes everything pending.
     pub(crate) fn due(&mut self, now: Instant, force: bool) -> Vec<Line> {
         let mut lines = Vec::new();
+        let h = &self.health;
+        let quiet = h.last_recovery_line.is_some_and(|t| now < t + self.every);
+        // At the stop, also while an outage is open: every count is said.
+        if h.unsaid.is_some() && (force || (h.outage.is_none() && !quiet)) {
+            lines.extend(self.recovery_lines(now));
+        }
         let h = &mut self.health;
         if let Some((n, err, workers)) = h.faults.due(now, self.every, force) {
             lines.push((Level::Warn, fault_line(n, workers, &err)));
@@ -364,33 +417,71 @@ mod tests {
             assert!(got.is_empty(), "worker 3 still fails: {got:?}");
         }
         lines.extend(w.idle(3, t + ms_(130)));
-        let failures: Vec<_> = lines.iter().filter(|(_, l)| l.contains("failed")).collect();
-        let recoveries: Vec<_> = lines
-            .iter()
-            .filter(|(_, l)| l.contains("recovered"))
-            .collect();
-        assert_eq!(
-            failures.len(),
-            2,
-            "the first at once, the rest at recovery: {lines:?}"
-        );
-        assert!(failures[0].1.contains("failed 1 time(s) on 1 worker(s)"));
-        assert!(failures[1].1.contains("failed 5 time(s) on 4 worker(s)"));
-        assert_eq!(recoveries.len(), 1, "{lines:?}");
+        assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
-            recoveries[0]
+            lines[0].1.contains("failed 1 time(s) on 1 worker(s)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].1.contains(
+                "recovered after 6 error(s) on 4 worker(s) in 0.1 s; 5 of them not in an \
+                 earlier warning, the last: heat key check:"
+            ),
+            "the rest with the recovery: {lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_flapping_store_gives_at_most_one_failure_and_one_recovery_line_per_interval() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let mut lines = Vec::new();
+        // A write paused for a second: ten outages of 100 ms each.
+        for k in 0..10 {
+            let at = t + ms_(100 * k);
+            lines.extend(w.failed(0, "event write", &io(), at));
+            lines.extend(w.failed(1, "heat key check", &io(), at + ms_(1)));
+            lines.extend(w.answered(0, at + ms_(50)));
+            lines.extend(w.answered(1, at + ms_(51)));
+            lines.extend(w.due(at + ms_(60), false));
+        }
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        // The held outages are said once the interval has passed.
+        // (The first recovery line was written at 51 ms.)
+        let later = w.due(t + EVERY + ms_(50), false);
+        assert_eq!(later.len(), 0, "not yet: {later:?}");
+        let later = w.due(t + EVERY + ms_(51), false);
+        assert_eq!(later.len(), 1, "{later:?}");
+        assert!(
+            later[0]
                 .1
-                .contains("after 6 error(s) on 4 worker(s) in 0.1 s")
+                .contains("recovered after 18 error(s) on 2 worker(s)")
+                && later[0].1.contains("(9 outages: the store is flapping)")
+                && later[0]
+                    .1
+                    .contains("; 18 of them not in an earlier warning"),
+            "{later:?}"
         );
-        // A second outage is a new one.
-        let again = w.failed(1, "event write", &io(), t + ms_(200));
-        assert!(again.is_empty(), "within the interval of the last line");
-        let back = w.answered(1, t + ms_(300));
-        assert!(back.iter().any(|(_, l)| l.contains("failed 1 time(s)")));
-        assert!(
-            back.iter()
-                .any(|(_, l)| l.contains("recovered after 1 error(s)"))
-        );
+        // Every failure is in exactly one line.
+        let said: u64 = lines
+            .iter()
+            .chain(&later)
+            .map(|(_, l)| {
+                let count = |pat: &str| {
+                    l.split(pat)
+                        .next()
+                        .and_then(|head| head.rsplit(' ').next()?.parse().ok())
+                };
+                match l.contains("recovered") {
+                    true => count(" of them not in an earlier warning").unwrap_or(0),
+                    false => count(" time(s)").unwrap_or(0),
+                }
+            })
+            .sum();
+        assert_eq!(said, 20, "{lines:?} {later:?}");
+        // A new outage after a quiet interval is said at once again.
+        let again = w.failed(0, "event write", &io(), t + EVERY * 3);
+        assert_eq!(again.len(), 1, "{again:?}");
     }
 
     #[test]

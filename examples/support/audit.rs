@@ -1,0 +1,345 @@
+//! The truth audit: every event held against what really happened to its
+//! plan's key, as the simulated bridge saw it (when each write was sent and
+//! acknowledged, how long keys live) and as the faults left it (a Redis
+//! restarted without persistence, or flushed, took every key with it).
+//!
+//! Three kinds of lie:
+//! - *false found*: `heat_found=1`, but the key was never written, was
+//!   written after the event was decided, or was gone before the plan was
+//!   observed. A found event says the key was there at some moment between
+//!   the call and `wait_ms`: a look is answered a little after it is made,
+//!   and a key that lives 20 ms may be gone by the answer;
+//! - *false not-found*: `heat_found=0`, although the key was there for at
+//!   least a poll plus 50 ms before the deadline (poll), or was written
+//!   before the deadline (push; 5 ms of grace), or, for an answer given
+//!   after the deadline, was there when it was given;
+//! - *wait error*: found, on time, but `wait_ms` is later than the write
+//!   by more than the poll plus 20 ms (poll) or 5 ms (push). Those whose
+//!   key came during a fault (or the recovery after it) are counted apart.
+//!
+//! Times are compared in Unix ms, the events' own clock (`ts_ms`); 2 ms of
+//! slack cover the rounding of whole milliseconds.
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::report::ObservedEvent;
+use super::sim::KeyWrite;
+
+/// Slack for whole-millisecond rounding on both sides.
+const SLACK_MS: f64 = 2.0;
+/// Push: how late after the write a message-driven decision may be.
+const PUSH_GRACE_MS: f64 = 5.0;
+/// Poll: how much later than the poll a decision may be.
+const POLL_GRACE_MS: f64 = 20.0;
+/// Poll: a key must have been there this much longer than a poll to be
+/// owed a find.
+const POLL_OWED_MS: f64 = 50.0;
+/// How many plan ids each kind of lie lists.
+const EXAMPLES: usize = 5;
+
+/// An `Instant` as Unix ms, from one reading of both clocks.
+#[derive(Clone, Copy)]
+pub struct WallClock {
+    instant: Instant,
+    unix_ms: f64,
+}
+
+impl WallClock {
+    pub fn now() -> WallClock {
+        WallClock {
+            instant: Instant::now(),
+            unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0,
+        }
+    }
+
+    pub fn unix_ms(&self, at: Instant) -> f64 {
+        if at >= self.instant {
+            self.unix_ms + (at - self.instant).as_secs_f64() * 1000.0
+        } else {
+            self.unix_ms - (self.instant - at).as_secs_f64() * 1000.0
+        }
+    }
+}
+
+/// What happened, per plan (by index) and to Redis.
+pub struct Truth<'a> {
+    /// What became of each plan's key.
+    pub written: &'a [KeyWrite],
+    /// When each plan was observed, per point: `[early, late]` (just before
+    /// each call).
+    pub observed: &'a [[Instant; 2]],
+    /// How long a key lives once written (`None`: longer than the run).
+    pub ttl: Option<Duration>,
+    /// When every key was taken away (a restart without persistence, a
+    /// flush).
+    pub wipes: &'a [Instant],
+    /// When faults were on, each with the recovery after it.
+    pub faults: &'a [(Instant, Instant)],
+    /// The poll, and whether the workers pushed.
+    pub poll: Duration,
+    pub push: bool,
+}
+
+/// The audit's counts, with a few plan ids of each lie.
+#[derive(Debug, Default, Clone)]
+pub struct Audit {
+    pub events: u64,
+    /// Events whose key's fate is unknown (its write failed): not judged.
+    pub unknown: u64,
+    pub false_found: u64,
+    pub false_not_found: u64,
+    pub wait_errors: u64,
+    pub wait_errors_in_faults: u64,
+    pub examples: Vec<String>,
+}
+
+impl Audit {
+    pub fn lies(&self) -> u64 {
+        self.false_found + self.false_not_found
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "events": self.events,
+            "unknown": self.unknown,
+            "false_found": self.false_found,
+            "false_not_found": self.false_not_found,
+            "wait_errors": self.wait_errors,
+            "wait_errors_in_faults": self.wait_errors_in_faults,
+            "examples": self.examples,
+        })
+    }
+}
+
+/// When the key was surely there, `[from, until)`, and when it may have
+/// been, in Unix ms; `None` if it never was.
+struct Life {
+    surely: (f64, f64),
+    maybe: (f64, f64),
+}
+
+impl Truth<'_> {
+    fn life(&self, write: KeyWrite, clock: &WallClock) -> Option<Life> {
+        let KeyWrite::At { sent, done } = write else {
+            return None;
+        };
+        let wipe = self
+            .wipes
+            .iter()
+            .filter(|w| **w >= sent)
+            .min()
+            .map(|w| clock.unix_ms(*w));
+        let ttl = self.ttl.map(|t| t.as_secs_f64() * 1000.0);
+        let (sent, done) = (clock.unix_ms(sent), clock.unix_ms(done));
+        let end = |from: f64| {
+            let by_ttl = ttl.map_or(f64::INFINITY, |t| from + t);
+            by_ttl.min(wipe.unwrap_or(f64::INFINITY))
+        };
+        Some(Life {
+            surely: (done, end(sent)),
+            maybe: (sent, end(done)),
+        })
+    }
+
+    fn in_fault(&self, from: f64, to: f64, clock: &WallClock) -> bool {
+        self.faults
+            .iter()
+            .any(|(a, b)| clock.unix_ms(*a) <= to && from <= clock.unix_ms(*b))
+    }
+}
+
+/// Judges `events` against `truth`; `index` maps an event to its plan.
+pub fn audit(
+    truth: &Truth<'_>,
+    events: &[ObservedEvent],
+    index: impl Fn(&ObservedEvent) -> Option<usize>,
+    clock: &WallClock,
+) -> Audit {
+    let mut audit = Audit::default();
+    let poll_ms = truth.poll.as_secs_f64() * 1000.0;
+    let example = |audit: &mut Audit, what: &str, e: &ObservedEvent| {
+        if audit.examples.len() < 3 * EXAMPLES {
+            audit.examples.push(format!(
+                "{what}: {} {} heat_found={} wait_ms={} decided_by={}",
+                e.plan_id,
+                e.obs_point,
+                u8::from(e.heat_found),
+                e.wait_ms,
+                e.decided_by.as_deref().unwrap_or("-")
+            ));
+        }
+    };
+    for e in events {
+        let (Some(i), Some(decided)) = (index(e), e.ts_ms) else {
+            continue;
+        };
+        let point = usize::from(e.obs_point == "publish_plan_post");
+        let (Some(write), Some(observed)) = (truth.written.get(i), truth.observed.get(i)) else {
+            continue;
+        };
+        audit.events += 1;
+        if *write == KeyWrite::Unknown {
+            audit.unknown += 1;
+            continue;
+        }
+        let decided = decided as f64;
+        let observed = clock.unix_ms(observed[point]);
+        let max_wait = e.max_wait_ms.unwrap_or(0) as f64;
+        let deadline = observed + max_wait;
+        let on_time = (e.wait_ms as f64) <= max_wait;
+        let life = truth.life(*write, clock);
+        if e.heat_found {
+            let there = life.as_ref().is_some_and(|l| {
+                l.maybe.0 <= decided + SLACK_MS && observed - SLACK_MS < l.maybe.1
+            });
+            if !there {
+                audit.false_found += 1;
+                example(&mut audit, "false found", e);
+                continue;
+            }
+            let Some(l) = life else { continue };
+            // How late the decision came after the key was surely there
+            // (or after the call, for a key already there).
+            let late = decided - l.surely.0.max(observed);
+            let grace = if truth.push {
+                PUSH_GRACE_MS
+            } else {
+                poll_ms + POLL_GRACE_MS
+            };
+            if on_time && late > grace + SLACK_MS {
+                if truth.in_fault(l.surely.0, decided, clock) {
+                    audit.wait_errors_in_faults += 1;
+                } else {
+                    audit.wait_errors += 1;
+                    let what = format!("wait error ({late:.0} ms after the key)");
+                    example(&mut audit, &what, e);
+                }
+            }
+            continue;
+        }
+        let Some(l) = life else { continue };
+        let owed = if !on_time || max_wait == 0.0 {
+            // Answered after the deadline (a retried look), or one look at
+            // the call: owed a find if the key was surely there then.
+            l.surely.0 <= decided - SLACK_MS && decided + SLACK_MS < l.surely.1
+        } else if truth.push {
+            let from = l.surely.0.max(observed);
+            from <= deadline - PUSH_GRACE_MS && from + PUSH_GRACE_MS < l.surely.1
+        } else {
+            let (from, until) = (l.surely.0.max(observed), l.surely.1.min(deadline));
+            until - from >= poll_ms + POLL_OWED_MS
+        };
+        if owed {
+            audit.false_not_found += 1;
+            example(&mut audit, "false not-found", e);
+        }
+    }
+    audit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(plan: usize, found: bool, wait_ms: u64, ts_ms: f64) -> ObservedEvent {
+        ObservedEvent {
+            id: "0-0".into(),
+            plan_id: format!("p{plan}"),
+            symbol: "S".into(),
+            obs_point: "publish_plan_post".into(),
+            wait_ms,
+            heat_found: found,
+            max_wait_ms: Some(1000),
+            ts_ms: Some(ts_ms as u64),
+            decided_by: Some("poll".into()),
+        }
+    }
+
+    #[test]
+    fn each_lie_is_told_from_the_truth() {
+        let clock = WallClock::now();
+        let t0 = clock.instant + Duration::from_secs(1);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let at = |n: u64| KeyWrite::At {
+            sent: ms(n),
+            done: ms(n + 1),
+        };
+        let written = [
+            KeyWrite::Never,
+            at(500),
+            at(300),
+            at(100),
+            at(100),
+            at(2000),
+        ];
+        let observed = [[t0, t0]; 6];
+        let truth = Truth {
+            written: &written,
+            observed: &observed,
+            ttl: None,
+            wipes: &[],
+            faults: &[],
+            poll: Duration::from_millis(100),
+            push: false,
+        };
+        let unix = |n: u64| clock.unix_ms(ms(n));
+        let events = [
+            event(0, true, 600, unix(600)),    // never written: false found
+            event(1, true, 450, unix(450)),    // written at 500: false found
+            event(2, true, 390, unix(390)),    // right: within a poll
+            event(3, true, 400, unix(400)),    // found 300 ms late: wait error
+            event(4, false, 1000, unix(1000)), // there 900 ms: false not-found
+            event(5, false, 1000, unix(1000)), // came after the deadline: right
+        ];
+        let index = |e: &ObservedEvent| e.plan_id[1..].parse().ok();
+        let audit = audit(&truth, &events, index, &clock);
+        assert_eq!(
+            (
+                audit.events,
+                audit.false_found,
+                audit.false_not_found,
+                audit.wait_errors
+            ),
+            (6, 2, 1, 1),
+            "{audit:?}"
+        );
+        assert!(
+            audit.examples[0].starts_with("false found: p0"),
+            "{audit:?}"
+        );
+
+        // The same not-found is right if a restart took the key away.
+        let wipes = [ms(150)];
+        let wiped = Truth {
+            wipes: &wipes,
+            ..truth
+        };
+        let audit = super::audit(&wiped, &events[4..5], index, &clock);
+        assert_eq!(audit.false_not_found, 0, "{audit:?}");
+
+        // A key that lived 20 ms and was gone by the answer was still seen
+        // between the call and the answer: found is right. Found after a
+        // wipe that came before the call is not.
+        let short = Truth {
+            ttl: Some(Duration::from_millis(20)),
+            ..truth
+        };
+        let audit = super::audit(&short, &events[2..3], index, &clock);
+        assert_eq!(audit.false_found, 0, "{audit:?}");
+        let late_observed = [[ms(350), ms(350)]; 6];
+        let after = Truth {
+            observed: &late_observed,
+            ..short
+        };
+        let audit = super::audit(&after, &events[2..3], index, &clock);
+        assert_eq!(audit.false_found, 1, "{audit:?}");
+    }
+}

@@ -1,0 +1,624 @@
+//! Faults on a schedule, for the pipeline's `--chaos` and the benchmark's
+//! `chaos` scenario: a private redis-server is killed and restarted,
+//! stopped, has the observer's connections killed, its scripts flushed,
+//! its writes paused, its loop put to sleep and (push) its tracking table
+//! shrunk, one fault every few seconds, in a cycle, while plans flow.
+//!
+//! Beside the schedule: a reader that tails the event stream as it is
+//! written (a restart takes the stream with it, so reading it at the end
+//! would lose every event written before), a logger that counts the
+//! crate's warnings (at most two per fault per warning interval), and the
+//! process's resident memory.
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use super::report::ObservedEvent;
+use super::server::Server;
+
+/// The faults, in the order they come.
+pub const KINDS: [&str; 7] = [
+    "restart",
+    "stop",
+    "client-kill",
+    "script-flush",
+    "pause-writes",
+    "debug-sleep",
+    "small-tracking-table",
+];
+/// How long Redis stays down when killed.
+const DOWN: Duration = Duration::from_secs(1);
+/// How long Redis stays stopped (SIGSTOP).
+const STOPPED: Duration = Duration::from_secs(3);
+/// `CLIENT PAUSE ... WRITE`.
+const PAUSE_MS: u64 = 1000;
+/// How long the tracking table stays at 100 keys.
+const SMALL_TABLE: Duration = Duration::from_secs(3);
+/// After a fault ends, how long the observer may take to find its feet
+/// (reconnect with backoff, re-subscribe): wait errors then are the
+/// fault's.
+pub const RECOVERY: Duration = Duration::from_secs(2);
+
+/// One fault as it happened.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub kind: &'static str,
+    pub start: Instant,
+    pub end: Instant,
+    /// Why the fault could not be made, if it could not.
+    pub error: Option<String>,
+}
+
+/// What the schedule did, and the server back.
+pub struct Record {
+    pub faults: Vec<Fault>,
+    /// When every key was taken away (each kill).
+    pub wipes: Vec<Instant>,
+    pub server: Server,
+}
+
+/// The schedule's thread.
+pub struct Schedule {
+    stop: Sender<()>,
+    thread: JoinHandle<Record>,
+}
+
+impl Schedule {
+    /// Starts the faults: the first at `first`, then one every `gap`, none
+    /// that would end after `until`. `push` adds the small tracking table.
+    pub fn start(
+        server: Server,
+        push: bool,
+        first: Instant,
+        gap: Duration,
+        until: Instant,
+    ) -> Schedule {
+        let (stop, stopped) = bounded(1);
+        let thread = thread::Builder::new()
+            .name("chaos".into())
+            .spawn(move || run(server, push, first, gap, until, stopped))
+            .expect("spawn the chaos thread");
+        Schedule { stop, thread }
+    }
+
+    /// Stops the schedule (after the fault under way, if any).
+    pub fn finish(self) -> Record {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the chaos thread panicked")
+    }
+}
+
+fn run(
+    mut server: Server,
+    push: bool,
+    first: Instant,
+    gap: Duration,
+    until: Instant,
+    stopped: Receiver<()>,
+) -> Record {
+    let kinds: Vec<&'static str> = KINDS
+        .iter()
+        .copied()
+        .filter(|k| push || *k != "small-tracking-table")
+        .collect();
+    let (mut faults, mut wipes) = (Vec::new(), Vec::new());
+    let mut next = first;
+    for kind in kinds.iter().cycle() {
+        if next + STOPPED + RECOVERY > until {
+            break;
+        }
+        if stopped.recv_deadline(next).is_ok() {
+            break;
+        }
+        let start = Instant::now();
+        let error = make(kind, &mut server, &mut wipes)
+            .err()
+            .map(|e| e.to_string());
+        if let Some(e) = &error {
+            eprintln!("chaos: {kind} could not be made: {e}");
+        }
+        faults.push(Fault {
+            kind,
+            start,
+            end: Instant::now(),
+            error,
+        });
+        next += gap;
+    }
+    Record {
+        faults,
+        wipes,
+        server,
+    }
+}
+
+/// Makes one fault; returns when it is over.
+fn make(kind: &str, server: &mut Server, wipes: &mut Vec<Instant>) -> redis::RedisResult<()> {
+    let admin = |server: &Server| -> redis::RedisResult<redis::Connection> {
+        let con = redis::Client::open(server.url())?
+            .get_connection_with_timeout(Duration::from_secs(2))?;
+        con.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(con)
+    };
+    match kind {
+        "restart" => {
+            wipes.push(Instant::now());
+            server.kill();
+            thread::sleep(DOWN);
+            server.restart();
+        }
+        "stop" => {
+            server.stall();
+            thread::sleep(STOPPED);
+            server.resume();
+        }
+        "client-kill" => {
+            // Every connection but this one: the observer's data and
+            // subscriber connections (and the bridge's, which reconnects).
+            let mut con = admin(server)?;
+            for kind in ["normal", "pubsub"] {
+                redis::cmd("CLIENT")
+                    .arg(&["KILL", "TYPE", kind, "SKIPME", "yes"][..])
+                    .exec(&mut con)?;
+            }
+        }
+        "script-flush" => redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .exec(&mut admin(server)?)?,
+        "pause-writes" => {
+            redis::cmd("CLIENT")
+                .arg(&["PAUSE", &PAUSE_MS.to_string(), "WRITE"][..])
+                .exec(&mut admin(server)?)?;
+            thread::sleep(Duration::from_millis(PAUSE_MS));
+        }
+        "debug-sleep" => redis::cmd("DEBUG")
+            .arg(&["SLEEP", "0.5"][..])
+            .exec(&mut admin(server)?)?,
+        "small-tracking-table" => {
+            let mut con = admin(server)?;
+            let set = |n: &str| {
+                redis::cmd("CONFIG")
+                    .arg(&["SET", "tracking-table-max-keys", n][..])
+                    .clone()
+            };
+            set("100").exec(&mut con)?;
+            thread::sleep(SMALL_TABLE);
+            set("1000000").exec(&mut con)?;
+        }
+        other => unreachable!("no fault {other}"),
+    }
+    Ok(())
+}
+
+/// The faults per kind: how many were made, and the most warning lines any
+/// one of them caused (lines from its start to the next fault's).
+pub fn lines_per_fault(faults: &[Fault], lines: &[Instant], end: Instant) -> Vec<FaultLines> {
+    let mut per: Vec<FaultLines> = Vec::new();
+    for (n, fault) in faults.iter().enumerate() {
+        let until = faults.get(n + 1).map_or(end, |f| f.start);
+        let count = lines
+            .iter()
+            .filter(|at| **at >= fault.start && **at < until)
+            .count() as u64;
+        let window = until.saturating_duration_since(fault.start);
+        match per.iter_mut().find(|p| p.kind == fault.kind) {
+            Some(p) => {
+                p.made += 1;
+                p.max_lines = p.max_lines.max(count);
+                p.failed += u64::from(fault.error.is_some());
+                p.longest_window = p.longest_window.max(window);
+            }
+            None => per.push(FaultLines {
+                kind: fault.kind,
+                made: 1,
+                failed: u64::from(fault.error.is_some()),
+                max_lines: count,
+                longest_window: window,
+            }),
+        }
+    }
+    per
+}
+
+/// One kind of fault's tally.
+#[derive(Debug, Clone)]
+pub struct FaultLines {
+    pub kind: &'static str,
+    pub made: u64,
+    pub failed: u64,
+    pub max_lines: u64,
+    /// The longest time one of them owned the log (until the next fault).
+    pub longest_window: Duration,
+}
+
+/// One event as the tail keeps it: small, so that keeping millions does
+/// not hide the observer's memory in the run's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TailEvent {
+    pub plan: u32,
+    pub late_point: bool,
+    pub found: bool,
+    pub by_push: bool,
+    pub wait_ms: u32,
+    pub max_wait_ms: u32,
+    pub ts_ms: u64,
+}
+
+impl TailEvent {
+    /// The event as the report and the audit read it.
+    pub fn to_observed(self, run_id: &str) -> ObservedEvent {
+        ObservedEvent {
+            id: String::new(),
+            plan_id: format!("{run_id}-{}", self.plan),
+            symbol: String::new(),
+            obs_point: match self.late_point {
+                true => "publish_plan_post",
+                false => "create_apply_plan",
+            }
+            .into(),
+            wait_ms: self.wait_ms.into(),
+            heat_found: self.found,
+            max_wait_ms: Some(self.max_wait_ms.into()),
+            ts_ms: Some(self.ts_ms),
+            decided_by: Some(if self.by_push { "push" } else { "poll" }.into()),
+        }
+    }
+}
+
+/// Reads the event stream as it is written, across restarts.
+pub struct Tail {
+    stop: Sender<()>,
+    thread: JoinHandle<Vec<TailEvent>>,
+}
+
+impl Tail {
+    /// Tails `stream` on `url`; room for `capacity` events is taken (and
+    /// touched) now.
+    pub fn start(url: String, stream: String, capacity: usize) -> Tail {
+        let mut events = vec![TailEvent::default(); capacity];
+        events.clear();
+        let (stop, stopped) = bounded(1);
+        let thread = thread::Builder::new()
+            .name("chaos-tail".into())
+            .spawn(move || tail(&url, &stream, events, stopped))
+            .expect("spawn the tail thread");
+        Tail { stop, thread }
+    }
+
+    /// Reads what is left and returns every event read.
+    pub fn finish(self) -> Vec<TailEvent> {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the tail thread panicked")
+    }
+}
+
+fn tail(
+    url: &str,
+    stream: &str,
+    mut events: Vec<TailEvent>,
+    stopped: Receiver<()>,
+) -> Vec<TailEvent> {
+    let mut last = "0-0".to_owned();
+    let mut con: Option<redis::Connection> = None;
+    let mut stopping = false;
+    loop {
+        if !stopping && stopped.try_recv().is_ok() {
+            stopping = true;
+        }
+        if con.is_none() {
+            con = redis::Client::open(url)
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|c| {
+                    c.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    Ok(c)
+                })
+                .ok();
+        }
+        let Some(c) = con.as_mut() else {
+            if stopping {
+                return events;
+            }
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        type Entries = Vec<(String, Vec<(String, Vec<String>)>)>;
+        let read: redis::RedisResult<Option<Entries>> = redis::cmd("XREAD")
+            .arg(&["COUNT", "5000", "BLOCK", "100", "STREAMS", stream, &last][..])
+            .query(c);
+        match read {
+            Ok(Some(streams)) => {
+                for (id, flat) in streams.into_iter().flat_map(|(_, entries)| entries) {
+                    let fields: Vec<(String, String)> = flat
+                        .chunks_exact(2)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect();
+                    if let Ok(e) = ObservedEvent::from_fields(id.clone(), &fields) {
+                        events.push(compact(&e));
+                    }
+                    last = id;
+                }
+            }
+            // Nothing more: done if asked to stop.
+            Ok(None) if stopping => return events,
+            Ok(None) => {}
+            Err(_) => {
+                con = None;
+                if stopping {
+                    return events;
+                }
+            }
+        }
+    }
+}
+
+fn compact(e: &ObservedEvent) -> TailEvent {
+    let plan = e
+        .plan_id
+        .rsplit('-')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(u32::MAX);
+    TailEvent {
+        plan,
+        late_point: e.obs_point == "publish_plan_post",
+        found: e.heat_found,
+        by_push: e.decided_by.as_deref() == Some("push"),
+        wait_ms: e.wait_ms.min(u32::MAX.into()) as u32,
+        max_wait_ms: e.max_wait_ms.unwrap_or(0).min(u32::MAX.into()) as u32,
+        ts_ms: e.ts_ms.unwrap_or(0),
+    }
+}
+
+/// A logger that writes what `RUST_LOG` asks for (as env_logger) and
+/// counts the crate's warnings and errors, with when they came.
+struct CountingLogger {
+    inner: env_logger::Logger,
+}
+
+static WARNINGS: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
+
+impl log::Log for CountingLogger {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        counted(meta) || self.inner.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if counted(record.metadata()) {
+            WARNINGS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Instant::now());
+        }
+        if self.inner.enabled(record.metadata()) {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+fn counted(meta: &log::Metadata<'_>) -> bool {
+    meta.level() <= log::Level::Warn && meta.target().starts_with("heat_observer")
+}
+
+/// Installs the counting logger (once; later calls do nothing), with
+/// `default_filter` where `RUST_LOG` is unset.
+pub fn install_counting_logger(default_filter: &str) {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+            .build();
+    let level = inner.filter().max(log::LevelFilter::Warn);
+    if log::set_boxed_logger(Box::new(CountingLogger { inner })).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// When each of the crate's warnings (and errors) was logged so far.
+pub fn warnings() -> Vec<Instant> {
+    WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// This process's resident memory now, in MB (Linux; `None` elsewhere).
+pub fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A chaos run under way: the schedule, the tail and the memory samples.
+pub struct Run {
+    schedule: Schedule,
+    tail: Tail,
+    run_id: String,
+    warm_at: Instant,
+    rss_warm_mb: Option<f64>,
+}
+
+/// The first fault comes this long after the start (the watch list full).
+pub const FIRST: Duration = Duration::from_secs(3);
+/// One fault every `GAP`: longer than the longest fault and its recovery.
+pub const GAP: Duration = Duration::from_secs(6);
+
+impl Run {
+    /// Starts the schedule on `server` and tails `stream`, for a run of
+    /// `plans` plans fed until `until`.
+    pub fn start(
+        server: Server,
+        push: bool,
+        stream: &str,
+        run_id: &str,
+        plans: usize,
+        until: Instant,
+    ) -> Run {
+        let url = server.url();
+        let now = Instant::now();
+        let cycle = KINDS.len() as u32 - u32::from(!push);
+        Run {
+            tail: Tail::start(url, stream.to_owned(), 2 * plans + 1000),
+            schedule: Schedule::start(server, push, now + FIRST, GAP, until),
+            run_id: run_id.to_owned(),
+            // Warm: after one fault of each kind (the queue has filled, the
+            // reconnects and re-subscriptions have all been made once).
+            warm_at: now + FIRST + GAP * cycle,
+            rss_warm_mb: None,
+        }
+    }
+
+    /// Takes the warm memory sample once its time has come.
+    pub fn sample(&mut self) {
+        if self.rss_warm_mb.is_none() && Instant::now() >= self.warm_at {
+            self.rss_warm_mb = rss_mb();
+        }
+    }
+
+    /// Ends the run (every observation ended): the memory at the end, the
+    /// faults with the warnings each caused, and the events read.
+    pub fn finish(mut self, decided: u64) -> (Outcome, Vec<ObservedEvent>, Record) {
+        self.sample();
+        let rss_end_mb = rss_mb();
+        let end = Instant::now();
+        let record = self.schedule.finish();
+        let tail = self.tail.finish();
+        let lines = warnings();
+        let quiet_lines = lines
+            .iter()
+            .filter(|at| record.faults.first().is_none_or(|f| **at < f.start))
+            .count() as u64;
+        let mut seen = std::collections::HashSet::with_capacity(tail.len());
+        let duplicates = tail
+            .iter()
+            .filter(|e| !seen.insert((e.plan, e.late_point)))
+            .count() as u64;
+        let events: Vec<ObservedEvent> = tail.iter().map(|e| e.to_observed(&self.run_id)).collect();
+        let clock = super::audit::WallClock::now();
+        let schedule = record
+            .faults
+            .iter()
+            .map(|f| ScheduledFault {
+                kind: f.kind,
+                unix_ms: clock.unix_ms(f.start) as u64,
+                lasted_ms: f.end.saturating_duration_since(f.start).as_millis() as u64,
+            })
+            .collect();
+        let outcome = Outcome {
+            schedule,
+            kinds: lines_per_fault(&record.faults, &lines, end),
+            faults: record.faults.len() as u64,
+            rss_warm_mb: self.rss_warm_mb,
+            rss_end_mb,
+            events_read: events.len() as u64,
+            unread: decided.saturating_sub(events.len() as u64 - duplicates),
+            duplicates,
+            quiet_lines,
+        };
+        (outcome, events, record)
+    }
+}
+
+/// One fault made, for the report: when (Unix ms) and for how long.
+#[derive(Debug, Clone)]
+pub struct ScheduledFault {
+    pub kind: &'static str,
+    pub unix_ms: u64,
+    pub lasted_ms: u64,
+}
+
+/// What a chaos run adds to the report.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub schedule: Vec<ScheduledFault>,
+    pub kinds: Vec<FaultLines>,
+    pub faults: u64,
+    pub rss_warm_mb: Option<f64>,
+    pub rss_end_mb: Option<f64>,
+    pub events_read: u64,
+    /// Decided events the tail never read: written just before a kill and
+    /// taken with the server (or never written).
+    pub unread: u64,
+    /// Events read twice for one plan and point: a write retried after a
+    /// restart took its dedupe key.
+    pub duplicates: u64,
+    /// Warnings before the first fault.
+    pub quiet_lines: u64,
+}
+
+impl Outcome {
+    pub fn rss_ratio(&self) -> Option<f64> {
+        self.rss_end_mb
+            .zip(self.rss_warm_mb)
+            .map(|(end, warm)| end / warm.max(1.0))
+    }
+
+    /// The most warnings one fault caused, over any kind.
+    pub fn max_lines(&self) -> u64 {
+        self.kinds.iter().map(|k| k.max_lines).max().unwrap_or(0)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let kinds: serde_json::Map<String, serde_json::Value> = self
+            .kinds
+            .iter()
+            .map(|k| {
+                (
+                    k.kind.to_owned(),
+                    serde_json::json!({
+                        "made": k.made,
+                        "could_not_make": k.failed,
+                        "max_log_lines": k.max_lines,
+                        "longest_window_s": k.longest_window.as_secs_f64(),
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "faults": self.faults,
+            "per_kind": kinds,
+            "schedule": self.schedule.iter().map(|f| serde_json::json!({
+                "kind": f.kind, "unix_ms": f.unix_ms, "lasted_ms": f.lasted_ms,
+            })).collect::<Vec<_>>(),
+            "max_log_lines_per_fault": self.max_lines(),
+            "log_lines_before_faults": self.quiet_lines,
+            "rss_mb": {"warm": self.rss_warm_mb, "end": self.rss_end_mb, "ratio": self.rss_ratio()},
+            "events_read": self.events_read,
+            "unread": self.unread,
+            "duplicates": self.duplicates,
+        })
+    }
+
+    pub fn print(&self) {
+        let fig = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.1}"));
+        println!(
+            "chaos:    {} faults; warnings per fault at most {} (before the first: {}); RSS {} MB warm, {} MB at the end ({}x); events read {}, unread {}, duplicates {}",
+            self.faults,
+            self.max_lines(),
+            self.quiet_lines,
+            fig(self.rss_warm_mb),
+            fig(self.rss_end_mb),
+            self.rss_ratio()
+                .map_or("-".to_owned(), |r| format!("{r:.3}")),
+            self.events_read,
+            self.unread,
+            self.duplicates
+        );
+        for k in &self.kinds {
+            println!(
+                "          {:<22} made {:>3} (could not {}), warnings at most {} per fault",
+                k.kind, k.made, k.failed, k.max_lines
+            );
+        }
+    }
+}
