@@ -2,18 +2,30 @@
 //! (`KEY=VALUE` lines, `#` comments, blank lines, optional `export` and
 //! quotes) or, without a path, the process environment, and prints the
 //! startup line the service will log and every effective setting with where
-//! it came from. An invalid value prints the library's own error, naming the
-//! variable and the value, and exits 2; an unknown `P28_LATE_OBS_*` name (a
-//! typo) is a warning.
+//! it came from. It checks what the library checks, with the library's own
+//! function (`Config::from_vars`): an invalid value, or an unknown
+//! `P28_LATE_OBS_*` name (a typo, named with the nearest known one), prints
+//! the library's error and exits 2.
+//!
+//! With `--connect`, it also connects to `P28_LATE_OBS_REDIS_URL` (the
+//! password and database the service will use) and proves every right the
+//! observer needs in the chosen detection mode: each command on the keys it
+//! will touch, in a form the server checks against the ACL and then
+//! refuses to run (`XADD` with id `0-0`, `SET ... PX 0`, `EVALSHA` of an
+//! unknown script, `CLIENT CACHING` without tracking), so nothing is
+//! written. It names each missing right and exits 2 if one is missing or
+//! the connection fails.
 //!
 //! ```text
 //! cargo run --example check-config -- /etc/quantum/apply-layer.env
+//! cargo run --example check-config -- --connect /etc/quantum/apply-layer.env
 //! P28_LATE_OBS_MAX_WAIT_MS=3000 cargo run --example check-config
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use heat_observer::{Config, RedisConnector};
+use heat_observer::{Config, Detect, ObsPoint, RedisConnector};
 
 /// What a check found: the text to print and the exit code.
 pub struct Checked {
@@ -24,6 +36,11 @@ pub struct Checked {
 /// Checks the settings in the env file at `path`, or in `env` (the process
 /// environment, as `(name, value)` pairs) when there is no path.
 pub fn check(path: Option<&str>, env: Vec<(String, String)>) -> Checked {
+    check_with(path, env, false)
+}
+
+/// [`check`], then, if `connecting` and the settings are valid, [`connect`].
+pub fn check_with(path: Option<&str>, env: Vec<(String, String)>, connecting: bool) -> Checked {
     let (vars, source) = match path {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => match parse_env_file(&text) {
@@ -34,7 +51,11 @@ pub fn check(path: Option<&str>, env: Vec<(String, String)>) -> Checked {
         },
         None => (env.into_iter().collect(), "environment"),
     };
-    let config = match Config::from_lookup(|name| vars.get(name).cloned()) {
+    // Only the prefix's names: the process environment holds much else.
+    let ours = vars
+        .iter()
+        .filter(|(name, _)| name.to_ascii_uppercase().starts_with("P28_LATE_OBS_"));
+    let config = match Config::from_vars(ours) {
         Ok(config) => config,
         Err(e) => return fail(e.to_string()),
     };
@@ -56,22 +77,144 @@ pub fn check(path: Option<&str>, env: Vec<(String, String)>) -> Checked {
         let line = format!("{name}={shown}");
         out.push_str(&format!("{line:<50} ({from})\n"));
     }
-    let known: Vec<&str> = settings.iter().map(|(name, _)| *name).collect();
-    for name in vars.keys().filter(|n| n.starts_with("P28_LATE_OBS_")) {
-        if !known.contains(&name.as_str()) {
-            let nearest = known
-                .iter()
-                .min_by_key(|k| distance(k, name))
-                .unwrap_or(&"");
-            out.push_str(&format!(
-                "warning: unknown variable {name}, ignored (did you mean {nearest}?)\n"
-            ));
-        }
-    }
     if let Some(advice) = config.advice() {
         out.push_str(&format!("warning: {advice}\n"));
     }
-    Checked { code: 0, out }
+    let mut checked = Checked { code: 0, out };
+    if connecting {
+        connect(&config, &mut checked);
+    }
+    checked
+}
+
+/// Connects as the service will and proves each right it needs for
+/// `config`'s detection mode; appends what it found to `checked`.
+pub fn connect(config: &Config, checked: &mut Checked) {
+    let Some(url) = config.redis_url() else {
+        checked.code = 2;
+        checked
+            .out
+            .push_str("error: --connect: P28_LATE_OBS_REDIS_URL is not set\n");
+        return;
+    };
+    // Checked by `check` already; the address never holds a secret.
+    let address = RedisConnector::with_timeout(url, Duration::from_secs(2))
+        .map(|c| c.address().to_owned())
+        .unwrap_or_default();
+    let opened = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .and_then(|c| {
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            Ok(c)
+        });
+    let mut con = match opened {
+        Ok(con) => con,
+        Err(e) => {
+            checked.code = 2;
+            // The error, never the URL: a refused password says so by kind.
+            let why = match e.kind() {
+                redis::ErrorKind::AuthenticationFailed => {
+                    "authentication failed: check the user and password".to_owned()
+                }
+                _ => e.to_string(),
+            };
+            checked
+                .out
+                .push_str(&format!("error: cannot connect to {address}: {why}\n"));
+            return;
+        }
+    };
+    checked.out.push_str(&format!(
+        "\nconnected to {address} (authenticated, database selected); rights for detect={}:\n",
+        match config.detect() {
+            Detect::Push => "push",
+            _ => "poll",
+        }
+    ));
+    let mut missing = 0;
+    for (right, probe) in probes(config) {
+        match probe_right(&mut con, &probe) {
+            Ok(()) => checked.out.push_str(&format!("  ok       {right}\n")),
+            Err(why) => {
+                missing += 1;
+                checked
+                    .out
+                    .push_str(&format!("  MISSING  {right}: {why}\n"));
+            }
+        }
+    }
+    if missing > 0 {
+        checked.code = 2;
+        checked.out.push_str(&format!(
+            "error: the user lacks {missing} right(s) the observer needs; see README, ACL\n"
+        ));
+    }
+}
+
+/// The rights the observer uses, each as a command on the keys it touches.
+fn probes(config: &Config) -> Vec<(String, redis::Cmd)> {
+    let heat = config.heat_key("check-config-probe");
+    let stream = config.stream().to_owned();
+    let dedupe = config.dedupe_key(ObsPoint::PUBLISH_PLAN_POST, "check-config-probe");
+    let sha = "0".repeat(40);
+    let cmd = |args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        c.arg(&args[1..]);
+        c
+    };
+    let mut probes = vec![
+        (
+            "+script|load (the scripts are loaded once)".to_owned(),
+            cmd(&["SCRIPT", "LOAD", "return 1"]),
+        ),
+        (
+            format!("+evalsha_ro on {heat} (the look)"),
+            cmd(&["EVALSHA_RO", &sha, "1", &heat]),
+        ),
+        (
+            format!("+exists on {heat} (reads only: %R~ is enough)"),
+            cmd(&["EXISTS", &heat]),
+        ),
+        (
+            format!("+evalsha on {stream} and {dedupe} (the write)"),
+            cmd(&["EVALSHA", &sha, "2", &stream, &dedupe]),
+        ),
+        (
+            format!("+xadd on {stream}"),
+            cmd(&["XADD", &stream, "NOMKSTREAM", "0-0", "probe", "1"]),
+        ),
+        (
+            format!("+set on {dedupe} (the dedupe claim)"),
+            cmd(&["SET", &dedupe, "1", "PX", "0"]),
+        ),
+        (format!("+get on {dedupe}"), cmd(&["GET", &dedupe])),
+        (format!("+del on {dedupe}"), cmd(&["DEL", &dedupe])),
+    ];
+    if config.detect() == Detect::Push {
+        probes.extend([
+            ("+client|id (push)".to_owned(), cmd(&["CLIENT", "ID"])),
+            (
+                "+client|tracking (push)".to_owned(),
+                cmd(&["CLIENT", "TRACKING", "on", "OPTIN", "REDIRECT", "0"]),
+            ),
+            (
+                "+client|caching (push)".to_owned(),
+                cmd(&["CLIENT", "CACHING", "yes"]),
+            ),
+        ]);
+    }
+    probes
+}
+
+/// Runs `probe`: the server checks the user's rights before it runs a
+/// command, so `NOPERM` means a right is missing and any other answer (the
+/// probes are built to be refused after that check) that it is there.
+fn probe_right(con: &mut redis::Connection, probe: &redis::Cmd) -> Result<(), String> {
+    match probe.query::<redis::Value>(con) {
+        Err(e) if e.code() == Some("NOPERM") => Err(e.to_string()),
+        Err(e) if e.is_io_error() || e.is_timeout() => Err(format!("no answer: {e}")),
+        _ => Ok(()),
+    }
 }
 
 fn fail(message: String) -> Checked {
@@ -106,32 +249,20 @@ fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(vars)
 }
 
-/// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
-
 #[allow(dead_code)]
 fn main() {
-    let path = std::env::args().nth(1);
-    if path.as_deref().is_some_and(|p| p == "--help" || p == "-h") {
-        println!("usage: check-config [ENV_FILE]  (no file: the process environment)");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: check-config [--connect] [ENV_FILE]  (no file: the process environment)\n  \
+             --connect  connect to P28_LATE_OBS_REDIS_URL and prove every right the observer needs"
+        );
         return;
     }
-    let checked = check(path.as_deref(), std::env::vars().collect());
+    let connecting = args.iter().any(|a| a == "--connect");
+    args.retain(|a| a != "--connect");
+    let path = args.first().cloned();
+    let checked = check_with(path.as_deref(), std::env::vars().collect(), connecting);
     if checked.code == 0 {
         print!("{}", checked.out);
     } else {

@@ -2,16 +2,22 @@
 //! prints, per observation point, events, `heat_found=1`, coverage and the
 //! wait percentiles of found keys; for the misses, whether the `by_plan` key
 //! exists now (it came after the deadline) or not (it never came), with a
-//! sentence of advice on `P28_LATE_OBS_MAX_WAIT_MS`.
+//! sentence of advice on `P28_LATE_OBS_MAX_WAIT_MS`, and the picture to
+//! choose it from: the waits of found keys in bins up to the deadline, what
+//! came after it and what never came (in the terminal; `--svg` also writes
+//! it as an SVG file).
 //!
 //! ```text
 //! cargo run --example coverage -- --redis redis://127.0.0.1:6379 --count 1000
+//! cargo run --example coverage -- --svg coverage.svg
 //! cargo run --example coverage -- --json
 //! cargo run --features cluster --example coverage -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
 //! ```
 
 #[path = "support/args.rs"]
 mod args;
+#[path = "support/histogram.rs"]
+mod histogram;
 #[path = "support/report.rs"]
 mod report;
 #[path = "support/target.rs"]
@@ -49,6 +55,11 @@ const FLAGS: &[Flag] = &[
         "--heat-key-prefix",
         "PREFIX",
         "prefix of the by_plan keys (default quantum:harvest:heat:by_plan:)",
+    ),
+    opt(
+        "--svg",
+        "PATH",
+        "also draw the waits of the late point (or the first that waits) as an SVG file",
     ),
     flag("--json", "print one JSON object instead of the table"),
 ];
@@ -95,6 +106,29 @@ fn main() {
             options.count, options.stream
         );
         print!("{report}");
+    }
+    // The picture of the point that waits (the late observer's).
+    let waiting = report
+        .points
+        .iter()
+        .filter(|p| p.max_wait_ms.unwrap_or(0) > 0)
+        .max_by_key(|p| p.obs_point == "publish_plan_post");
+    if let Some(p) = waiting {
+        let picture = histogram::WaitHistogram::new(
+            &p.obs_point,
+            p.max_wait_ms.unwrap_or(0),
+            p.waits_found_ms.iter().copied(),
+            [],
+            p.came_late,
+            p.never_came,
+        );
+        if !args.flag("--json") {
+            println!("\n{}", picture.terminal(50));
+        }
+        if let Some(path) = args.opt("--svg") {
+            picture.svg(&path).unwrap_or_else(|e| fail(&e));
+            eprintln!("wrote {path}");
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub mod args;
 pub mod audit;
 #[path = "support/chaos.rs"]
 pub mod chaos;
+#[path = "support/histogram.rs"]
+pub mod histogram;
 #[path = "support/metrics_http.rs"]
 mod metrics_http;
 #[path = "support/report.rs"]
@@ -115,6 +117,11 @@ const FLAGS: &[Flag] = &[
         "T",
         "run for T seconds at --rate (instead of --plans)",
     ),
+    opt(
+        "--svg",
+        "PATH",
+        "also draw the late point's waits (found, came late, never) as an SVG file",
+    ),
     flag(
         "--json",
         "print one JSON object at the end instead of the table",
@@ -161,6 +168,9 @@ pub struct Outcome {
     pub audit: audit::Audit,
     /// The faults and what they cost, for a chaos run.
     pub chaos: Option<chaos::Outcome>,
+    /// The late point's waits: found, came late (when, from the bridge),
+    /// never.
+    pub picture: histogram::WaitHistogram,
 }
 
 fn main() {
@@ -222,6 +232,10 @@ fn main() {
             .unwrap_or_else(|e| fail(&e.to_string()));
     }
     let (outcome, metrics) = run_with(&options, config.clone(), server);
+    if let Some(path) = args.opt("--svg") {
+        outcome.picture.svg(&path).unwrap_or_else(|e| fail(&e));
+        log::info!("wrote {path}");
+    }
     if options.json {
         println!("{}", to_json(&options, &config, &outcome));
     } else {
@@ -381,7 +395,7 @@ pub fn run_with(
             record
                 .faults
                 .iter()
-                .map(|f| (f.start, f.end + chaos::RECOVERY))
+                .map(|f| (f.start, f.recovered()))
                 .collect(),
         ),
         None => (Vec::new(), Vec::new()),
@@ -396,6 +410,7 @@ pub fn run_with(
         push: config.detect() == heat_observer::Detect::Push,
     };
     let audit = audit::audit(&truth, &events, index, &clock);
+    let picture = picture(&config, &events, &written, &observed, index);
     let outcome = Outcome {
         store,
         stats: shutdown.stats,
@@ -407,8 +422,48 @@ pub fn run_with(
         stream_read_error,
         audit,
         chaos,
+        picture,
     };
     (outcome, metrics)
+}
+
+/// The late point's picture: the waits of found keys, and for the misses
+/// when their key came (the bridge knows) or that it never did.
+fn picture(
+    config: &Config,
+    events: &[ObservedEvent],
+    written: &[sim::KeyWrite],
+    observed: &[[Instant; 2]],
+    index: impl Fn(&ObservedEvent) -> Option<usize>,
+) -> histogram::WaitHistogram {
+    let late_point = |e: &&ObservedEvent| e.obs_point == ObsPoint::PUBLISH_PLAN_POST.as_str();
+    let found = events
+        .iter()
+        .filter(late_point)
+        .filter(|e| e.found_in_time())
+        .map(|e| e.wait_ms);
+    let (mut came, mut unknown, mut never) = (Vec::new(), 0, 0);
+    for e in events
+        .iter()
+        .filter(late_point)
+        .filter(|e| !e.found_in_time())
+    {
+        match index(e).and_then(|i| Some((written.get(i)?, observed.get(i)?[1]))) {
+            Some((sim::KeyWrite::At { done, .. }, published)) => {
+                came.push(done.saturating_duration_since(published).as_millis() as u64);
+            }
+            Some((sim::KeyWrite::Never, _)) => never += 1,
+            _ => unknown += 1,
+        }
+    }
+    histogram::WaitHistogram::new(
+        ObsPoint::PUBLISH_PLAN_POST.as_str(),
+        config.max_wait().as_millis() as u64,
+        found,
+        came,
+        unknown,
+        never,
+    )
 }
 
 fn settled(s: &Stats) -> bool {
@@ -563,6 +618,7 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
     if let Some(chaos) = &outcome.chaos {
         chaos.print();
     }
+    println!("\n{}", outcome.picture.terminal(50));
     let late = point_report(outcome, ObsPoint::PUBLISH_PLAN_POST).map(|r| r.advice());
     if let Some(advice) = advice(s, late) {
         println!("advice:   {advice}");

@@ -6,6 +6,10 @@
 
 mod support;
 
+#[allow(dead_code)]
+#[path = "../examples/check-config.rs"]
+mod check_config;
+
 use heat_observer::{Config, Detect, LateObserver, RedisConnector};
 use support::server::{self, Server, unique, xrange};
 use support::{ms, wait_stats};
@@ -188,4 +192,77 @@ fn push_without_its_rights_polls_and_every_plan_is_still_decided() {
     let stats = wait_stats(&observer, "decided by polling", |s| s.not_found == 1);
     assert_eq!(stats.push_workers, 0);
     assert!(observer.shutdown(ms(3000)).stats.is_balanced());
+}
+
+#[test]
+fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
+    let Some(server) = server::private("check_config_connect") else {
+        return;
+    };
+    let rules = readme_rules();
+    // check-config reads the environment, where the names are the defaults.
+    let defaults = Config::default();
+    let url = |password: &str| {
+        format!(
+            "redis://heat-observer:{password}@127.0.0.1:{}",
+            server.port()
+        )
+    };
+    let check = |detect: &str, url: String| {
+        let env = vec![
+            ("P28_LATE_OBS_REDIS_URL".to_owned(), url),
+            ("P28_LATE_OBS_DETECT".to_owned(), detect.to_owned()),
+        ];
+        check_config::check_with(None, env, true)
+    };
+
+    set_user(&server, &rules[..1], &defaults);
+    let poll = check("poll", url(PASSWORD));
+    assert_eq!(poll.code, 0, "{}", poll.out);
+    assert_eq!(
+        poll.out.matches("\n  ok       +").count(),
+        8,
+        "{}",
+        poll.out
+    );
+    // The poll rule alone lacks push's three rights, each named.
+    let push = check("push", url(PASSWORD));
+    assert_eq!(push.code, 2, "{}", push.out);
+    for right in ["+client|id", "+client|tracking", "+client|caching"] {
+        assert!(
+            push.out.contains(&format!("MISSING  {right} (push)")),
+            "{}",
+            push.out
+        );
+    }
+    set_user(&server, &rules, &defaults);
+    let push = check("push", url(PASSWORD));
+    assert_eq!(push.code, 0, "{}", push.out);
+
+    let without_xadd: Vec<String> = rules[..1].iter().map(|r| r.replace(" +xadd", "")).collect();
+    set_user(&server, &without_xadd, &defaults);
+    let poll = check("poll", url(PASSWORD));
+    assert_eq!(poll.code, 2, "{}", poll.out);
+    assert!(
+        poll.out
+            .contains(&format!("MISSING  +xadd on {}", defaults.stream())),
+        "{}",
+        poll.out
+    );
+    assert_eq!(poll.out.matches("MISSING").count(), 1, "{}", poll.out);
+
+    // A wrong password is said by kind; no piece of it is shown.
+    let wrong = check("poll", url("Wr0ng-Pass-77"));
+    assert_eq!(wrong.code, 2, "{}", wrong.out);
+    assert!(wrong.out.contains("authentication failed"), "{}", wrong.out);
+    assert!(
+        !wrong.out.contains("Wr0ng") && !wrong.out.contains("Pass-77"),
+        "{}",
+        wrong.out
+    );
+
+    // The probes wrote nothing.
+    let mut admin = server.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut admin).unwrap();
+    assert_eq!(keys, Vec::<String>::new(), "written by the probes");
 }

@@ -79,6 +79,31 @@ fn the_dashboard_has_the_runbooks_panels_and_a_sound_structure() {
             .any(|v| v["type"] == "datasource" && v["name"] == "datasource"),
         "a datasource variable"
     );
+    // An import asks for the data source (Grafana's `__inputs`), and the
+    // variable starts on the one chosen.
+    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i["name"] == "DS_PROMETHEUS" && i["pluginId"] == "prometheus"),
+        "{inputs:?}"
+    );
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["type"] == "datasource" && v["current"]["value"] == "${DS_PROMETHEUS}")
+    );
+    let instance = variables
+        .iter()
+        .find(|v| v["name"] == "instance")
+        .expect("an instance variable");
+    assert_eq!(instance["type"], "query");
+    assert_eq!(instance["includeAll"], true);
+    assert!(
+        instance["definition"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("label_values(p28_") && q.ends_with(", instance)"))
+    );
     let panels = dashboard["panels"].as_array().unwrap();
     let mut ids = Vec::new();
     let mut exprs = Vec::new();
@@ -103,6 +128,22 @@ fn the_dashboard_has_the_runbooks_panels_and_a_sound_structure() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "panel ids repeat: {ids:?}");
+    // Every series a panel reads is filtered by the instance variable;
+    // without that filter, the runbook's panels read verbatim.
+    for e in &exprs {
+        assert_eq!(
+            e.matches("p28_").count(),
+            e.matches("{instance=~\"$instance\"").count(),
+            "a series not filtered by instance: {e}"
+        );
+    }
+    let exprs: Vec<String> = exprs
+        .iter()
+        .map(|e| {
+            e.replace("{instance=~\"$instance\"}", "")
+                .replace("instance=~\"$instance\",", "")
+        })
+        .collect();
     assert!(
         exprs.iter().any(|e| e == PANEL_3),
         "the runbook's panel 3, verbatim"
@@ -226,16 +267,17 @@ fn check_config_refuses_each_bad_value_with_the_librarys_error() {
 }
 
 #[test]
-fn check_config_warns_about_typos_a_slow_timeout_and_a_missing_file() {
-    let checked = check_file("P28_LATE_OBS_MAXWAIT_MS=5000\nP28_LATE_OBS_REDIS_TIMEOUT_MS=100\n");
+fn check_config_refuses_typos_as_the_library_does_and_warns_about_a_slow_timeout() {
+    // A typo is refused, as the library refuses it at start.
+    let typo = check_file("P28_LATE_OBS_MAXWAIT_MS=5000\n");
+    assert_eq!(typo.code, 2, "{}", typo.out);
+    let library = heat_observer::Config::from_vars([("P28_LATE_OBS_MAXWAIT_MS", "5000")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(typo.out, format!("error: {library}\n"));
+    assert!(library.contains("P28_LATE_OBS_MAX_WAIT_MS"), "{library}");
+    let checked = check_file("P28_LATE_OBS_REDIS_TIMEOUT_MS=100\n");
     assert_eq!(checked.code, 0, "{}", checked.out);
-    assert!(
-        checked.out.contains(
-            "warning: unknown variable P28_LATE_OBS_MAXWAIT_MS, ignored (did you mean P28_LATE_OBS_MAX_WAIT_MS?)"
-        ),
-        "{}",
-        checked.out
-    );
     assert!(checked.out.contains(
         "warning: P28_LATE_OBS_REDIS_TIMEOUT_MS=100 is not below P28_LATE_OBS_POLL_MS=100"
     ));

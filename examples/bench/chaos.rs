@@ -63,7 +63,7 @@ pub fn run_case(args: &Args, mode: &str) -> Value {
 
 pub fn print(rows: &[Value]) {
     println!(
-        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>9} {:>7} {:>6}",
+        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>6}",
         "mode",
         "plans",
         "faults",
@@ -73,8 +73,9 @@ pub fn print(rows: &[Value]) {
         "in fault",
         "unjudged",
         "acct",
-        "RSS warm",
-        "RSS end",
+        "RSS base",
+        "warm",
+        "end",
         "ratio",
         "lines"
     );
@@ -84,7 +85,7 @@ pub fn print(rows: &[Value]) {
         let n = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
         let f = |v: &Value, d: usize| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.d$}"));
         println!(
-            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>9} {:>7} {:>6}",
+            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>6}",
             r["mode"].as_str().unwrap_or(""),
             n(&r["plans"]),
             n(&c["faults"]),
@@ -94,6 +95,7 @@ pub fn print(rows: &[Value]) {
             n(&a["wait_errors_in_faults"]),
             n(&a["unknown"]),
             if r["balanced"] == true { "yes" } else { "NO" },
+            f(&c["rss_mb"]["base"], 1),
             f(&c["rss_mb"]["warm"], 1),
             f(&c["rss_mb"]["end"], 1),
             f(&c["rss_mb"]["ratio"], 3),

@@ -98,6 +98,8 @@ pub struct Audit {
     pub false_not_found: u64,
     pub wait_errors: u64,
     pub wait_errors_in_faults: u64,
+    /// How late the latest of the wait errors (outside faults) was, in ms.
+    pub worst_wait_error_ms: f64,
     pub examples: Vec<String>,
 }
 
@@ -114,6 +116,7 @@ impl Audit {
             "false_not_found": self.false_not_found,
             "wait_errors": self.wait_errors,
             "wait_errors_in_faults": self.wait_errors_in_faults,
+            "worst_wait_error_ms": self.worst_wait_error_ms,
             "examples": self.examples,
         })
     }
@@ -219,6 +222,7 @@ pub fn audit(
                     audit.wait_errors_in_faults += 1;
                 } else {
                     audit.wait_errors += 1;
+                    audit.worst_wait_error_ms = audit.worst_wait_error_ms.max(late);
                     let what = format!("wait error ({late:.0} ms after the key)");
                     example(&mut audit, &what, e);
                 }

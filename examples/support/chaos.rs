@@ -40,8 +40,9 @@ const PAUSE_MS: u64 = 1000;
 /// How long the tracking table stays at 100 keys.
 const SMALL_TABLE: Duration = Duration::from_secs(3);
 /// After a fault ends, how long the observer may take to find its feet
-/// (reconnect with backoff, re-subscribe): wait errors then are the
-/// fault's.
+/// (reconnect with backoff, re-subscribe), beyond as long again as the
+/// fault lasted (the looks it held up, caught up): wait errors then are
+/// the fault's.
 pub const RECOVERY: Duration = Duration::from_secs(2);
 
 /// One fault as it happened.
@@ -52,6 +53,14 @@ pub struct Fault {
     pub end: Instant,
     /// Why the fault could not be made, if it could not.
     pub error: Option<String>,
+}
+
+impl Fault {
+    /// When the observer is over it: the fault, as long again to catch up
+    /// on what it held up, and [`RECOVERY`].
+    pub fn recovered(&self) -> Instant {
+        self.end + (self.end - self.start) + RECOVERY
+    }
 }
 
 /// What the schedule did, and the server back.
@@ -109,7 +118,7 @@ fn run(
     let (mut faults, mut wipes) = (Vec::new(), Vec::new());
     let mut next = first;
     for kind in kinds.iter().cycle() {
-        if next + STOPPED + RECOVERY > until {
+        if next + 2 * STOPPED + RECOVERY > until {
             break;
         }
         if stopped.recv_deadline(next).is_ok() {
@@ -444,8 +453,15 @@ pub struct Run {
     schedule: Schedule,
     tail: Tail,
     run_id: String,
+    /// The memory before the first plan: the run's own records (taken and
+    /// touched up front), the observer started and idle.
+    rss_base_mb: Option<f64>,
     warm_at: Instant,
     rss_warm_mb: Option<f64>,
+    /// One sample per cycle of faults, from the warm one on.
+    next_sample: Instant,
+    cycle: Duration,
+    rss_samples_mb: Vec<f64>,
 }
 
 /// The first fault comes this long after the start (the watch list full).
@@ -465,30 +481,49 @@ impl Run {
         until: Instant,
     ) -> Run {
         let url = server.url();
+        let tail = Tail::start(url, stream.to_owned(), 2 * plans + 1000);
         let now = Instant::now();
-        let cycle = KINDS.len() as u32 - u32::from(!push);
+        let cycle = GAP * (KINDS.len() as u32 - u32::from(!push));
+        // Warm: after every kind of fault twice (once when the run is too
+        // short for that). The observer's memory peaks with the worst
+        // overlap of a fault and the catch-up after it (held plans, held
+        // events, all bounded by the rate times the outage), which the
+        // first cycles reach; a leak would grow after that.
+        let cycles = if now + FIRST + 3 * cycle <= until { 2 } else { 1 };
+        let warm_at = now + FIRST + cycle * cycles;
         Run {
-            tail: Tail::start(url, stream.to_owned(), 2 * plans + 1000),
+            tail,
             schedule: Schedule::start(server, push, now + FIRST, GAP, until),
             run_id: run_id.to_owned(),
-            // Warm: after one fault of each kind (the queue has filled, the
-            // reconnects and re-subscriptions have all been made once).
-            warm_at: now + FIRST + GAP * cycle,
+            rss_base_mb: rss_mb(),
+            warm_at,
             rss_warm_mb: None,
+            next_sample: warm_at,
+            cycle,
+            rss_samples_mb: Vec::new(),
         }
     }
 
-    /// Takes the warm memory sample once its time has come.
+    /// Takes the memory samples whose time has come.
     pub fn sample(&mut self) {
-        if self.rss_warm_mb.is_none() && Instant::now() >= self.warm_at {
-            self.rss_warm_mb = rss_mb();
+        let now = Instant::now();
+        if now < self.next_sample {
+            return;
         }
+        let rss = rss_mb();
+        if self.rss_warm_mb.is_none() {
+            self.rss_warm_mb = rss;
+        }
+        self.rss_samples_mb.extend(rss);
+        self.next_sample += self.cycle;
     }
 
     /// Ends the run (every observation ended): the memory at the end, the
     /// faults with the warnings each caused, and the events read.
     pub fn finish(mut self, decided: u64) -> (Outcome, Vec<ObservedEvent>, Record) {
-        self.sample();
+        if self.rss_warm_mb.is_none() {
+            self.rss_warm_mb = rss_mb();
+        }
         let rss_end_mb = rss_mb();
         let end = Instant::now();
         let record = self.schedule.finish();
@@ -518,8 +553,10 @@ impl Run {
             schedule,
             kinds: lines_per_fault(&record.faults, &lines, end),
             faults: record.faults.len() as u64,
+            rss_base_mb: self.rss_base_mb,
             rss_warm_mb: self.rss_warm_mb,
             rss_end_mb,
+            rss_samples_mb: self.rss_samples_mb,
             events_read: events.len() as u64,
             unread: decided.saturating_sub(events.len() as u64 - duplicates),
             duplicates,
@@ -543,8 +580,12 @@ pub struct Outcome {
     pub schedule: Vec<ScheduledFault>,
     pub kinds: Vec<FaultLines>,
     pub faults: u64,
+    /// Before the first plan: the run's own records and an idle observer.
+    pub rss_base_mb: Option<f64>,
     pub rss_warm_mb: Option<f64>,
     pub rss_end_mb: Option<f64>,
+    /// One sample per cycle of faults after the warm one.
+    pub rss_samples_mb: Vec<f64>,
     pub events_read: u64,
     /// Decided events the tail never read: written just before a kill and
     /// taken with the server (or never written).
@@ -557,10 +598,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The memory at the end over the memory after warm-up, both without
+    /// the run's own records (the base): what the observer grew by.
     pub fn rss_ratio(&self) -> Option<f64> {
-        self.rss_end_mb
-            .zip(self.rss_warm_mb)
-            .map(|(end, warm)| end / warm.max(1.0))
+        let base = self.rss_base_mb?;
+        let (end, warm) = (self.rss_end_mb? - base, self.rss_warm_mb? - base);
+        Some(end / warm.max(1.0))
     }
 
     /// The most warnings one fault caused, over any kind.
@@ -592,7 +635,13 @@ impl Outcome {
             })).collect::<Vec<_>>(),
             "max_log_lines_per_fault": self.max_lines(),
             "log_lines_before_faults": self.quiet_lines,
-            "rss_mb": {"warm": self.rss_warm_mb, "end": self.rss_end_mb, "ratio": self.rss_ratio()},
+            "rss_mb": {
+                "base": self.rss_base_mb,
+                "warm": self.rss_warm_mb,
+                "end": self.rss_end_mb,
+                "samples": self.rss_samples_mb,
+                "ratio": self.rss_ratio(),
+            },
             "events_read": self.events_read,
             "unread": self.unread,
             "duplicates": self.duplicates,
@@ -602,10 +651,11 @@ impl Outcome {
     pub fn print(&self) {
         let fig = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.1}"));
         println!(
-            "chaos:    {} faults; warnings per fault at most {} (before the first: {}); RSS {} MB warm, {} MB at the end ({}x); events read {}, unread {}, duplicates {}",
+            "chaos:    {} faults; warnings per fault at most {} (before the first: {}); RSS {} MB before the first plan, {} MB warm, {} MB at the end ({}x over the base); events read {}, unread {}, duplicates {}",
             self.faults,
             self.max_lines(),
             self.quiet_lines,
+            fig(self.rss_base_mb),
             fig(self.rss_warm_mb),
             fig(self.rss_end_mb),
             self.rss_ratio()

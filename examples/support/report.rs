@@ -187,6 +187,8 @@ pub struct PointReport {
     pub found_late: u64,
     /// Waits of the events that found their key.
     pub wait_found_ms: Option<Percentiles>,
+    /// Those waits, sorted (for the histogram).
+    pub waits_found_ms: Vec<u64>,
     /// Misses whose key exists now: it came after the deadline.
     pub came_late: u64,
     /// Misses whose key does not exist now: it never came (or expired).
@@ -319,6 +321,7 @@ impl CoverageReport {
                     found,
                     found_late,
                     wait_found_ms: Percentiles::of(&mut waits),
+                    waits_found_ms: waits,
                     came_late,
                     never_came: events.len() as u64 - found - came_late,
                     max_wait_ms: events.iter().filter_map(|e| e.max_wait_ms).max(),
@@ -651,6 +654,7 @@ mod tests {
             found: 6,
             found_late: 0,
             wait_found_ms: None,
+            waits_found_ms: Vec::new(),
             came_late: 4,
             never_came: 0,
             max_wait_ms: Some(2000),
