@@ -489,7 +489,11 @@ impl Run {
         // overlap of a fault and the catch-up after it (held plans, held
         // events, all bounded by the rate times the outage), which the
         // first cycles reach; a leak would grow after that.
-        let cycles = if now + FIRST + 3 * cycle <= until { 2 } else { 1 };
+        let cycles = if now + FIRST + 3 * cycle <= until {
+            2
+        } else {
+            1
+        };
         let warm_at = now + FIRST + cycle * cycles;
         Run {
             tail,
