@@ -128,6 +128,10 @@ const FLAGS: &[Flag] = &[
     ),
 ];
 
+/// Counts the heap while a chaos run asks it to (off otherwise).
+#[global_allocator]
+static ALLOC: chaos::CountingAlloc = chaos::CountingAlloc;
+
 const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
 
 /// A run's settings (the flags). Public, like [`run`], for `tests/pipeline.rs`.

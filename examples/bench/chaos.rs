@@ -63,7 +63,7 @@ pub fn run_case(args: &Args, mode: &str) -> Value {
 
 pub fn print(rows: &[Value]) {
     println!(
-        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6}",
         "mode",
         "plans",
         "faults",
@@ -77,6 +77,7 @@ pub fn print(rows: &[Value]) {
         "warm",
         "end",
         "ratio",
+        "heap w/e",
         "lines"
     );
     for r in rows {
@@ -85,7 +86,7 @@ pub fn print(rows: &[Value]) {
         let n = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
         let f = |v: &Value, d: usize| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.d$}"));
         println!(
-            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>6}",
+            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6}",
             r["mode"].as_str().unwrap_or(""),
             n(&r["plans"]),
             n(&c["faults"]),
@@ -99,6 +100,11 @@ pub fn print(rows: &[Value]) {
             f(&c["rss_mb"]["warm"], 1),
             f(&c["rss_mb"]["end"], 1),
             f(&c["rss_mb"]["ratio"], 3),
+            format!(
+                "{}/{}",
+                f(&c["heap_mb_over_base"]["samples"][0], 1),
+                f(&c["heap_mb_over_base"]["end"], 1)
+            ),
             n(&c["max_log_lines_per_fault"]),
         );
     }

@@ -462,6 +462,8 @@ pub struct Run {
     next_sample: Instant,
     cycle: Duration,
     rss_samples_mb: Vec<f64>,
+    /// The heap held beyond the base, at the same moments.
+    heap_samples_mb: Vec<f64>,
 }
 
 /// The first fault comes this long after the start (the watch list full).
@@ -499,12 +501,16 @@ impl Run {
             tail,
             schedule: Schedule::start(server, push, now + FIRST, GAP, until),
             run_id: run_id.to_owned(),
-            rss_base_mb: rss_mb(),
+            rss_base_mb: {
+                count_heap(true);
+                rss_mb()
+            },
             warm_at,
             rss_warm_mb: None,
             next_sample: warm_at,
             cycle,
             rss_samples_mb: Vec::new(),
+            heap_samples_mb: Vec::new(),
         }
     }
 
@@ -519,6 +525,7 @@ impl Run {
             self.rss_warm_mb = rss;
         }
         self.rss_samples_mb.extend(rss);
+        self.heap_samples_mb.push(heap_mb());
         self.next_sample += self.cycle;
     }
 
@@ -527,8 +534,11 @@ impl Run {
     pub fn finish(mut self, decided: u64) -> (Outcome, Vec<ObservedEvent>, Record) {
         if self.rss_warm_mb.is_none() {
             self.rss_warm_mb = rss_mb();
+            self.heap_samples_mb.push(heap_mb());
         }
         let rss_end_mb = rss_mb();
+        let heap_end_mb = heap_mb();
+        count_heap(false);
         let end = Instant::now();
         let record = self.schedule.finish();
         let tail = self.tail.finish();
@@ -561,6 +571,8 @@ impl Run {
             rss_warm_mb: self.rss_warm_mb,
             rss_end_mb,
             rss_samples_mb: self.rss_samples_mb,
+            heap_samples_mb: self.heap_samples_mb,
+            heap_end_mb,
             events_read: events.len() as u64,
             unread: decided.saturating_sub(events.len() as u64 - duplicates),
             duplicates,
@@ -590,6 +602,10 @@ pub struct Outcome {
     pub rss_end_mb: Option<f64>,
     /// One sample per cycle of faults after the warm one.
     pub rss_samples_mb: Vec<f64>,
+    /// The heap held beyond the base (by everything in the process, the
+    /// run's own bookkeeping included), at the same moments and at the end.
+    pub heap_samples_mb: Vec<f64>,
+    pub heap_end_mb: f64,
     pub events_read: u64,
     /// Decided events the tail never read: written just before a kill and
     /// taken with the server (or never written).
@@ -646,6 +662,7 @@ impl Outcome {
                 "samples": self.rss_samples_mb,
                 "ratio": self.rss_ratio(),
             },
+            "heap_mb_over_base": {"samples": self.heap_samples_mb, "end": self.heap_end_mb},
             "events_read": self.events_read,
             "unread": self.unread,
             "duplicates": self.duplicates,
@@ -668,6 +685,15 @@ impl Outcome {
             self.unread,
             self.duplicates
         );
+        println!(
+            "          heap held beyond the base, per cycle: {} MB; at the end {:.1} MB",
+            self.heap_samples_mb
+                .iter()
+                .map(|m| format!("{m:.1}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.heap_end_mb
+        );
         for k in &self.kinds {
             println!(
                 "          {:<22} made {:>3} (could not {}), warnings at most {} per fault",
@@ -675,4 +701,62 @@ impl Outcome {
             );
         }
     }
+}
+
+/// The system allocator, counting the bytes live on the heap while a chaos
+/// run asks it to (`count_heap(true)`): RSS also holds what the allocator
+/// keeps after a free (fragmentation, arenas), the heap only what someone
+/// still holds. Off, it costs one relaxed load per call, so the
+/// benchmark's other scenarios are not measured through it.
+pub struct CountingAlloc;
+
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; the
+// counter is a side record.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size() as i64);
+        // SAFETY: the caller's layout, as given.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        count(-(layout.size() as i64));
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size() as i64);
+        // SAFETY: the caller's layout, as given.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        count(new as i64 - layout.size() as i64);
+        // SAFETY: `ptr` came from `alloc` with `layout`.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+fn count(bytes: i64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if COUNTING.load(Relaxed) {
+        LIVE.fetch_add(bytes, Relaxed);
+    }
+}
+
+/// Starts (or stops) counting; the count starts at 0, so it says how much
+/// more is held than at the start.
+pub fn count_heap(on: bool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    LIVE.store(0, Relaxed);
+    COUNTING.store(on, Relaxed);
+}
+
+/// Bytes held now beyond what was held when counting started, in MB.
+pub fn heap_mb() -> f64 {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
 }
