@@ -111,7 +111,13 @@ fn late_coverage_reaches_the_bound_and_the_early_look_stays_in_single_digits() {
         .iter()
         .find(|p| p.obs_point == "publish_plan_post")
         .unwrap();
-    assert_eq!((read.events, read.found), (500, late.found));
+    // Every heat_found=1 event: in time, or answered after the deadline
+    // (a deadline look is found as of its answer, which may come a few ms
+    // after the deadline; the report counts those with the misses).
+    assert_eq!(
+        (read.events, read.found + read.found_late),
+        (500, late.found)
+    );
 }
 
 #[test]
