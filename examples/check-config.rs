@@ -251,7 +251,16 @@ fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 #[allow(dead_code)]
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    for (i, arg) in std::env::args_os().skip(1).enumerate() {
+        match arg.into_string() {
+            Ok(arg) => args.push(arg),
+            Err(_) => {
+                eprintln!("error: argument {} is not valid UTF-8", i + 1);
+                std::process::exit(2);
+            }
+        }
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "usage: check-config [--connect] [ENV_FILE]  (no file: the process environment)\n  \

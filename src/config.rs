@@ -28,6 +28,17 @@ pub(crate) const PREFIX: &str = "P28_LATE_OBS_";
 /// The longest accepted wait: one hour.
 pub(crate) const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
 const MAX_WORKERS: usize = 64;
+/// The longest dedupe key lifetime: a year. Redis refuses a `PX` whose
+/// expiry overflows its millisecond clock, which would fail every write.
+const MAX_DEDUPE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest stream `MAXLEN`: Redis takes at most `i64::MAX`; a billion
+/// events is far past any retention this stream needs.
+const MAX_STREAM_LEN: u64 = 1_000_000_000;
+/// Worker stack bounds: below 256 KiB a debug build's redis-rs parse can
+/// overflow the stack (an abort of the whole process, not a panic); above
+/// 1 GiB the system may not give it.
+const MIN_STACK: u64 = 256 * 1024;
+const MAX_STACK: u64 = 1 << 30;
 const MAX_CAPACITY: usize = 1 << 20;
 /// What the default shutdown timeout adds to the max wait: the deadline
 /// look and the last write.

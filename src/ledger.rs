@@ -18,14 +18,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
-use log::{Level, debug, log, log_enabled};
+use log::Level;
+
+use crate::say::say;
 
 use crate::core::{Loss, Op, Outcome};
 use crate::job::Job;
 use crate::metrics::{self, MetricFamily};
 use crate::refusal::InvalidInput;
 use crate::stats::{Count, Stats};
-use crate::{Config, LOG_TARGET, Refused, StoreErrorKind};
+use crate::{Config, Refused, StoreErrorKind};
 use counters::Counters;
 pub(crate) use warnings::example;
 use warnings::{Line, Warnings};
@@ -135,8 +137,8 @@ impl Ledger {
             Outcome::Taken { jobs, plans } => {
                 c.taken(jobs as u64);
                 for (plan, point, wait_ms) in plans {
-                    debug!(
-                        target: LOG_TARGET,
+                    say!(
+                        Level::Debug,
                         "Late observer worker {worker} took plan {plan} ({point}, wait {wait_ms} ms)"
                     );
                 }
@@ -155,11 +157,13 @@ impl Ledger {
                     c.count(Count::late_answers, 1);
                 }
                 if let Some(plan) = plan {
-                    debug!(
-                        target: LOG_TARGET,
+                    say!(
+                        Level::Debug,
                         "Late observer decided plan {plan} ({point}): heat_found={} wait_ms={wait_ms} \
                          after {polls} look(s), by {}{}",
-                        u8::from(found), by.as_str(), if late { ", late" } else { "" }
+                        u8::from(found),
+                        by.as_str(),
+                        if late { ", late" } else { "" }
                     );
                 }
                 Vec::new()
@@ -172,17 +176,22 @@ impl Ledger {
                     self.facade
                         .recorded(e.obs_point.as_str(), e.heat_found, e.wait_ms);
                 }
-                if log_enabled!(target: LOG_TARGET, Level::Debug) {
+                if crate::say::enabled(Level::Debug) {
                     let what = if duplicate { "deduplicated" } else { "written" };
-                    debug!(target: LOG_TARGET, "Late observer {what} plan {} ({})", e.plan_id, e.obs_point);
+                    say!(
+                        Level::Debug,
+                        "Late observer {what} plan {} ({})",
+                        e.plan_id,
+                        e.obs_point
+                    );
                 }
                 Vec::new()
             }
             Outcome::Lost { loss, jobs, first } => {
                 c.lost(loss, jobs);
                 if let Some(plan) = first {
-                    debug!(
-                        target: LOG_TARGET,
+                    say!(
+                        Level::Debug,
                         "Late observer {} {jobs} observation(s), plan {plan} among them",
                         match loss {
                             Loss::Failed => "failed",
@@ -219,7 +228,7 @@ impl Ledger {
             Outcome::PushUnavailable(why) => self.warnings().push_unavailable(&why),
             Outcome::Idle => self.warnings().idle(worker, now),
             Outcome::NotYet { plan } => {
-                log::trace!(target: LOG_TARGET, "Late observer looked at plan {plan}: not yet");
+                say!(Level::Trace, "Late observer looked at plan {plan}: not yet");
                 Vec::new()
             }
         };
@@ -310,6 +319,6 @@ impl Ledger {
 
 fn write(lines: Vec<Line>) {
     for (level, line) in lines {
-        log!(target: LOG_TARGET, level, "{line}");
+        say!(level, "{line}");
     }
 }

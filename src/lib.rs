@@ -142,9 +142,11 @@ mod obs_point;
 mod observer;
 mod pool;
 mod refusal;
+mod say;
 mod stats;
 mod stop;
 mod store;
+mod text;
 mod worker;
 
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind, Detect};

@@ -12,7 +12,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use log::{error, info, warn};
+use log::Level;
+
+use crate::say::say;
 
 use crate::config::ENV_REDIS_URL;
 use crate::front::{CLOSED, Front, OPEN, STOPPED, Shared};
@@ -24,7 +26,7 @@ use crate::refusal::validate;
 use crate::stop::{StopMode, StopSignal};
 use crate::store::StreamSpec;
 use crate::worker::{self, Context};
-use crate::{Config, Connector, LOG_TARGET, ObsPoint, RedisConnector, Refused, Stats};
+use crate::{Config, Connector, ObsPoint, RedisConnector, Refused, Stats};
 
 /// The late observer: a fixed pool of worker threads watching heat keys.
 ///
@@ -136,9 +138,9 @@ impl LateObserver {
     /// The `io::Error` of a thread that could not be spawned; the workers
     /// already started are stopped first. Nothing panics.
     pub fn start<C: Connector>(config: Config, connector: C) -> std::io::Result<LateObserver> {
-        info!(target: LOG_TARGET, "{}", config.startup_line());
+        say!(Level::Info, "{}", config.startup_line());
         if let Some(advice) = config.advice() {
-            warn!(target: LOG_TARGET, "Late observer config: {advice}");
+            say!(Level::Warn, "Late observer config: {advice}");
         }
         let (tx, rx) = bounded(config.queue_capacity());
         let describe = connector.describe();
@@ -174,7 +176,10 @@ impl LateObserver {
             });
             if let Err(e) = spawned {
                 inner.shared.ledger.worker_stopped();
-                error!(target: LOG_TARGET, "Late observer could not spawn worker {index}: {e}");
+                say!(
+                    Level::Error,
+                    "Late observer could not spawn worker {index}: {e}"
+                );
                 *inner.life() = Life::Running(pool);
                 drop(observer); // stops the workers already started
                 let why = format!("could not spawn worker thread heat-observer-{index}: {e}");
@@ -183,15 +188,19 @@ impl LateObserver {
         }
         *inner.life() = Life::Running(pool);
         if c.enabled() {
-            info!(
-                target: LOG_TARGET,
+            say!(
+                Level::Info,
                 "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per \
                  worker, detect {}, store: {describe}, stream: {}",
-                c.workers(), c.queue_capacity(), c.max_in_flight(), c.detect().as_str(), c.stream()
+                c.workers(),
+                c.queue_capacity(),
+                c.max_in_flight(),
+                c.detect().as_str(),
+                c.stream()
             );
         } else {
-            info!(
-                target: LOG_TARGET,
+            say!(
+                Level::Info,
                 "Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op; \
                  observe_now (create_apply_plan) still looks, on {} worker thread(s) with a \
                  connection each to {describe}",
@@ -245,7 +254,7 @@ impl LateObserver {
     /// a counted [`Refused::Disabled`]. Logs the startup line with `False`.
     pub fn disabled() -> LateObserver {
         let config = Config::disabled();
-        info!(target: LOG_TARGET, "{}", config.startup_line());
+        say!(Level::Info, "{}", config.startup_line());
         let mode = Mode {
             late: false,
             workers: false,
@@ -258,8 +267,8 @@ impl LateObserver {
     /// startup line naming `short`; its metrics keep the observer's `name`,
     /// if it had a valid one, so that the alert says which observer.
     fn broken(why: &str, short: &str, name: Option<String>) -> LateObserver {
-        error!(target: LOG_TARGET, "Late observer disabled: {why}");
-        info!(target: LOG_TARGET, "P2.8A.3 Late Observer: False ({short})");
+        say!(Level::Error, "Late observer disabled: {why}");
+        say!(Level::Info, "P2.8A.3 Late Observer: False ({short})");
         let mode = Mode {
             late: false,
             workers: false,
@@ -577,10 +586,10 @@ fn log_summary(report: &ShutdownReport) {
         s.refused_config_error,
     );
     if report.is_complete() {
-        info!(target: LOG_TARGET, "{line}");
+        say!(Level::Info, "{line}");
     } else {
-        warn!(
-            target: LOG_TARGET,
+        say!(
+            Level::Warn,
             "{line}; {} worker(s) did not stop in time and were detached, {} observation(s) still held",
             report.workers_not_stopped,
             s.in_flight

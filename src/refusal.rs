@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::MAX_WAIT_LIMIT;
+use crate::text::is_hidden;
 
 /// Longest accepted plan id, in bytes.
 pub(crate) const MAX_PLAN_ID_LEN: usize = 128;
@@ -106,7 +107,9 @@ pub enum InvalidInput {
         len: usize,
     },
     /// The named field holds a control character (a newline would break
-    /// the runbook's `redis-cli | awk` reading of the stream).
+    /// the runbook's `redis-cli | awk` reading of the stream) or a format
+    /// character (U+202E, U+200B, U+FEFF: the id would read differently in
+    /// the stream and the logs than it is).
     ControlCharacter {
         /// `"plan_id"` or `"symbol"`.
         field: &'static str,
@@ -131,8 +134,8 @@ impl InvalidInput {
         "symbol is empty",
         "plan_id too long",
         "symbol too long",
-        "plan_id holds a control character",
-        "symbol holds a control character",
+        "plan_id holds a control or format character",
+        "symbol holds a control or format character",
         "wait too long",
         "obs_point not accepted",
     ];
@@ -165,7 +168,9 @@ impl fmt::Display for InvalidInput {
             Self::SymbolTooLong { len } => {
                 write!(f, "symbol is {len} bytes long, more than {MAX_SYMBOL_LEN}")
             }
-            Self::ControlCharacter { field } => write!(f, "{field} holds a control character"),
+            Self::ControlCharacter { field } => {
+                write!(f, "{field} holds a control or format character")
+            }
             Self::WaitTooLong { ms } => write!(
                 f,
                 "wait of {ms} ms is longer than {} ms",
@@ -196,10 +201,10 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
     if symbol.len() > MAX_SYMBOL_LEN {
         return Err(InvalidInput::SymbolTooLong { len: symbol.len() });
     }
-    if has_control(plan_id) {
+    if has_hidden(plan_id) {
         return Err(InvalidInput::ControlCharacter { field: "plan_id" });
     }
-    if has_control(symbol) {
+    if has_hidden(symbol) {
         return Err(InvalidInput::ControlCharacter { field: "symbol" });
     }
     if wait > MAX_WAIT_LIMIT {
@@ -210,23 +215,12 @@ pub(crate) fn validate(plan_id: &str, symbol: &str, wait: Duration) -> Result<()
     Ok(())
 }
 
-/// Whether `s` holds a control character (Unicode category Cc: C0, DEL,
-/// C1). It runs on the caller's thread. Plan ids and symbols are printable
-/// ASCII: that is checked first, eight bytes at a time; only other text
-/// takes the byte loop. C0 and DEL are single bytes; C1 (U+0080..U+009F) is
-/// 0xC2 followed by 0x80..=0x9F.
-fn has_control(s: &str) -> bool {
-    if is_printable_ascii(s.as_bytes()) {
-        return false;
-    }
-    let mut after_c2 = false;
-    for &b in s.as_bytes() {
-        if b < 0x20 || b == 0x7f || (after_c2 && b <= 0x9f) {
-            return true;
-        }
-        after_c2 = b == 0xc2;
-    }
-    false
+/// Whether `s` holds a control or format character (Unicode Cc or Cf,
+/// [`is_hidden`]). It runs on the caller's thread. Plan ids and symbols are
+/// printable ASCII: that is checked first, eight bytes at a time; only
+/// other text is read character by character.
+fn has_hidden(s: &str) -> bool {
+    !is_printable_ascii(s.as_bytes()) && s.chars().any(is_hidden)
 }
 
 /// Whether every byte is in 0x20..=0x7e. Per 64-bit word: a byte below 0x20
@@ -276,10 +270,10 @@ mod tests {
     }
 
     #[test]
-    fn the_byte_scan_agrees_with_char_is_control_on_every_code_point() {
+    fn the_scan_agrees_with_is_hidden_on_every_code_point() {
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             let s = format!("a{c}b");
-            assert_eq!(has_control(&s), c.is_control(), "U+{:04X}", c as u32);
+            assert_eq!(has_hidden(&s), is_hidden(c), "U+{:04X}", c as u32);
         }
     }
 
@@ -310,6 +304,20 @@ mod tests {
                 validate("p\u{85}", "X", W),
                 InvalidInput::ControlCharacter { field: "plan_id" },
             ),
+            // Ids that read differently than they are: right-to-left
+            // override, zero-width space, byte order mark.
+            (
+                validate("p-1\u{202E}2", "X", W),
+                InvalidInput::ControlCharacter { field: "plan_id" },
+            ),
+            (
+                validate("p\u{200B}1", "X", W),
+                InvalidInput::ControlCharacter { field: "plan_id" },
+            ),
+            (
+                validate("p", "\u{FEFF}BTC", W),
+                InvalidInput::ControlCharacter { field: "symbol" },
+            ),
             (
                 validate("p", "X", MAX_WAIT_LIMIT + Duration::from_millis(1)),
                 InvalidInput::WaitTooLong { ms: 3_600_001 },
@@ -320,7 +328,7 @@ mod tests {
         }
         assert_eq!(
             InvalidInput::ControlCharacter { field: "symbol" }.to_string(),
-            "symbol holds a control character"
+            "symbol holds a control or format character"
         );
     }
 }

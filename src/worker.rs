@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[cfg(test)]
 use crossbeam_channel::Sender;
 use crossbeam_channel::{Receiver, select};
-use log::{Level, log_enabled};
+use log::Level;
+
+use crate::say::say;
 
 use crate::core::{Action, CallError, Core, INTAKE_EVERY, Now, WaitOn, millis};
 use crate::front::Shared;
@@ -19,7 +21,7 @@ use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::stop::StopSignal;
 use crate::store::{Answers, Changes, Connector, Store, StreamSpec};
-use crate::{Config, LOG_TARGET, StoreError, StoreErrorKind};
+use crate::{Config, StoreError, StoreErrorKind};
 
 /// What every worker of one observer shares and never changes.
 pub(crate) struct Context<C> {
@@ -43,7 +45,10 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
     }
     let _exit = Exit(&ctx.shared.ledger);
     let Ok(mut store) = catch_unwind(AssertUnwindSafe(|| ctx.connector.connect(index))) else {
-        log::error!(target: LOG_TARGET, "Late observer worker {index} stopped: its connector panicked");
+        say!(
+            Level::Error,
+            "Late observer worker {index} stopped: its connector panicked"
+        );
         return;
     };
     let mut core = Core::new(&ctx.config, index, &ctx.owner_prefix, Instant::now());
@@ -57,7 +62,7 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
             core.handle_stop(mode);
             stopping = true;
         }
-        core.set_follow(log_enabled!(target: LOG_TARGET, Level::Debug));
+        core.set_follow(crate::say::enabled(Level::Debug));
         let action = core.poll_action(now);
         match action {
             Action::Subscribe => {

@@ -252,19 +252,21 @@ fn decided_events_get_a_last_write_at_shutdown_the_rest_is_abandoned() {
 }
 
 #[test]
-fn a_thread_that_cannot_be_spawned_is_an_error_not_a_panic() {
+fn a_stack_no_system_can_give_is_refused_at_build_not_at_spawn() {
+    // It once passed the builder and made `start` fail at the first spawn;
+    // a stack size is now refused by name outside 256 KiB to 1 GiB.
+    for bytes in [0, 1024, usize::MAX / 2, usize::MAX] {
+        let err = config().worker_stack_size(bytes).build().unwrap_err();
+        assert!(err.to_string().contains("worker_stack_size"), "{err}");
+    }
     let store = RiggedStore::new();
     let config = config()
         .workers(3)
-        .worker_stack_size(usize::MAX / 2)
+        .worker_stack_size(1 << 30)
         .build()
         .unwrap();
-    let err = LateObserver::start(config, store.clone()).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("could not spawn worker thread heat-observer-0"),
-        "{err}"
-    );
+    let observer = LateObserver::start(config, store.clone()).expect("1 GiB stacks");
+    assert_eq!(observer.stats().workers, 3);
 }
 
 #[test]

@@ -152,23 +152,42 @@ fn a_server_frozen_for_three_seconds_delays_but_the_run_ends_and_adds_up() {
 
 #[test]
 fn a_server_out_of_memory_refuses_every_write_the_run_ends_and_adds_up() {
-    let args = ["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"];
+    let args = ["--maxmemory-policy", "noeviction"];
     let Some(server) = server::private_with("a_server_out_of_memory", &args) else {
         return;
     };
-    // Fill it first, as a busy shared Redis would be.
+    // Fill it first, as a busy shared Redis would be, then set the limit
+    // 2 MB below what it holds: every write is refused whatever memory a
+    // connection's buffers free meanwhile (a limit just under the last
+    // write let a few events fit now and then).
     let mut con = server.connection();
-    for i in 0.. {
-        let big = vec![b'x'; 64 * 1024];
-        if redis::cmd("SET")
+    for i in 0..64 {
+        redis::cmd("SET")
             .arg(format!("ballast-{i}"))
-            .arg(big)
+            .arg(vec![b'x'; 64 * 1024])
             .exec(&mut con)
-            .is_err()
-        {
-            break;
-        }
+            .expect("ballast");
     }
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used - 2 * 1024 * 1024)
+        .exec(&mut con)
+        .unwrap();
+    assert!(
+        redis::cmd("SET")
+            .arg("one-more")
+            .arg(1)
+            .exec(&mut con)
+            .is_err(),
+        "the server refuses writes"
+    );
     let config = config()
         .max_wait(ms(300))
         .retry_window(ms(1000))

@@ -96,6 +96,13 @@ fn matches(handle: &PrometheusHandle, observers: &[&LateObserver], what: &str) -
 
 #[test]
 fn the_exporters_scrape_is_the_crates_own_rendering() {
+    // SAFETY: set first, before this test starts any thread (no observer,
+    // no recorder yet); the binary has this one test, so no other test's
+    // thread runs, and the harness's main thread only waits for it.
+    unsafe {
+        std::env::set_var("P28_LATE_OBS_NAME", "broken");
+        std::env::set_var("P28_LATE_OBS_POLL_MS", "abc");
+    }
     let handle = install();
     let store = MemoryStore::new();
     store.insert_key(Config::default().heat_key("found"));
@@ -128,13 +135,8 @@ fn the_exporters_scrape_is_the_crates_own_rendering() {
         s.finished() == 1
     });
 
-    // A configuration error, through the fail-open start.
-    // SAFETY: this binary has one test; no other thread reads the
-    // environment while it changes.
-    unsafe {
-        std::env::set_var("P28_LATE_OBS_NAME", "broken");
-        std::env::set_var("P28_LATE_OBS_POLL_MS", "abc");
-    }
+    // A configuration error, through the fail-open start (its variables
+    // were set before any thread started).
     let broken = LateObserver::from_env("redis://127.0.0.1:1");
     let _ = broken.observe_late("p", "S");
     assert!(broken.stats().config_error);

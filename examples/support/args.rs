@@ -38,7 +38,10 @@ impl Args {
     /// Parses the process arguments against `flags`; `--help` prints them.
     pub fn parse(about: &str, flags: &[Flag]) -> Args {
         let mut given = HashMap::new();
-        let mut args = std::env::args().skip(1);
+        let mut args = std::env::args_os().skip(1).enumerate().map(|(i, arg)| {
+            arg.into_string()
+                .unwrap_or_else(|_| fail(&format!("argument {} is not valid UTF-8", i + 1)))
+        });
         while let Some(arg) = args.next() {
             if arg == "--help" || arg == "-h" {
                 println!("{about}\n\nOptions:");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::value::ShutdownTimeout;
 use super::{ConfigError, ConfigErrorKind, ms};
+use crate::text::is_hidden;
 
 /// No bounds beyond what parses.
 pub(crate) fn any<T>(_: &'static str, _: &T) -> Result<(), ConfigError> {
@@ -46,11 +47,11 @@ pub(crate) fn in_range(name: &'static str, n: u64, min: u64, max: u64) -> Result
     Err(ConfigError::new(name, n.to_string(), kind))
 }
 
-/// A key prefix, stream or observer name: not empty, no control character
-/// (and, with `no_braces`, no braces).
+/// A key prefix, stream or observer name: not empty, no control or format
+/// character (and, with `no_braces`, no braces).
 pub(crate) fn name(setting: &'static str, value: &str, no_braces: bool) -> Result<(), ConfigError> {
     let braces = no_braces && value.contains(['{', '}']);
-    if value.is_empty() || braces || value.chars().any(char::is_control) {
+    if value.is_empty() || braces || value.chars().any(is_hidden) {
         return Err(ConfigError::new(setting, value, ConfigErrorKind::BadName));
     }
     Ok(())

@@ -153,7 +153,7 @@ impl fmt::Display for ConfigError {
                 super::ENV_MAX_WAIT_MS
             ),
             ConfigErrorKind::BadName => f.write_str(
-                "must be non-empty, without control characters (or braces, in a stream name)",
+                "must be non-empty, without control or format characters (or braces, in a stream name)",
             ),
             ConfigErrorKind::UnknownVariable { .. } => Ok(()),
         }

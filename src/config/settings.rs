@@ -14,7 +14,8 @@ use std::time::Duration;
 use super::checks::{any, count_in, millis_in, name, some_millis_in};
 use super::value::{ShutdownTimeout, Value};
 use super::{
-    ConfigBuilder, ConfigError, Detect, MAX_CAPACITY, MAX_WAIT_LIMIT, MAX_WORKERS, RedisUrl, ms,
+    ConfigBuilder, ConfigError, Detect, MAX_CAPACITY, MAX_DEDUPE_TTL, MAX_STACK, MAX_STREAM_LEN,
+    MAX_WAIT_LIMIT, MAX_WORKERS, MIN_STACK, RedisUrl, ms,
 };
 
 /// One setting as the tools see it.
@@ -151,12 +152,13 @@ settings! {
               one-job-at-a-time loop";
     dedupe_ttl: Duration = Duration::from_secs(24 * 3600);
         ENV_DEDUPE_TTL_MS = "P28_LATE_OBS_DEDUPE_TTL_MS", env: true, get: Duration, set: Duration,
-        default: "86400000", check: millis_in(1, u64::MAX),
-        doc: "lifetime of a dedupe key";
+        default: "86400000", check: millis_in(1, ms(MAX_DEDUPE_TTL)),
+        doc: "lifetime of a dedupe key, 1 ms to 365 days (Redis refuses a `PX` that \
+              overflows its clock)";
     stream_maxlen: u64 = 100_000;
         ENV_STREAM_MAXLEN = "P28_LATE_OBS_STREAM_MAXLEN", env: true, get: u64, set: u64,
-        default: "100000", check: count_in(1, u64::MAX),
-        doc: "approximate length the stream is trimmed to (`MAXLEN ~`)";
+        default: "100000", check: count_in(1, MAX_STREAM_LEN),
+        doc: "approximate length the stream is trimmed to (`MAXLEN ~`), 1 to 10^9";
     // Half a default tick: a stalled Redis costs a worker at most one
     // timeout per tick.
     redis_timeout: Duration = Duration::from_millis(50);
@@ -202,13 +204,14 @@ settings! {
         doc: "stream events are appended to (in code only)";
     warn_interval: Duration = Duration::from_secs(10);
         CODE_WARN_INTERVAL = "warn_interval", env: false, get: Duration, set: Duration, default: "10000",
-        check: millis_in(1, u64::MAX),
-        doc: "least time in milliseconds between two warnings of one kind (in code only)";
+        check: millis_in(1, ms(MAX_WAIT_LIMIT)),
+        doc: "least time in milliseconds between two warnings of one kind, 1 ms to 1 h \
+              (in code only)";
     worker_stack_size: Option<usize> = None;
         CODE_WORKER_STACK_SIZE = "worker_stack_size", env: false, get: Option<usize>, set: usize, default: "unset",
-        check: any,
-        doc: "stack size of the worker threads in bytes; unset is the standard library's \
-              (in code only; a size the system cannot give makes `start` fail)";
+        check: |n, v: &Option<usize>| v.map_or(Ok(()), |b| count_in(MIN_STACK, MAX_STACK)(n, &b)),
+        doc: "stack size of the worker threads in bytes, 256 KiB to 1 GiB; unset is the \
+              standard library's (in code only)";
 }
 
 /// The README's table of settings, as the rows give it.

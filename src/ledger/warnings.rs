@@ -51,7 +51,7 @@ impl Throttled {
     /// The pending count, the detail and the number of workers, if a line
     /// is due (`force`: now).
     fn due(&mut self, now: Instant, every: Duration, force: bool) -> Option<(u64, String, u32)> {
-        let quiet = self.last_written.is_some_and(|t| now < t + every);
+        let quiet = self.last_written.is_some_and(|t| within(t, now, every));
         if self.pending == 0 || (quiet && !force) {
             return None;
         }
@@ -63,6 +63,13 @@ impl Throttled {
             workers,
         ))
     }
+}
+
+/// Whether `now` is less than `every` after `since`. Measured as the time
+/// since, not as `since + every`: an interval of any length (even
+/// `Duration::MAX`) cannot overflow the clock.
+fn within(since: Instant, now: Instant, every: Duration) -> bool {
+    now.saturating_duration_since(since) < every
 }
 
 /// An open outage: since when, and the failed calls in it.
@@ -262,7 +269,7 @@ impl Warnings {
         unsaid.outages += 1;
         unsaid.errors += outage.errors;
         unsaid.workers |= outage.workers;
-        if h.last_recovery_line.is_some_and(|t| now < t + every) {
+        if h.last_recovery_line.is_some_and(|t| within(t, now, every)) {
             return Vec::new(); // flapping: said with the next recovery line
         }
         self.recovery_lines(now)
@@ -330,7 +337,9 @@ impl Warnings {
     pub(crate) fn due(&mut self, now: Instant, force: bool) -> Vec<Line> {
         let mut lines = Vec::new();
         let h = &self.health;
-        let quiet = h.last_recovery_line.is_some_and(|t| now < t + self.every);
+        let quiet = h
+            .last_recovery_line
+            .is_some_and(|t| within(t, now, self.every));
         // At the stop, also while an outage is open: every count is said.
         if h.unsaid.is_some() && (force || (h.outage.is_none() && !quiet)) {
             lines.extend(self.recovery_lines(now));
@@ -401,6 +410,24 @@ mod tests {
         t.add(2, None, 0);
         assert_eq!(t.due(now + EVERY, EVERY, true), Some((2, "b".into(), 0)));
         assert_eq!(t.due(now + EVERY, EVERY, true), None, "nothing pending");
+    }
+
+    #[test]
+    fn an_interval_of_any_length_never_overflows_the_clock() {
+        // `Duration::MAX` once passed the builder and panicked every worker
+        // (and `shutdown` on the caller) at `last + every`.
+        let t = Instant::now();
+        let mut w = Warnings::new(Duration::MAX, 16);
+        let first = w.failed(0, "heat key check", &io(), t);
+        assert_eq!(first.len(), 1, "the first failure is said");
+        assert!(w.failed(0, "heat key check", &io(), t + EVERY).is_empty());
+        let mut later = w.answered(0, t + EVERY * 2);
+        later.extend(w.due(t + EVERY * 3, false));
+        later.extend(w.due(t + EVERY * 3, true));
+        assert!(
+            later.iter().any(|(_, line)| line.contains("recovered")),
+            "{later:?}"
+        );
     }
 
     #[test]
@@ -533,7 +560,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("12 plan_id holds a control character (e.g. plan \"p\\n1\")"),
+            line.contains("12 plan_id holds a control or format character (e.g. plan \"p\\n1\")"),
             "{line}"
         );
     }

@@ -77,6 +77,9 @@ type TlsCertsOrNone = ();
 #[derive(Clone)]
 struct NodeClients {
     template: redis::ConnectionInfo,
+    /// The nodes given, `(host, port)`: asked for the slot map when none
+    /// of the last map's masters answers.
+    seeds: Vec<(String, u16)>,
     #[cfg(feature = "tls")]
     certs: Option<super::tls::TlsCerts>,
 }
@@ -158,8 +161,17 @@ impl RedisClusterConnector {
             infos.push(info);
             addresses.push(address);
         }
+        let seeds = infos
+            .iter()
+            .filter_map(|info| match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+                _ => None,
+            })
+            .collect();
         let node_clients = NodeClients {
             template: infos[0].clone(),
+            seeds,
             #[cfg(feature = "tls")]
             certs,
         };
@@ -298,11 +310,16 @@ impl RedisClusterStore {
             return Ok(map.clone());
         }
         let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
-        let known: Vec<(String, u16)> = self
+        let mut known: Vec<(String, u16)> = self
             .known
             .as_ref()
             .map(|m| (0..m.nodes()).map(|i| m.node(i).clone()).collect())
             .unwrap_or_default();
+        for seed in &self.nodes.seeds {
+            if !known.contains(seed) {
+                known.push(seed.clone());
+            }
+        }
         for node in known {
             let ask = || -> redis::RedisResult<redis::Value> {
                 let client = self.nodes.client(&node.0, node.1, false)?;
@@ -311,7 +328,8 @@ impl RedisClusterStore {
                 con.set_write_timeout(Some(self.timeout))?;
                 slots.query(&mut con)
             };
-            if let Some(map) = ask().ok().and_then(|reply| SlotMap::from_reply(reply).ok()) {
+            let read = |reply| SlotMap::from_reply(reply, &node.0).ok();
+            if let Some(map) = ask().ok().and_then(read) {
                 self.slots = Some(map.clone());
                 self.known = Some(map.clone());
                 return Ok(map);
@@ -323,7 +341,10 @@ impl RedisClusterStore {
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
         })?;
-        let map = SlotMap::from_reply(reply)
+        // Some node of the cluster answered; which one is not known, so an
+        // empty host is taken to be the first node given.
+        let answering = self.nodes.seeds.first().map_or("", |s| s.0.as_str());
+        let map = SlotMap::from_reply(reply, answering)
             .map_err(|e| super::link::store_error(self.link.address(), &e))?;
         self.slots = Some(map.clone());
         self.known = Some(map.clone());
@@ -583,11 +604,12 @@ impl RedisClusterStore {
     }
 }
 
-/// `EXISTS` for each key, sent in one write; the replies are read one by
-/// one and the first failure ends the call (a stalled node costs one read
-/// timeout, not one per key, as a redis-rs pipeline would wait). The
-/// caller drops the connection after a failure: its replies are out of
-/// step.
+/// `EXISTS` for each key, sent in one write; every reply is read, also
+/// after one that is an error (a `MOVED` during a reshard): a connection is
+/// kept only with no reply left unread, or the next look would read this
+/// one's replies as its own (a key answered for another). A failed read
+/// (a timeout, a broken link) ends the call, and the caller drops the
+/// connection: its replies are out of step. The first error is returned.
 fn exists_pipelined(
     con: &mut redis::Connection,
     keys: &[&str],
@@ -603,24 +625,31 @@ fn exists_pipelined(
     }
     con.send_packed_command(&packed)?;
     let mut found = Vec::with_capacity(keys.len());
+    let mut first_error = None;
     for _ in keys {
-        if register {
-            con.recv_response()?.extract_error()?;
+        if register && let Err(e) = con.recv_response()?.extract_error() {
+            first_error.get_or_insert(e);
         }
-        match con.recv_response()?.extract_error()? {
-            redis::Value::Int(n) => found.push(n == 1),
-            other => {
+        match con.recv_response()?.extract_error() {
+            Ok(redis::Value::Int(n)) => found.push(n == 1),
+            Ok(other) => {
                 let why = format!("{other:?}");
-                return Err((
+                let e = (
                     redis::ErrorKind::UnexpectedReturnType,
                     "EXISTS answered",
                     why,
-                )
-                    .into());
+                );
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(found)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
 }
 
 impl Store for RedisClusterStore {

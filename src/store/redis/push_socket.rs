@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult, Value};
 
-use super::push_frames::{self, Frame};
+use super::push_frames::{Frame, FrameReader, MAX_PENDING};
 
 enum Stream {
     Tcp(TcpStream),
@@ -62,8 +62,11 @@ impl<T: Read + Write> ReadWrite for T {}
 
 pub(crate) struct PushSocket {
     stream: Stream,
-    /// Bytes read and not yet parsed (a frame cut by a read).
+    /// Bytes read and not yet parsed (a header or key cut by a read): at
+    /// most [`MAX_PENDING`] plus one read.
     buf: Vec<u8>,
+    /// The frame being read, its keys taken from `buf` as they come.
+    reader: FrameReader,
 }
 
 impl PushSocket {
@@ -91,6 +94,7 @@ impl PushSocket {
         let mut socket = PushSocket {
             stream,
             buf: Vec::new(),
+            reader: FrameReader::default(),
         };
         let settings = info.redis_settings();
         let mut hello = redis::cmd("HELLO");
@@ -121,13 +125,16 @@ impl PushSocket {
         self.stream.fd()
     }
 
-    /// Reads every byte the socket holds, without waiting.
+    /// Reads what the socket holds, without waiting, until the buffer
+    /// holds [`MAX_PENDING`] bytes: what is left is read at the next wake
+    /// (poll(2) says the socket can still be read), after the frames read
+    /// so far have taken their bytes from the buffer.
     ///
     /// # Errors
     /// When the connection ended or failed.
     pub(crate) fn fill(&mut self) -> RedisResult<()> {
         let mut chunk = [0u8; 16 * 1024];
-        loop {
+        while self.buf.len() < MAX_PENDING {
             match self.stream.as_io().read(&mut chunk) {
                 Ok(0) => {
                     let why = "the server closed the connection";
@@ -146,6 +153,7 @@ impl PushSocket {
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(())
     }
 
     /// The frames read whole so far, taken from the buffer.
@@ -153,14 +161,7 @@ impl PushSocket {
     /// # Errors
     /// When the bytes are not `invalidate` pushes.
     pub(crate) fn frames(&mut self) -> RedisResult<Vec<Frame>> {
-        let mut frames = Vec::new();
-        let mut used = 0;
-        while let Some((frame, n)) = push_frames::parse(&self.buf[used..]).map_err(protocol)? {
-            frames.push(frame);
-            used += n;
-        }
-        self.buf.drain(..used);
-        Ok(frames)
+        self.reader.read(&mut self.buf).map_err(protocol)
     }
 }
 

@@ -43,8 +43,12 @@ pub(crate) struct SlotMap {
 }
 
 impl SlotMap {
-    /// Reads a `CLUSTER SLOTS` reply.
-    pub(crate) fn from_reply(reply: Value) -> RedisResult<SlotMap> {
+    /// Reads a `CLUSTER SLOTS` reply from the node at `answering` (its
+    /// host). As redis-rs does: a master's host that is empty or null is
+    /// the answering node's, and `?` (unknown) leaves its slots without a
+    /// master (their keys are unanswered until the map is read again),
+    /// never an address to connect to.
+    pub(crate) fn from_reply(reply: Value, answering: &str) -> RedisResult<SlotMap> {
         let bad = || {
             redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
@@ -67,7 +71,13 @@ impl SlotMap {
             let host = match master.first() {
                 Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
                 Some(Value::SimpleString(s)) => s.clone(),
+                Some(Value::Nil) => String::new(),
                 _ => return Err(bad()),
+            };
+            let host = match host.as_str() {
+                "?" => continue,
+                "" => answering.to_owned(),
+                _ => host,
             };
             let Some(Value::Int(port)) = master.get(1) else {
                 return Err(bad());
@@ -124,11 +134,14 @@ mod tests {
             assert_eq!(key_slot(key.as_bytes()), slot, "{key:?}");
         }
         assert_eq!(key_slot(b"{b}:anything"), 3300, "hash tag");
+        // An empty tag hashes the whole key; figures from Python's
+        // `binascii.crc_hqx(key, 0) % 16384` (the same CRC16/XMODEM).
         assert_eq!(
             key_slot(b"x{}y"),
-            key_slot(b"x{}y"),
+            16116,
             "an empty tag hashes the whole key"
         );
+        assert_eq!(key_slot(b"{}"), 15257);
         assert_eq!(
             key_slot(b"{quantum:stream:apply.heat.observed}:dedupe:p:1"),
             key_slot(b"quantum:stream:apply.heat.observed")
@@ -151,7 +164,7 @@ mod tests {
             range(0, 5460, 7001),
             range(10923, 16383, 7001),
         ]);
-        let map = SlotMap::from_reply(reply).unwrap();
+        let map = SlotMap::from_reply(reply, "10.9.9.9").unwrap();
         assert_eq!(map.nodes(), 2);
         assert_eq!(
             map.node(map.node_of(0).unwrap()),
@@ -159,8 +172,35 @@ mod tests {
         );
         assert_eq!(map.node(map.node_of(5461).unwrap()).1, 7002);
         assert_eq!(map.node(map.node_of(16383).unwrap()).1, 7001);
-        let partial = SlotMap::from_reply(Value::Array(vec![range(0, 10, 7001)])).unwrap();
+        let partial = SlotMap::from_reply(Value::Array(vec![range(0, 10, 7001)]), "h").unwrap();
         assert_eq!(partial.node_of(11), None);
-        assert!(SlotMap::from_reply(Value::Int(1)).is_err());
+        assert!(SlotMap::from_reply(Value::Int(1), "h").is_err());
+    }
+
+    #[test]
+    fn an_empty_or_null_host_is_the_answering_node_and_an_unknown_one_no_node() {
+        let range = |a: i64, b: i64, host: Value, port: i64| {
+            Value::Array(vec![
+                Value::Int(a),
+                Value::Int(b),
+                Value::Array(vec![host, Value::Int(port)]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            range(0, 99, Value::BulkString(Vec::new()), 7001),
+            range(100, 199, Value::Nil, 7002),
+            range(200, 299, Value::BulkString(b"?".to_vec()), 7003),
+        ]);
+        let map = SlotMap::from_reply(reply, "10.0.0.5").unwrap();
+        assert_eq!(
+            map.node(map.node_of(0).unwrap()),
+            &("10.0.0.5".into(), 7001)
+        );
+        assert_eq!(
+            map.node(map.node_of(150).unwrap()),
+            &("10.0.0.5".into(), 7002)
+        );
+        assert_eq!(map.node_of(250), None, "an unknown master serves nothing");
+        assert_eq!(map.nodes(), 2);
     }
 }

@@ -62,11 +62,27 @@ impl RedisConnector {
     }
 
     /// A connector for `url` whose connect, read and write timeouts are
-    /// `timeout`.
+    /// `timeout`, 1 ms to 60 s (as `P28_LATE_OBS_REDIS_TIMEOUT_MS`).
     ///
     /// # Errors
-    /// As [`RedisConnector::new`].
+    /// As [`RedisConnector::new`], and when `timeout` is out of range (a
+    /// zero timeout would fail every call).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use heat_observer::RedisConnector;
+    ///
+    /// let err = RedisConnector::with_timeout("redis://127.0.0.1", Duration::ZERO).unwrap_err();
+    /// assert!(err.to_string().contains("timeout of 0 ms"));
+    /// ```
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
+        if !(Duration::from_millis(1)..=Duration::from_secs(60)).contains(&timeout) {
+            return Err(RedisUrlError::new(format!(
+                "the connector's timeout of {} ms is out of range: it must be 1 ms to 60 s \
+                 (a zero timeout fails every call)",
+                timeout.as_millis()
+            )));
+        }
         let (info, address) = connection_info(url)?;
         let user = info.redis_settings().username().map(str::to_owned);
         let push = resp3(&info);

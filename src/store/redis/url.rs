@@ -229,34 +229,71 @@ fn host_port(host_port: &str, parts: &Parts<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// `url` as it may be shown: with an `@`, everything before the last `@`
-/// becomes `***` (the scheme is kept when it is one), and a socket URL's
-/// `pass=` value too.
+/// `url` as it may be shown. A URL redis-rs can use is shown from what
+/// redis-rs parsed (its `ConnectionInfo`), not from the text, so the two
+/// cannot disagree on where a password is (a repeated or percent-encoded
+/// `pass=` of a socket URL): the scheme, `***@` when it carries a user or
+/// password, the address and the database. Of any other text only the
+/// scheme is shown.
 pub(crate) fn redact(url: &str) -> String {
     let url = url.trim();
-    let shown = match url.rfind('@') {
-        None => url.to_owned(),
-        Some(at) => {
-            let tail = &url[at + 1..];
-            let scheme = url
-                .split_once("://")
-                .map(|(s, _)| s)
-                .filter(|s| s.len() < at && !s.is_empty() && s.chars().all(is_scheme_char));
-            match scheme {
-                Some(scheme) => format!("{scheme}://***@{tail}"),
-                None => format!("***@{tail}"),
+    let parsed = redis::parse_redis_url(url).zip(parse(url).ok());
+    match parsed {
+        Some((parsed, info)) => shown(parsed.scheme(), &info),
+        None => redact_text(url),
+    }
+}
+
+/// What redis-rs will connect to, with any credential as `***`.
+fn shown(scheme: &str, info: &ConnectionInfo) -> String {
+    let settings = info.redis_settings();
+    let secret = settings.username().is_some() || settings.password().is_some();
+    let db = settings.db();
+    match info.addr() {
+        ConnectionAddr::Unix(path) => {
+            let mut query = Vec::new();
+            if db != 0 {
+                query.push(format!("db={db}"));
             }
+            if secret {
+                query.push("pass=***".to_owned());
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            format!("{scheme}://{}{query}", path.display())
         }
-    };
-    match shown.find("pass=") {
-        Some(at) => {
-            let value = at + "pass=".len();
-            let end = shown[value..]
-                .find(['&', '#'])
-                .map_or(shown.len(), |e| value + e);
-            format!("{}***{}", &shown[..value], &shown[end..])
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            let credentials = if secret { "***@" } else { "" };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            let db = if db == 0 {
+                String::new()
+            } else {
+                format!("/{db}")
+            };
+            format!("{scheme}://{credentials}{host}:{port}{db}")
         }
-        None => shown,
+        _ => format!("{scheme}://***"),
+    }
+}
+
+/// A URL redis-rs cannot use, as it may be shown: where its password
+/// starts and ends cannot be known (a `@`, `?` or `#` in it moves every
+/// boundary), so none of it is shown, only its scheme when it has one.
+fn redact_text(url: &str) -> String {
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty() && s.len() <= 16 && s.chars().all(is_scheme_char));
+    match scheme {
+        Some(scheme) => format!("{scheme}://(not shown: the URL does not parse)"),
+        None => "(not shown: the URL does not parse)".to_owned(),
     }
 }
 
@@ -332,22 +369,68 @@ mod tests {
     }
 
     #[test]
-    fn redaction_hides_everything_before_the_last_at() {
+    fn redaction_shows_what_redis_rs_parsed_with_any_credential_hidden() {
         let cases = [
-            ("redis://u:pw@h:1/0", "redis://***@h:1/0"),
-            ("redis://:p@w@h", "redis://***@h"),
+            ("redis://u:pw@h:1/0", "redis://***@h:1"),
+            ("redis://:p@w@h", "redis://***@h:6379"),
+            ("redis://:pw@h:1/3", "redis://***@h:1/3"),
             (
                 "redis//heat-observer:hunter2@10.0.0.5:6379",
-                "***@10.0.0.5:6379",
+                "(not shown: the URL does not parse)",
             ),
             ("redis://h:1", "redis://h:1"),
+            ("redis://[::1]:7000", "redis://[::1]:7000"),
             (
                 "unix:///s.sock?db=1&pass=hunter2&x=1",
-                "unix:///s.sock?db=1&pass=***&x=1",
+                "unix:///s.sock?db=1&pass=***",
+            ),
+            ("unix:///s.sock", "unix:///s.sock"),
+            // redis-rs takes the last of a repeated name and decodes
+            // percent-encoded names: the password it uses is hidden.
+            (
+                "unix:///tmp/s.sock?pass=a&pass=Zq9Secret",
+                "unix:///tmp/s.sock?pass=***",
+            ),
+            (
+                "unix:///tmp/s.sock?p%61ss=Zq9Secret",
+                "unix:///tmp/s.sock?pass=***",
+            ),
+            (
+                "unix:///tmp/s.sock?user=u&p%61ss=Zq9Secret",
+                "unix:///tmp/s.sock?pass=***",
+            ),
+            // Not a URL redis-rs can use: only its scheme is shown.
+            (
+                "unix://relative?pass=Zq9Secret",
+                "unix://(not shown: the URL does not parse)",
+            ),
+            (
+                "REDIS://h:abc/?pass=54594Q@7453",
+                "REDIS://(not shown: the URL does not parse)",
             ),
         ];
         for (url, want) in cases {
-            assert_eq!(redact(url), want);
+            assert_eq!(redact(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_password_redis_rs_connects_with_is_never_in_the_redacted_url() {
+        for url in [
+            "unix:///tmp/s.sock?pass=a&pass=Zq9Secret",
+            "unix:///tmp/s.sock?p%61ss=Zq9Secret",
+            "unix:///tmp/s.sock?%70ass=Zq9Secret&db=2",
+            "redis+unix:///tmp/s.sock?pass=Zq9Secret",
+            "redis://user:Zq9Secret@h:1",
+            "redis://user:Zq9%53ecret@h:1",
+        ] {
+            let (info, _) = connection_info(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let password = info.redis_settings().password().expect(url);
+            let shown = redact(url);
+            for piece in password.as_bytes().windows(3) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(!shown.contains(piece), "{url} -> {shown} shows {piece:?}");
+            }
         }
     }
 }
