@@ -26,7 +26,9 @@
 //!   nothing else decides it. A message decides a job only while it is
 //!   watched, before its deadline.
 //! * **A failed deadline look** is retried each tick for the retry window,
-//!   and the answer, if one comes, is counted as late. A failed write is
+//!   and the answer, if one comes, is counted as late: a key still missing
+//!   is not found; a key found after the deadline may have been written
+//!   after it, so the observation has failed (unknown), never `found`. A failed write is
 //!   retried with backoff (from the poll, doubling to 1 s) for the retry
 //!   window from its decision.
 //! * **A drain** keeps taking and watching (and pushing) until everything
@@ -801,7 +803,15 @@ impl Core {
             self.watch.looked(i);
             let w = self.watch.get_mut(i);
             w.polls += 1;
-            if found {
+            if found && w.retrying {
+                // The deadline look failed and this retry ran after the
+                // deadline (across a failover, seconds after it): the key
+                // may have been written since, so finding it says nothing
+                // of the deadline, and `heat_found=1` would lift coverage
+                // above what was possible. Not knowing is a failure. A
+                // key still missing now was missing at the deadline.
+                ends.push((i, End::Failed));
+            } else if found {
                 // Decided by the look, also when it confirms a message: the
                 // message may have been the server dropping the key from a
                 // full tracking table, and the write may have come after

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use heat_observer::{Config, ConfigBuilder, LateObserver, Refused};
+use heat_observer::{Config, ConfigBuilder, LateObserver, Refused, Stats};
 use support::rig::{Fault, Op, RiggedStore};
 use support::{PATIENCE, events, ms, wait_stats};
 
@@ -147,16 +147,22 @@ fn a_deadline_look_failing_for_the_whole_retry_window_ends_as_failed() {
     assert!(stats.is_balanced(), "{stats:?}");
 }
 
-#[test]
-fn a_failed_deadline_look_is_retried_and_the_event_says_how_late() {
+/// Holds every look failing until well past a 50 ms deadline (a master
+/// failing over), then lets them through; returns the stats once `done`.
+fn through_a_failover(
+    plan: &str,
+    key_there: bool,
+    done: fn(&Stats) -> bool,
+) -> (Stats, RiggedStore) {
     let store = RiggedStore::new();
-    store.insert_key(heat_key("through-failover"));
+    if key_there {
+        store.insert_key(heat_key(plan));
+    }
     let gate = store.hold(Op::Exists);
     store.set_fault(Op::Exists, Some(Fault::Error));
     let config = config().max_wait(ms(50)).poll(ms(10)).build().unwrap();
     let observer = LateObserver::start(config, store.clone()).unwrap();
-    observer.observe_late("through-failover", "S").unwrap();
-    // Every look fails until well past the deadline (a master failing over).
+    observer.observe_late(plan, "S").unwrap();
     gate.pass(1);
     wait_stats(&observer, "a failed look", |s| s.store_errors >= 1);
     std::thread::sleep(ms(100));
@@ -166,11 +172,26 @@ fn a_failed_deadline_look_is_retried_and_the_event_says_how_late() {
     // heals, or it would be a plain (if late) look, not a retry.
     wait_stats(&observer, "failed deadline looks", |s| s.store_errors >= 3);
     store.set_fault(Op::Exists, None);
-    let stats = wait_stats(&observer, "the late answer", |s| s.found == 1);
+    let stats = wait_stats(&observer, "the retried look", done);
+    drop(gate);
+    (stats, store)
+}
+
+#[test]
+fn a_key_missing_at_a_retried_deadline_look_is_not_found_and_says_how_late() {
+    let (stats, store) = through_a_failover("gone", false, |s| s.not_found == 1);
     assert_eq!((stats.failed, stats.late_answers), (0, 1));
     let wait: u64 = events(&store)[0].field("wait_ms").unwrap().parse().unwrap();
     assert!(wait > 100, "the event tells the true wait: {wait} ms");
-    drop(gate);
+}
+
+#[test]
+fn a_key_found_only_by_a_retried_deadline_look_is_unknown_never_found() {
+    // The key is there, but only a look after the deadline saw it: it may
+    // have been written after the deadline (across a failover, often is).
+    let (stats, store) = through_a_failover("maybe", true, |s| s.failed == 1);
+    assert_eq!((stats.found, stats.not_found), (0, 0));
+    assert!(events(&store).is_empty());
 }
 
 #[test]

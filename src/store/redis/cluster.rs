@@ -351,17 +351,20 @@ impl RedisClusterStore {
         Ok(map)
     }
 
-    /// Which of `keys`, all served by `node`, exist; pushing, on the
-    /// node's tracked connection, so that the look registers the keys.
+    /// Which of `keys`, all served by `node`, exist, per key (a key's own
+    /// error is a redirect or a refusal); pushing, on the node's tracked
+    /// connection, so that the look registers the keys.
     fn exists_on(
         &mut self,
         node: &(String, u16),
         keys: &[&str],
         register: bool,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<PerKey, StoreError> {
         let answer = match self.push.is_some() {
             true => self.exists_tracked(node, keys, register),
-            false => self.exists_routed(node, keys),
+            false => self
+                .exists_routed(node, keys)
+                .map(|found| found.into_iter().map(Ok).collect()),
         };
         if self.read_only_looks
             && matches!(&answer, Err(e) if super::standalone::no_read_only_scripts(e))
@@ -425,10 +428,12 @@ impl RedisClusterStore {
         node: &(String, u16),
         keys: &[&str],
         register: bool,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<PerKey, StoreError> {
         let address = format!("{}:{}", node.0, node.1);
         let Some(at) = self.master(node) else {
-            return self.exists_routed(node, keys);
+            return self
+                .exists_routed(node, keys)
+                .map(|found| found.into_iter().map(Ok).collect());
         };
         let timeout = self.timeout;
         let nodes = self.nodes.clone();
@@ -459,12 +464,11 @@ impl RedisClusterStore {
         match exists_pipelined(con, keys, register) {
             Ok(found) => Ok(found),
             Err(e) => {
-                if !super::link::is_server_reply(&e) {
-                    // Its state is unknown, and with it the interest its
-                    // looks registered.
-                    push.looks = None;
-                    self.lost = true;
-                }
+                // Not a reply (every reply is read, errors included): its
+                // state is unknown, and with it the interest its looks
+                // registered.
+                push.looks = None;
+                self.lost = true;
                 Err(super::link::store_error(&address, &e))
             }
         }
@@ -542,24 +546,76 @@ impl RedisClusterStore {
 impl RedisClusterStore {
     /// One call per master (per 1,024 keys); a master that fails leaves its
     /// keys unanswered, the others are answered (and, with `register`,
-    /// their interest registered).
+    /// their interest registered). A key whose slot moved is followed
+    /// within the same look, as redis-rs's cluster client does: `MOVED`
+    /// reads the slot map again and looks once more at the keys it named
+    /// on their new masters, `ASK` sends `ASKING` and the look to the node
+    /// importing the slot.
     fn look_each(&mut self, keys: &[&str], register: bool) -> Result<Answers, StoreError> {
-        let map = self.slot_map()?;
-        let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
         let mut found = vec![None; keys.len()];
         let mut failed = None;
-        for (i, key) in keys.iter().enumerate() {
-            match map.node_of(key_slot(key.as_bytes())) {
+        let all: Vec<usize> = (0..keys.len()).collect();
+        let moved = self.look_on_masters(keys, &all, register, &mut found, &mut failed)?;
+        if !moved.is_empty() {
+            // A slot moved: the map is read again and the keys it named
+            // looked at on their masters now. Interest registered on the
+            // old master tells nothing of writes on the new one, so a
+            // pushing store says `Lost`: every watched key is looked at
+            // (and registered) again.
+            self.slots = None;
+            if self.push.is_some() {
+                self.lost = true;
+            }
+            let mut again = None;
+            let left = self.look_on_masters(keys, &moved, register, &mut found, &mut again)?;
+            if let Some(e) = again.or_else(|| {
+                (!left.is_empty()).then(|| {
+                    let why = format!("{}: slots still moving", self.link.address());
+                    StoreError::new(StoreErrorKind::Unavailable, why)
+                })
+            }) {
+                failed.get_or_insert(e);
+            }
+        }
+        if failed.is_some() {
+            self.slots = None;
+        }
+        if found.iter().all(Option::is_none)
+            && let Some(e) = failed
+        {
+            return Err(e);
+        }
+        Ok(Answers { found, failed })
+    }
+
+    /// Looks at `keys[i]` for each `i` in `which`, grouped by master with
+    /// the slot map; fills `found`, keeps the first error in `failed`, and
+    /// returns the keys a master said `MOVED` of (a whole chunk when a
+    /// script said a key is not local). `ASK` is followed here.
+    fn look_on_masters(
+        &mut self,
+        keys: &[&str],
+        which: &[usize],
+        register: bool,
+        found: &mut [Option<bool>],
+        failed: &mut Option<StoreError>,
+    ) -> Result<Vec<usize>, StoreError> {
+        let map = self.slot_map()?;
+        let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
+        for &i in which {
+            match map.node_of(key_slot(keys[i].as_bytes())) {
                 Some(node) => by_node[node].push(i),
                 None => {
                     let why = format!(
-                        "{}: no master serves the slot of {key}",
-                        self.link.address()
+                        "{}: no master serves the slot of {}",
+                        self.link.address(),
+                        keys[i]
                     );
                     failed.get_or_insert(StoreError::new(StoreErrorKind::Unavailable, why));
                 }
             }
         }
+        let mut moved = Vec::new();
         for (node, indexes) in by_node.iter().enumerate() {
             for chunk in indexes.chunks(EXISTS_CHUNK) {
                 let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
@@ -579,10 +635,33 @@ impl RedisClusterStore {
                         }
                     });
                 match answer {
-                    Ok(part) => chunk
-                        .iter()
-                        .zip(part)
-                        .for_each(|(&i, x)| found[i] = Some(x)),
+                    Ok(part) => {
+                        for (&i, answer) in chunk.iter().zip(part) {
+                            match answer {
+                                Ok(exists) => found[i] = Some(exists),
+                                Err(e) => match redirect(&e) {
+                                    Some(Redirect::Moved) => moved.push(i),
+                                    Some(Redirect::Ask(to)) => {
+                                        match self.exists_asking(&to, keys[i]) {
+                                            Ok(exists) => found[i] = Some(exists),
+                                            Err(e) => {
+                                                failed.get_or_insert(e);
+                                            }
+                                        }
+                                    }
+                                    None => {
+                                        let at = map.node(node);
+                                        let address = format!("{}:{}", at.0, at.1);
+                                        let e = super::link::store_error(&address, &e);
+                                        failed.get_or_insert(e);
+                                    }
+                                },
+                            }
+                        }
+                    }
+                    // The script's keys are arguments: a key whose slot
+                    // left the node fails the call with "non local key".
+                    Err(e) if moved_away(&e) => moved.extend_from_slice(chunk),
                     // The first error is the cause; later ones may be its
                     // echo (the cluster connection backing off).
                     Err(e) => {
@@ -591,30 +670,76 @@ impl RedisClusterStore {
                 }
             }
         }
-        if failed.is_some() {
-            // A slot that moved says "non local key": read the map again.
-            self.slots = None;
-        }
-        if found.iter().all(Option::is_none)
-            && let Some(e) = failed
-        {
-            return Err(e);
-        }
-        Ok(Answers { found, failed })
+        Ok(moved)
+    }
+
+    /// `ASKING` then `EXISTS key` on `to`, the node importing the key's
+    /// slot, on a connection of its own (closed after: a slot migrates
+    /// for seconds, rarely). Registers no interest: the store says `Lost`
+    /// once the migration ends (a `MOVED`), and the key is registered then.
+    fn exists_asking(&mut self, to: &(String, u16), key: &str) -> Result<bool, StoreError> {
+        let address = format!("{}:{}", to.0, to.1);
+        let ask = || -> redis::RedisResult<bool> {
+            let client = self.nodes.client(&to.0, to.1, false)?;
+            let mut con = client.get_connection_with_timeout(self.timeout)?;
+            con.set_read_timeout(Some(self.timeout))?;
+            con.set_write_timeout(Some(self.timeout))?;
+            let mut packed = redis::cmd("ASKING").get_packed_command();
+            packed.extend(redis::cmd("EXISTS").arg(key).get_packed_command());
+            let replies = redis::ConnectionLike::req_packed_commands(&mut con, &packed, 0, 2)?;
+            match replies.as_slice() {
+                [_, redis::Value::Int(n)] => Ok(*n == 1),
+                other => Err((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "ASKING EXISTS answered",
+                    format!("{other:?}"),
+                )
+                    .into()),
+            }
+        };
+        ask().map_err(|e| super::link::store_error(&address, &e))
     }
 }
 
+/// What one node answered for each key of a look: a key's own error (a
+/// redirect, a refusal) apart from the answers of the others.
+type PerKey = Vec<redis::RedisResult<bool>>;
+
+/// Where a key's error sends the look.
+enum Redirect {
+    /// The slot has a new master: read the map again.
+    Moved,
+    /// The slot is being imported by this node: ask it, once.
+    Ask((String, u16)),
+}
+
+fn redirect(e: &redis::RedisError) -> Option<Redirect> {
+    match e.code()? {
+        "MOVED" => Some(Redirect::Moved),
+        "ASK" => e
+            .redirect_node()
+            .map(|(host, port)| Redirect::Ask((host.to_owned(), port))),
+        _ => None,
+    }
+}
+
+/// Whether a node refused a look because a key's slot is not its own.
+fn moved_away(e: &StoreError) -> bool {
+    let m = e.message();
+    m.contains("non local key") || m.contains("MOVED") || m.contains("Moved")
+}
+
 /// `EXISTS` for each key, sent in one write; every reply is read, also
-/// after one that is an error (a `MOVED` during a reshard): a connection is
-/// kept only with no reply left unread, or the next look would read this
-/// one's replies as its own (a key answered for another). A failed read
-/// (a timeout, a broken link) ends the call, and the caller drops the
-/// connection: its replies are out of step. The first error is returned.
+/// after one that is an error (a `MOVED` during a reshard), and each key
+/// gets its own answer: a connection is kept only with no reply left
+/// unread, or the next look would read this one's replies as its own (a
+/// key answered for another). A failed read (a timeout, a broken link)
+/// ends the call with `Err`, and the caller drops the connection.
 fn exists_pipelined(
     con: &mut redis::Connection,
     keys: &[&str],
     register: bool,
-) -> redis::RedisResult<Vec<bool>> {
+) -> redis::RedisResult<PerKey> {
     let mut packed = Vec::with_capacity(keys.len() * 64);
     for key in keys {
         // `CLIENT CACHING yes` before each: it covers the next command only.
@@ -625,31 +750,25 @@ fn exists_pipelined(
     }
     con.send_packed_command(&packed)?;
     let mut found = Vec::with_capacity(keys.len());
-    let mut first_error = None;
     for _ in keys {
-        if register && let Err(e) = con.recv_response()?.extract_error() {
-            first_error.get_or_insert(e);
-        }
-        match con.recv_response()?.extract_error() {
-            Ok(redis::Value::Int(n)) => found.push(n == 1),
-            Ok(other) => {
-                let why = format!("{other:?}");
-                let e = (
+        let caching = match register {
+            true => con.recv_response()?.extract_error().map(drop),
+            false => Ok(()),
+        };
+        let reply = con.recv_response()?.extract_error();
+        found.push(caching.and(reply).and_then(|reply| {
+            match reply {
+                redis::Value::Int(n) => Ok(n == 1),
+                other => Err((
                     redis::ErrorKind::UnexpectedReturnType,
                     "EXISTS answered",
-                    why,
-                );
-                first_error.get_or_insert(e.into());
+                    format!("{other:?}"),
+                )
+                    .into()),
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
+        }));
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(found),
-    }
+    Ok(found)
 }
 
 impl Store for RedisClusterStore {
