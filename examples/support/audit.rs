@@ -169,7 +169,11 @@ pub fn audit(
     let mut audit = Audit::default();
     let poll_ms = truth.poll.as_secs_f64() * 1000.0;
     let example = |audit: &mut Audit, what: &str, e: &ObservedEvent| {
-        if audit.examples.len() < 3 * EXAMPLES {
+        // Up to EXAMPLES of each class: the wait errors, many, must not
+        // crowd out the few lies.
+        let class = what.split(" (").next().unwrap_or(what);
+        let same = audit.examples.iter().filter(|x| x.starts_with(class)).count();
+        if same < EXAMPLES {
             audit.examples.push(format!(
                 "{what}: {} {} heat_found={} wait_ms={} decided_by={}",
                 e.plan_id,
@@ -243,7 +247,14 @@ pub fn audit(
         };
         if owed {
             audit.false_not_found += 1;
-            example(&mut audit, "false not-found", e);
+            // When the key was there, against the call: what to look for.
+            let what = format!(
+                "false not-found (key there from {:+.0} to {:+.0} ms, decided at {:+.0} ms)",
+                l.surely.0 - observed,
+                (l.surely.1 - observed).min(1e9),
+                decided - observed
+            );
+            example(&mut audit, &what, e);
         }
     }
     audit
