@@ -65,7 +65,14 @@ pub fn check_with(path: Option<&str>, env: Vec<(String, String)>, connecting: bo
     {
         return fail(format!("P28_LATE_OBS_REDIS_URL: {e}"));
     }
-    let mut out = format!("{}\n\n", config.startup_line());
+    // The startup line as the service logs it, with where `enabled` came
+    // from (a restored backup without the P28 lines leaves it on).
+    let enabled_from = match vars.get("P28_LATE_OBS_ENABLED") {
+        Some(value) => format!("P28_LATE_OBS_ENABLED={}", value.trim()),
+        None => "P28_LATE_OBS_ENABLED not set: on by default".to_owned(),
+    };
+    let line = config.startup_line();
+    let mut out = format!("{}; {enabled_from})\n\n", &line[..line.len() - 1]);
     let settings = config.variables();
     for (name, value) in &settings {
         let from = if vars.contains_key(*name) {
@@ -82,21 +89,34 @@ pub fn check_with(path: Option<&str>, env: Vec<(String, String)>, connecting: bo
     }
     let mut checked = Checked { code: 0, out };
     if connecting {
-        connect(&config, &mut checked);
+        // Redis as the service finds it: its own variable, else the
+        // service's REDIS_URL (which it passes to `from_env`).
+        let found = match config.redis_url() {
+            Some(url) => Some((url.to_owned(), "P28_LATE_OBS_REDIS_URL")),
+            None => vars.get("REDIS_URL").map(|url| (url.clone(), "REDIS_URL")),
+        };
+        match found {
+            Some((url, variable)) => connect(&config, &url, variable, &mut checked),
+            None => {
+                checked.code = 2;
+                checked.out.push_str(
+                    "error: --connect: neither P28_LATE_OBS_REDIS_URL nor REDIS_URL is set\n",
+                );
+            }
+        }
     }
     checked
 }
 
-/// Connects as the service will and proves each right it needs for
-/// `config`'s detection mode; appends what it found to `checked`.
-pub fn connect(config: &Config, checked: &mut Checked) {
-    let Some(url) = config.redis_url() else {
+/// Connects to `url` (read from `variable`) as the service will and
+/// proves each right it needs for `config`'s detection mode; appends what
+/// it found to `checked`.
+pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked) {
+    if let Err(e) = RedisConnector::new(url, config) {
         checked.code = 2;
-        checked
-            .out
-            .push_str("error: --connect: P28_LATE_OBS_REDIS_URL is not set\n");
+        checked.out.push_str(&format!("error: {variable}: {e}\n"));
         return;
-    };
+    }
     // Checked by `check` already; the address never holds a secret.
     let address = RedisConnector::with_timeout(url, Duration::from_secs(2))
         .map(|c| c.address().to_owned())
@@ -125,7 +145,8 @@ pub fn connect(config: &Config, checked: &mut Checked) {
         }
     };
     checked.out.push_str(&format!(
-        "\nconnected to {address} (authenticated, database selected); rights for detect={}:\n",
+        "\nconnected to {address} (from {variable}; authenticated, database selected); rights \
+         for detect={}:\n",
         match config.detect() {
             Detect::Push => "push",
             _ => "poll",
@@ -264,7 +285,8 @@ fn main() {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "usage: check-config [--connect] [ENV_FILE]  (no file: the process environment)\n  \
-             --connect  connect to P28_LATE_OBS_REDIS_URL and prove every right the observer needs"
+             --connect  connect to Redis as the service does (P28_LATE_OBS_REDIS_URL, else \
+             REDIS_URL) and prove every right the observer needs"
         );
         return;
     }

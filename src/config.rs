@@ -168,6 +168,13 @@ impl Config {
         )
     }
 
+    /// The startup line with `note` after the wait and poll, such as where
+    /// `enabled` came from.
+    pub(crate) fn startup_line_noting(&self, note: &str) -> String {
+        let line = self.startup_line();
+        format!("{}; {note})", &line[..line.len() - 1])
+    }
+
     /// A builder starting from this config, to change a setting or two.
     pub fn to_builder(&self) -> ConfigBuilder {
         ConfigBuilder {
@@ -312,6 +319,16 @@ impl ConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+/// Whether an invalid `name` turns off only the late look: a setting only
+/// it uses, or an unknown name under the prefix (a typo, most likely of
+/// one of those).
+pub(crate) fn late_only(name: &str) -> bool {
+    match SETTINGS.iter().find(|s| s.env && s.name == name) {
+        Some(setting) => setting.late,
+        None => name.to_ascii_uppercase().starts_with(PREFIX),
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct Front {
     /// Whether observations with a wait are taken (the late observer is on;
     /// off after a rollback, when only single looks run).
     pub(crate) late: bool,
+    /// With `late` off: whether because a setting only the late look uses
+    /// was invalid (refused as `config_error`, not `disabled`).
+    pub(crate) late_config_error: bool,
     pub(crate) door: AtomicU8,
     pub(crate) accepted: AtomicU64,
 }

@@ -4,6 +4,8 @@
 //! stops when the owner calls `shutdown` or is dropped, whatever handles
 //! are still around.
 
+mod fail_open;
+
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Deref;
@@ -14,19 +16,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::Level;
 
-use crate::say::say;
-
-use crate::config::ENV_REDIS_URL;
+use crate::config::ENV_ENABLED;
 use crate::front::{CLOSED, Front, OPEN, STOPPED, Shared};
 use crate::job::Job;
 use crate::ledger::{Ledger, Mode};
 use crate::metrics::{MetricFamily, MetricsFormat};
 use crate::pool::Pool;
 use crate::refusal::validate;
+use crate::say::say;
 use crate::stop::{StopMode, StopSignal};
 use crate::store::StreamSpec;
 use crate::worker::{self, Context};
-use crate::{Config, Connector, ObsPoint, RedisConnector, Refused, Stats};
+use crate::{Config, Connector, ObsPoint, Refused, Stats};
 
 /// The late observer: a fixed pool of worker threads watching heat keys.
 ///
@@ -138,18 +139,30 @@ impl LateObserver {
     /// The `io::Error` of a thread that could not be spawned; the workers
     /// already started are stopped first. Nothing panics.
     pub fn start<C: Connector>(config: Config, connector: C) -> std::io::Result<LateObserver> {
-        say!(Level::Info, "{}", config.startup_line());
+        let line = config.startup_line();
+        let late = config.enabled();
+        Self::launch(config, connector, Launch::plain(late, line))
+    }
+
+    /// Starts as [`LateObserver::start`] does, in `launch`'s mode, logging
+    /// its startup line.
+    fn launch<C: Connector>(
+        config: Config,
+        connector: C,
+        launch: Launch,
+    ) -> std::io::Result<LateObserver> {
+        say!(Level::Info, "{}", launch.line);
         if let Some(advice) = config.advice() {
             say!(Level::Warn, "Late observer config: {advice}");
         }
         let (tx, rx) = bounded(config.queue_capacity());
         let describe = connector.describe();
         let mode = Mode {
-            late: config.enabled(),
+            late: launch.late,
             workers: true,
-            config_error: false,
+            config_error: launch.late_off == Refused::ConfigError,
         };
-        let observer = Self::assemble(config, Some((tx, rx.clone())), mode, None);
+        let observer = Self::assemble(config, Some((tx, rx.clone())), mode, Some(launch.late_off));
         let inner = &observer.handle.inner;
         let c = &inner.config;
         let ctx = Arc::new(Context {
@@ -187,7 +200,7 @@ impl LateObserver {
             }
         }
         *inner.life() = Life::Running(pool);
-        if c.enabled() {
+        if launch.late {
             say!(
                 Level::Info,
                 "Late observer started: {} workers, queue capacity {}, up to {} jobs in flight per \
@@ -201,53 +214,15 @@ impl LateObserver {
         } else {
             say!(
                 Level::Info,
-                "Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op; \
+                "Late observer off ({}): observe_late is a counted no-op (refused as {}); \
                  observe_now (create_apply_plan) still looks, on {} worker thread(s) with a \
                  connection each to {describe}",
+                launch.why_off,
+                launch.late_off.reason(),
                 c.workers()
             );
         }
         Ok(observer)
-    }
-
-    /// The fail-open start in one call, for services: reads every
-    /// `P28_LATE_OBS_*` variable, connects lazily to
-    /// `P28_LATE_OBS_REDIS_URL` if set, else to `redis_url`, and starts.
-    /// It never fails: on an invalid setting or URL, or a thread that
-    /// cannot be spawned, it logs one error line starting with
-    /// `Late observer disabled:` that names the variable and what is wrong
-    /// (never a password), and runs with nothing started; the startup line
-    /// says why, and `p28_config_error` is 1.
-    ///
-    /// ```no_run
-    /// use heat_observer::LateObserver;
-    ///
-    /// let observer = LateObserver::from_env("redis://127.0.0.1:6379");
-    /// // In publish_plan:
-    /// let _ = observer.observe_late("plan-42", "BTCUSDT");
-    /// # observer.shutdown_now(std::time::Duration::ZERO);
-    /// ```
-    pub fn from_env(redis_url: &str) -> LateObserver {
-        let config = match Config::from_env() {
-            Ok(config) => config,
-            Err(e) => return Self::broken(&e.to_string(), &e.summary(), env_name()),
-        };
-        let (url, source) = match config.redis_url() {
-            Some(url) => (url.to_owned(), ENV_REDIS_URL),
-            None => (redis_url.to_owned(), "Redis URL"),
-        };
-        let connector = match RedisConnector::new(&url, &config) {
-            Ok(connector) => connector,
-            Err(e) => {
-                let long = format!("invalid {source}: {}", e.reason());
-                return Self::broken(&long, &long, config.name().map(str::to_owned));
-            }
-        };
-        let name = config.name().map(str::to_owned);
-        match Self::start(config, connector) {
-            Ok(observer) => observer,
-            Err(e) => Self::broken(&e.to_string(), "could not start its workers", name),
-        }
     }
 
     /// An observer that observes nothing and starts nothing: every call is
@@ -263,22 +238,6 @@ impl LateObserver {
         Self::assemble(config, None, mode, None)
     }
 
-    /// Runs with nothing started because of `why` (logged in full), the
-    /// startup line naming `short`; its metrics keep the observer's `name`,
-    /// if it had a valid one, so that the alert says which observer.
-    fn broken(why: &str, short: &str, name: Option<String>) -> LateObserver {
-        say!(Level::Error, "Late observer disabled: {why}");
-        say!(Level::Info, "P2.8A.3 Late Observer: False ({short})");
-        let mode = Mode {
-            late: false,
-            workers: false,
-            config_error: true,
-        };
-        let named = name.and_then(|n| Config::disabled().to_builder().name(n).build().ok());
-        let config = named.unwrap_or_else(Config::disabled);
-        Self::assemble(config, None, mode, Some(Refused::ConfigError))
-    }
-
     fn assemble(
         config: Config,
         queue: Option<(Sender<Job>, Receiver<Job>)>,
@@ -292,6 +251,7 @@ impl LateObserver {
                 tx,
                 max_wait: config.max_wait(),
                 late: mode.late,
+                late_config_error: mode.config_error,
                 door: AtomicU8::new(OPEN),
                 accepted: AtomicU64::new(0),
             },
@@ -396,7 +356,11 @@ impl ObserverHandle {
             return Err(ledger.refused(self.inner.off, plan_id));
         };
         if !front.late && !wait.is_zero() {
-            return Err(ledger.refused(Refused::Disabled, plan_id));
+            let off = match front.late_config_error {
+                true => Refused::ConfigError,
+                false => Refused::Disabled,
+            };
+            return Err(ledger.refused(off, plan_id));
         }
         if front.door.load(SeqCst) != OPEN {
             return Err(ledger.refused(Refused::ShutDown, plan_id));
@@ -616,10 +580,29 @@ impl fmt::Debug for ObserverHandle {
     }
 }
 
-/// `P28_LATE_OBS_NAME` from the environment, when the rest of it could
-/// not be read.
-fn env_name() -> Option<String> {
-    std::env::var(crate::config::ENV_NAME).ok()
+/// How a start runs: whether the late observer is on, why not, and the
+/// startup line it logs.
+pub(crate) struct Launch {
+    pub(crate) late: bool,
+    /// How `observe_late` is refused while the late observer is off:
+    /// [`Refused::Disabled`] (a rollback) or [`Refused::ConfigError`] (a
+    /// setting only the late look uses was invalid).
+    pub(crate) late_off: Refused,
+    /// Why it is off, for the log (`P28_LATE_OBS_ENABLED=false`).
+    pub(crate) why_off: String,
+    pub(crate) line: String,
+}
+
+impl Launch {
+    /// On or off as the config says, the startup line `line`.
+    pub(crate) fn plain(late: bool, line: String) -> Launch {
+        Launch {
+            late,
+            late_off: Refused::Disabled,
+            why_off: format!("{ENV_ENABLED}=false"),
+            line,
+        }
+    }
 }
 
 /// A random id per observer, for owner tokens, without a `rand` dependency:

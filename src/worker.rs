@@ -301,6 +301,7 @@ mod tests {
                 tx: None,
                 max_wait: config.max_wait(),
                 late: true,
+                late_config_error: false,
                 door: AtomicU8::new(OPEN),
                 accepted: AtomicU64::new(0),
             },

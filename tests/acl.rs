@@ -160,18 +160,49 @@ fn the_readme_rules_are_enough_for_poll_and_push_and_nothing_is_refused() {
     );
     assert_eq!(acl_log(&server), [], "push: something was refused");
 
-    // Least privilege: the observer's user cannot write a heat key.
+    // Least privilege: the observer's user can neither write a heat key
+    // nor destroy, replace, rename or expire the stream.
     let url = format!(
         "redis://heat-observer:{PASSWORD}@127.0.0.1:{}",
         server.port()
     );
     let mut as_user = server::connect(&url);
-    let refused = redis::cmd("SET")
-        .arg(push.heat_key("forged"))
+    let heat = push.heat_key("there");
+    let stream = push.stream();
+    let attempts: [&[&str]; 10] = [
+        &["SET", &heat, "forged"],
+        &["DEL", &heat],
+        &["RENAME", &heat, "elsewhere"],
+        &["EXPIRE", &heat, "1"],
+        &["SET", stream, "overwritten"],
+        &["DEL", stream],
+        &["UNLINK", stream],
+        &["RENAME", stream, "elsewhere"],
+        &["EXPIRE", stream, "1"],
+        &["XTRIM", stream, "MAXLEN", "0"],
+    ];
+    for args in attempts {
+        let refused = redis::cmd(args[0])
+            .arg(&args[1..])
+            .exec(&mut as_user)
+            .expect_err(&format!("{args:?} was allowed"));
+        assert_eq!(refused.code(), Some("NOPERM"), "{args:?}: {refused}");
+    }
+    // And a script the user loads is held to the same rights.
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return redis.call('DEL', KEYS[1])")
+        .query(&mut as_user)
+        .unwrap();
+    let refused = redis::cmd("EVALSHA")
+        .arg(&sha)
         .arg(1)
+        .arg(stream)
         .exec(&mut as_user)
-        .unwrap_err();
-    assert_eq!(refused.code(), Some("NOPERM"), "{refused}");
+        .expect_err("a script deleted the stream");
+    assert!(refused.to_string().contains("can't access"), "{refused}");
+    let left = xrange(&mut server.connection(), stream).len();
+    assert_eq!(left, 3, "the stream is whole");
 }
 
 #[test]
@@ -238,8 +269,35 @@ fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
     set_user(&server, &rules, &defaults);
     let push = check("push", url(PASSWORD));
     assert_eq!(push.code, 0, "{}", push.out);
+    assert!(
+        push.out.contains("(from P28_LATE_OBS_REDIS_URL;"),
+        "{}",
+        push.out
+    );
 
-    let without_xadd: Vec<String> = rules[..1].iter().map(|r| r.replace(" +xadd", "")).collect();
+    // Only the service's REDIS_URL, as the service finds it: used, named.
+    let env = vec![("REDIS_URL".to_owned(), url(PASSWORD))];
+    let only_service_url = check_config::check_with(None, env, true);
+    assert_eq!(only_service_url.code, 0, "{}", only_service_url.out);
+    assert!(
+        only_service_url.out.contains("(from REDIS_URL;"),
+        "{}",
+        only_service_url.out
+    );
+    let neither = check_config::check_with(None, Vec::new(), true);
+    assert_eq!(neither.code, 2);
+    assert!(
+        neither
+            .out
+            .contains("neither P28_LATE_OBS_REDIS_URL nor REDIS_URL is set"),
+        "{}",
+        neither.out
+    );
+
+    let without_xadd: Vec<String> = rules[..1]
+        .iter()
+        .map(|r| r.replace("(+xadd ", "("))
+        .collect();
     set_user(&server, &without_xadd, &defaults);
     let poll = check("poll", url(PASSWORD));
     assert_eq!(poll.code, 2, "{}", poll.out);

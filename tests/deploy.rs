@@ -199,7 +199,7 @@ fn check_config_reads_the_runbooks_env_file() {
     let lines: Vec<&str> = checked.out.lines().collect();
     assert_eq!(
         lines[0],
-        "P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)"
+        "P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms; P28_LATE_OBS_ENABLED=true)"
     );
     let line = |name: &str| {
         lines
@@ -214,11 +214,24 @@ fn check_config_reads_the_runbooks_env_file() {
     assert!(!checked.out.contains("warning"), "{}", checked.out);
 
     let rollback = check_file("P28_LATE_OBS_ENABLED=false\n");
+    assert!(rollback.out.starts_with(
+        "P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms; P28_LATE_OBS_ENABLED=false)"
+    ));
+
+    // The runbook's other rollback restores the backup taken before the
+    // P28 lines: the flag is then unset, and on by default. Said as such,
+    // so that the operator adds P28_LATE_OBS_ENABLED=false (README).
+    let restored = check_file("REDIS_URL=redis://127.0.0.1:6379\nOTHER=x\n");
     assert!(
-        rollback
-            .out
-            .starts_with("P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms)")
+        restored.out.starts_with(
+            "P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms; P28_LATE_OBS_ENABLED not set: \
+             on by default)"
+        ),
+        "{}",
+        restored.out
     );
+    let restored_off = check_file("REDIS_URL=redis://127.0.0.1:6379\nP28_LATE_OBS_ENABLED=false\n");
+    assert!(restored_off.out.starts_with("P2.8A.3 Late Observer: False"));
 }
 
 #[test]

@@ -61,18 +61,22 @@ fn from_env_starts_fails_open_and_says_why() {
     log::set_logger(&LOGGER).unwrap();
     log::set_max_level(log::LevelFilter::Info);
 
-    // A broken setting: one error line the runbook's grep finds, a startup
-    // line that says why, every call refused as a config error.
+    // A broken setting that only the late look uses: one error line the
+    // runbook's grep finds, a startup line that says why and what still
+    // runs; the late look refused as a config error, the early look (the
+    // baseline the runbook compares against) kept, as a rollback keeps it.
     set(&[("P28_LATE_OBS_POLL_MS", Some("abc"))]);
-    let observer = LateObserver::from_env("redis://127.0.0.1:6379");
+    let observer = LateObserver::from_env("redis://127.0.0.1:1");
     assert_eq!(
         take_lines(),
         [
-            r#"ERROR Late observer disabled: invalid P28_LATE_OBS_POLL_MS="abc": expected a whole number of milliseconds"#,
-            r#"INFO P2.8A.3 Late Observer: False (invalid P28_LATE_OBS_POLL_MS="abc")"#,
+            r#"ERROR Late observer disabled: invalid P28_LATE_OBS_POLL_MS="abc": expected a whole number of milliseconds; the early look (create_apply_plan) still runs"#,
+            r#"INFO P2.8A.3 Late Observer: False (invalid P28_LATE_OBS_POLL_MS="abc"; the early look still runs)"#,
+            r#"INFO Late observer off (invalid P28_LATE_OBS_POLL_MS="abc"): observe_late is a counted no-op (refused as config_error); observe_now (create_apply_plan) still looks, on 2 worker thread(s) with a connection each to redis 127.0.0.1:1"#,
         ]
     );
     assert_eq!(observer.observe_late("p1", "S"), Err(Refused::ConfigError));
+    assert_eq!(observer.observe_now("p1", "S"), Ok(()));
     let text = observer.render_metrics();
     assert_eq!(sample(&text, "p28_config_error"), "1");
     assert_eq!(sample(&text, "p28_enabled"), "0");
@@ -84,8 +88,46 @@ fn from_env_starts_fails_open_and_says_why() {
         sample(&text, r#"p28_refused_total{reason="disabled"}"#),
         "0"
     );
+    observer.shutdown_now(std::time::Duration::from_secs(5));
     drop(observer);
     take_lines();
+
+    // A typo in a name (the runbook's MAX_WAIT for MAX_WAIT_MS): the same.
+    set(&[
+        ("P28_LATE_OBS_POLL_MS", None),
+        ("P28_LATE_OBS_MAX_WAIT", Some("3000")),
+    ]);
+    let observer = LateObserver::from_env("redis://127.0.0.1:1");
+    let lines = take_lines();
+    assert!(
+        lines[1].starts_with(
+            "INFO P2.8A.3 Late Observer: False (unknown P28_LATE_OBS_MAX_WAIT; the early look still runs)"
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(observer.observe_late("p1", "S"), Err(Refused::ConfigError));
+    assert_eq!(observer.observe_now("p1", "S"), Ok(()));
+    assert!(observer.stats().config_error);
+    observer.shutdown_now(std::time::Duration::from_secs(5));
+    drop(observer);
+    take_lines();
+
+    // A broken setting both looks need turns both off, and says so.
+    set(&[
+        ("P28_LATE_OBS_MAX_WAIT", None),
+        ("P28_LATE_OBS_WORKERS", Some("abc")),
+    ]);
+    let observer = LateObserver::from_env("redis://127.0.0.1:1");
+    let lines = take_lines();
+    assert_eq!(
+        lines[1],
+        r#"INFO P2.8A.3 Late Observer: False (invalid P28_LATE_OBS_WORKERS="abc"; the early look is off too)"#,
+    );
+    assert_eq!(observer.observe_late("p1", "S"), Err(Refused::ConfigError));
+    assert_eq!(observer.observe_now("p1", "S"), Err(Refused::ConfigError));
+    drop(observer);
+    take_lines();
+    set(&[("P28_LATE_OBS_WORKERS", None)]);
 
     // The runbook's rollback is not an error, and metrics tell it apart. It
     // turns off the late observer only, and says in one line what still
@@ -98,13 +140,13 @@ fn from_env_starts_fails_open_and_says_why() {
     let lines = take_lines();
     assert_eq!(
         lines[0],
-        "INFO P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms)"
+        "INFO P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms; P28_LATE_OBS_ENABLED=false)"
     );
     assert_eq!(
         lines[1],
-        "INFO Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op; \
-         observe_now (create_apply_plan) still looks, on 2 worker thread(s) with a connection \
-         each to redis 127.0.0.1:1"
+        "INFO Late observer off (P28_LATE_OBS_ENABLED=false): observe_late is a counted no-op \
+         (refused as disabled); observe_now (create_apply_plan) still looks, on 2 worker \
+         thread(s) with a connection each to redis 127.0.0.1:1"
     );
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(observer.observe_late("p1", "S"), Err(Refused::Disabled));
@@ -152,7 +194,8 @@ fn from_env_starts_fails_open_and_says_why() {
     let lines = take_lines();
     assert_eq!(
         lines[0],
-        "INFO P2.8A.3 Late Observer: True (wait=300ms, poll=100ms)"
+        "INFO P2.8A.3 Late Observer: True (wait=300ms, poll=100ms; P28_LATE_OBS_ENABLED not set: \
+         on by default)"
     );
     assert!(lines[1].contains("store: redis 127.0.0.1:1"), "{lines:?}");
     assert_eq!(observer.observe_late("p1", "S"), Ok(()));

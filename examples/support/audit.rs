@@ -172,7 +172,11 @@ pub fn audit(
         // Up to EXAMPLES of each class: the wait errors, many, must not
         // crowd out the few lies.
         let class = what.split(" (").next().unwrap_or(what);
-        let same = audit.examples.iter().filter(|x| x.starts_with(class)).count();
+        let same = audit
+            .examples
+            .iter()
+            .filter(|x| x.starts_with(class))
+            .count();
         if same < EXAMPLES {
             audit.examples.push(format!(
                 "{what}: {} {} heat_found={} wait_ms={} decided_by={}",

@@ -1,0 +1,152 @@
+//! The fail-open start from the environment: whatever the variables hold,
+//! a service gets an observer and carries on. What an invalid setting turns
+//! off depends on what it belongs to (the settings table's "used by"): a
+//! setting only the late look uses (or an unknown `P28_LATE_OBS_*` name)
+//! turns the late look off and keeps the early look, as the rollback does;
+//! one both looks need turns both off. Either way the error is logged, the
+//! startup line says what still runs, and `p28_config_error` is 1.
+
+use std::ffi::OsString;
+
+use log::Level;
+
+use super::{LateObserver, Launch};
+use crate::config::{ConfigError, ENV_ENABLED, ENV_NAME, ENV_REDIS_URL, PREFIX, late_only};
+use crate::ledger::Mode;
+use crate::say::say;
+use crate::{Config, RedisConnector, Refused};
+
+impl LateObserver {
+    /// The fail-open start in one call, for services: reads every
+    /// `P28_LATE_OBS_*` variable, connects lazily to
+    /// `P28_LATE_OBS_REDIS_URL` if set, else to `redis_url`, and starts.
+    /// It never fails. On an invalid setting it logs one error line
+    /// starting with `Late observer disabled:` that names the variable and
+    /// what is wrong (never a password), and `p28_config_error` is 1:
+    /// - a setting only the late look uses (`P28_LATE_OBS_MAX_WAIT_MS`,
+    ///   `_POLL_MS`, `_ENABLED`, `_DETECT`) or an unknown `P28_LATE_OBS_*`
+    ///   name turns the late look off (`observe_late` refused as
+    ///   `config_error`) and keeps the early look (`observe_now`), as the
+    ///   rollback does;
+    /// - any other (the URL, the workers, the queue, ...) turns both off.
+    ///
+    /// The startup line says which, and where `enabled` came from.
+    ///
+    /// ```no_run
+    /// use heat_observer::LateObserver;
+    ///
+    /// let observer = LateObserver::from_env("redis://127.0.0.1:6379");
+    /// // In publish_plan:
+    /// let _ = observer.observe_late("plan-42", "BTCUSDT");
+    /// # observer.shutdown_now(std::time::Duration::ZERO);
+    /// ```
+    pub fn from_env(redis_url: &str) -> LateObserver {
+        let vars: Vec<(String, OsString)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .collect();
+        Self::from_vars_or(vars, redis_url)
+    }
+
+    /// [`LateObserver::from_env`] over `vars` instead of the process
+    /// environment.
+    pub(crate) fn from_vars_or(vars: Vec<(String, OsString)>, redis_url: &str) -> LateObserver {
+        let name = vars
+            .iter()
+            .find(|(k, _)| k == ENV_NAME)
+            .and_then(|(_, v)| v.to_str().map(str::to_owned));
+        match Config::from_vars(vars.iter().cloned()) {
+            Ok(config) => {
+                let source = enabled_source(&vars);
+                let line = config.startup_line_noting(&source);
+                let late = config.enabled();
+                Self::connect_and_launch(config, redis_url, Launch::plain(late, line))
+            }
+            Err(e) if late_only(e.variable()) => Self::early_only(&vars, &e, redis_url, name),
+            Err(e) => Self::broken(&e.to_string(), &e.summary(), name),
+        }
+    }
+
+    /// A setting of the late look's was invalid: the early look runs with
+    /// every other setting, the late look is off as a config error.
+    fn early_only(
+        vars: &[(String, OsString)],
+        error: &ConfigError,
+        redis_url: &str,
+        name: Option<String>,
+    ) -> LateObserver {
+        // Every late-only and unknown variable left out, the rest read.
+        let kept = vars
+            .iter()
+            .filter(|(k, _)| !k.to_ascii_uppercase().starts_with(PREFIX) || !late_only(k));
+        let config = match Config::from_vars(kept.cloned()) {
+            Ok(config) => config.to_builder().enabled(false).build(),
+            Err(e) => Err(e),
+        };
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => return Self::broken(&e.to_string(), &e.summary(), name),
+        };
+        say!(
+            Level::Error,
+            "Late observer disabled: {error}; the early look (create_apply_plan) still runs"
+        );
+        let launch = Launch {
+            late: false,
+            late_off: Refused::ConfigError,
+            why_off: error.summary(),
+            line: format!(
+                "P2.8A.3 Late Observer: False ({}; the early look still runs)",
+                error.summary()
+            ),
+        };
+        Self::connect_and_launch(config, redis_url, launch)
+    }
+
+    /// Connects to `P28_LATE_OBS_REDIS_URL` or `redis_url` and launches;
+    /// an invalid URL or a thread that cannot be spawned turns both off.
+    fn connect_and_launch(config: Config, redis_url: &str, launch: Launch) -> LateObserver {
+        let (url, source) = match config.redis_url() {
+            Some(url) => (url.to_owned(), ENV_REDIS_URL),
+            None => (redis_url.to_owned(), "Redis URL"),
+        };
+        let name = config.name().map(str::to_owned);
+        let connector = match RedisConnector::new(&url, &config) {
+            Ok(connector) => connector,
+            Err(e) => {
+                let long = format!("invalid {source}: {}", e.reason());
+                return Self::broken(&long, &long, name);
+            }
+        };
+        match Self::launch(config, connector, launch) {
+            Ok(observer) => observer,
+            Err(e) => Self::broken(&e.to_string(), "could not start its workers", name),
+        }
+    }
+
+    /// Runs with nothing started because of `why` (logged in full), the
+    /// startup line naming `short`; its metrics keep the observer's `name`,
+    /// if it had a valid one, so that the alert says which observer.
+    pub(crate) fn broken(why: &str, short: &str, name: Option<String>) -> LateObserver {
+        say!(Level::Error, "Late observer disabled: {why}");
+        say!(
+            Level::Info,
+            "P2.8A.3 Late Observer: False ({short}; the early look is off too)"
+        );
+        let mode = Mode {
+            late: false,
+            workers: false,
+            config_error: true,
+        };
+        let named = name.and_then(|n| Config::disabled().to_builder().name(n).build().ok());
+        let config = named.unwrap_or_else(Config::disabled);
+        Self::assemble(config, None, mode, Some(Refused::ConfigError))
+    }
+}
+
+/// Where `enabled` came from, as the startup line says it.
+fn enabled_source(vars: &[(String, OsString)]) -> String {
+    match vars.iter().find(|(k, _)| k == ENV_ENABLED) {
+        Some((_, v)) => format!("{ENV_ENABLED}={}", v.to_string_lossy().trim()),
+        None => format!("{ENV_ENABLED} not set: on by default"),
+    }
+}
