@@ -3,13 +3,18 @@
 //! SIGTERM or Ctrl-C stop taking plans, let it finish watching those it
 //! holds, print its report and exit 0, as `systemctl restart` expects.
 //!
-//! A simulated HeatBridge writes the `by_plan` keys of three plans in four,
-//! 300 ms after their publish. It finds its Redis as the library does:
+//! The observer finds its Redis as the library does:
 //! `P28_LATE_OBS_REDIS_URL`, else `--redis URL`, else `REDIS_URL`, else the
-//! in-memory store, and says which. `--metrics-addr` serves `/metrics`
-//! (also of an observer that a bad setting left disabled, for the
+//! in-memory store, and says which. A simulated HeatBridge writes the
+//! `by_plan` keys of three plans in four, 300 ms after their publish, on
+//! its own connection (`--bridge-redis URL`, default the observer's Redis:
+//! the observer's least-privilege user cannot write heat keys), which it
+//! opens again after an outage. `--metrics-addr` serves `/metrics` (also
+//! of an observer that a bad setting left disabled, for the
 //! `HeatObserverConfigError` alert), `--linger-s` keeps serving after the
-//! stop (for the orderly-stop side of `HeatObserverNotRunning`):
+//! stop (for the orderly-stop side of `HeatObserverNotRunning`) until it
+//! ends or a second SIGTERM or Ctrl-C comes. The report measures the stop
+//! from the signal's arrival, as an operator's clock does:
 //!
 //! ```text
 //! cargo run --example apply
@@ -44,6 +49,11 @@ const FLAGS: &[Flag] = &[
         "use this Redis, unless P28_LATE_OBS_REDIS_URL is set (default: REDIS_URL, else in memory)",
     ),
     opt(
+        "--bridge-redis",
+        "URL",
+        "the simulated HeatBridge writes keys there (default: the observer's Redis)",
+    ),
+    opt(
         "--metrics-addr",
         "HOST:PORT",
         "serve /metrics there (a bare port means loopback)",
@@ -51,7 +61,7 @@ const FLAGS: &[Flag] = &[
     opt(
         "--linger-s",
         "S",
-        "keep serving /metrics this long after the stop (default 0)",
+        "keep serving /metrics this long after the stop, or until a second signal (default 0)",
     ),
     opt("--plans", "N", "plans to publish (default 20)"),
     opt("--rate", "PER_SEC", "plans a second (default 25)"),
@@ -83,12 +93,11 @@ fn main() {
     let run_id = args.opt("--run-id").unwrap_or_else(fresh_run_id);
     let memory = MemoryStore::new();
 
-    // SIGTERM (systemctl stop/restart) and Ctrl-C set a flag; the loop
-    // below sees it between plans.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).expect("signal handler");
-    }
+    // SIGTERM (systemctl stop/restart) and Ctrl-C: the first stops taking
+    // plans (the loop below sees the flag between plans), a second ends a
+    // linger. Each signal's arrival is taken on a thread of its own, so the
+    // report measures from it, not from when the loop noticed.
+    let signals = Signals::watch();
 
     // --- Apply startup: one call, never fails --------------------------------
     let observer = match &target {
@@ -108,21 +117,23 @@ fn main() {
     // --- Simulated HeatGate + HeatBridge -------------------------------------
     let (published, bridge_rx) = mpsc::channel::<(String, Instant)>();
     let bridge = {
-        let (memory, target) = (memory.clone(), target.clone());
+        let memory = memory.clone();
+        let bridge_target = match args.opt("--bridge-redis") {
+            Some(url) => Target::Redis(url),
+            None => target.clone(),
+        };
         let config = observer.config().clone();
-        thread::spawn(move || run_bridge(&bridge_rx, &memory, &target, &config))
+        thread::spawn(move || run_bridge(&bridge_rx, &memory, &bridge_target, &config))
     };
 
     // --- Apply's loop: create, early look, publish, late look ---------------
     let start = Instant::now();
-    let mut signalled_at = None;
     for i in 0..plans {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
-        while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+        while Instant::now() < due && !signals.stopping() {
             thread::sleep((due - Instant::now()).min(Duration::from_millis(5)));
         }
-        if stop.load(Ordering::Relaxed) {
-            signalled_at = Some(Instant::now());
+        if signals.stopping() {
             break;
         }
         let plan = format!("{run_id}-{i}");
@@ -139,20 +150,81 @@ fn main() {
     drop(published);
 
     // --- Stop: drain (default) or abandon, then report -----------------------
+    let signalled_at = signals.first();
     let report = if args.flag("--stop-now") && signalled_at.is_some() {
         observer.shutdown_now(observer.config().shutdown_timeout())
     } else {
         observer.shutdown(observer.config().shutdown_timeout())
     };
+    let drained_ms = signalled_at.map(|t| t.elapsed().as_millis() as u64);
     let _ = bridge.join();
-    print_report(&args, &report, &run_id, signalled_at);
     let linger = Duration::from_secs_f64(args.get("--linger-s", 0.0));
-    if let Some(server) = metrics.filter(|_| !linger.is_zero()) {
+    let metrics = match metrics {
+        Some(server) if !linger.is_zero() => Some(server),
+        other => {
+            drop(other); // stops serving before the exit is measured
+            None
+        }
+    };
+    let exit_ms = signalled_at.map(|t| t.elapsed().as_millis() as u64);
+    print_report(&args, &report, &run_id, drained_ms, exit_ms);
+    if let Some(server) = metrics {
         log::info!(
-            "stopped; serving http://{}/metrics for {linger:?} more",
+            "stopped; serving http://{}/metrics for {linger:?} more, or until a signal",
             server.addr()
         );
-        thread::sleep(linger);
+        signals.wait_for_another(linger);
+    }
+}
+
+/// The signals that stop Apply, as they arrive.
+struct Signals {
+    /// Set at the first signal.
+    stop: Arc<AtomicBool>,
+    /// Each signal's arrival.
+    arrived: mpsc::Receiver<Instant>,
+    first: std::cell::Cell<Option<Instant>>,
+}
+
+impl Signals {
+    fn watch() -> Signals {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, arrived) = mpsc::channel();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])
+        .expect("signal handlers");
+        let flag = Arc::clone(&stop);
+        thread::spawn(move || {
+            for _ in signals.forever() {
+                let _ = tx.send(Instant::now());
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        Signals {
+            stop,
+            arrived,
+            first: std::cell::Cell::new(None),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// When the first signal arrived, if one did.
+    fn first(&self) -> Option<Instant> {
+        if self.first.get().is_none() {
+            self.first.set(self.arrived.try_recv().ok());
+        }
+        self.first.get()
+    }
+
+    /// Waits up to `linger` for another signal.
+    fn wait_for_another(&self, linger: Duration) {
+        let _ = self.first();
+        let _ = self.arrived.recv_timeout(linger);
     }
 }
 
@@ -173,24 +245,38 @@ fn start_in_memory(memory: &MemoryStore) -> LateObserver {
 }
 
 /// Writes each plan's key `BRIDGE_DELAY` after its publish, in publish
-/// order, until the plans stop coming.
+/// order, until the plans stop coming. After a failed write it opens its
+/// connection again (at most every 200 ms) and writes the keys that came
+/// due meanwhile, late, as a HeatBridge catching up would: one line when
+/// it fails, one when it is back.
 fn run_bridge(
     plans: &mpsc::Receiver<(String, Instant)>,
     memory: &MemoryStore,
     target: &Target,
     config: &Config,
 ) {
-    let mut redis = (!target.is_memory())
-        .then(|| target.connect())
-        .and_then(|con| {
-            con.inspect_err(|e| log::error!("bridge cannot reach Redis: {e}"))
-                .ok()
-        });
+    const RECONNECT_EVERY: Duration = Duration::from_millis(200);
+    let mut redis: Option<Box<dyn redis::ConnectionLike + Send>> = None;
+    let mut last_try: Option<Instant> = None;
+    let mut failures = 0u64;
+    let mut failing_since: Option<Instant> = None;
     let mut due: VecDeque<(String, Instant)> = VecDeque::new();
     let mut open = true;
     while open || !due.is_empty() {
+        // Publishing is over and Redis stays away: the rest is given up, so
+        // that the stop is not held by a bridge that cannot write.
+        if !open && failing_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            log::warn!("bridge gives up {} key(s): Redis is unreachable", due.len());
+            return;
+        }
         let wait = due.front().map_or(Duration::from_millis(50), |(_, at)| {
-            (*at + BRIDGE_DELAY).saturating_duration_since(Instant::now())
+            (*at + BRIDGE_DELAY)
+                .saturating_duration_since(Instant::now())
+                .max(if failures > 0 {
+                    RECONNECT_EVERY
+                } else {
+                    Duration::ZERO
+                })
         });
         match plans.recv_timeout(wait) {
             Ok(plan) => due.push_back(plan),
@@ -202,28 +288,68 @@ fn run_bridge(
                 break;
             }
             let key = config.heat_key(plan);
-            match &mut redis {
-                Some(con) => {
-                    let set = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(1)
-                        .arg("EX")
-                        .arg(3600)
-                        .exec(&mut **con);
-                    if let Err(e) = set {
-                        log::warn!("bridge write of {key} failed: {e}");
+            if target.is_memory() {
+                memory.insert_key(key);
+                due.pop_front();
+                continue;
+            }
+            if redis.is_none() {
+                if last_try.is_some_and(|t| t.elapsed() < RECONNECT_EVERY) {
+                    break;
+                }
+                last_try = Some(Instant::now());
+                match target.connect() {
+                    Ok(con) => redis = Some(con),
+                    Err(e) => {
+                        failures += 1;
+                        failing_since.get_or_insert_with(Instant::now);
+                        if failures == 1 {
+                            log::warn!("bridge cannot reach Redis: {e}; retrying every 200 ms");
+                        }
+                        break;
                     }
                 }
-                None => memory.insert_key(key),
             }
-            due.pop_front();
+            let Some(con) = redis.as_mut() else { break };
+            let set = redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("EX")
+                .arg(3600)
+                .exec(&mut **con);
+            match set {
+                Ok(()) => {
+                    if failures > 0 {
+                        log::info!("bridge writes again after {failures} failed attempt(s)");
+                        failures = 0;
+                        failing_since = None;
+                    }
+                    due.pop_front();
+                }
+                Err(e) => {
+                    failures += 1;
+                    failing_since.get_or_insert_with(Instant::now);
+                    if failures == 1 {
+                        log::warn!("bridge write of {key} failed: {e}; reconnecting");
+                    }
+                    // Its state is unknown: open it again, and write this
+                    // key then.
+                    redis = None;
+                    break;
+                }
+            }
         }
     }
 }
 
-fn print_report(args: &Args, report: &ShutdownReport, run_id: &str, signalled_at: Option<Instant>) {
+fn print_report(
+    args: &Args,
+    report: &ShutdownReport,
+    run_id: &str,
+    drained_ms: Option<u64>,
+    exit_ms: Option<u64>,
+) {
     let stats = &report.stats;
-    let exit_ms = signalled_at.map(|t| t.elapsed().as_millis() as u64);
     if args.flag("--json") {
         let outcomes: serde_json::Map<_, _> = stats
             .outcomes()
@@ -235,7 +361,8 @@ fn print_report(args: &Args, report: &ShutdownReport, run_id: &str, signalled_at
             "calls": stats.calls(),
             "outcomes": outcomes,
             "balanced": stats.is_balanced(),
-            "signalled": signalled_at.is_some(),
+            "signalled": exit_ms.is_some(),
+            "signal_to_drained_ms": drained_ms,
             "signal_to_exit_ms": exit_ms,
             "held_at_stop": report.held_at_stop,
             "drained": report.drained(),
@@ -261,7 +388,11 @@ fn print_report(args: &Args, report: &ShutdownReport, run_id: &str, signalled_at
         report.drained(),
         report.written,
         report.abandoned(),
-        exit_ms.map_or(String::new(), |ms| format!(", {ms} ms from the signal"))
+        drained_ms
+            .zip(exit_ms)
+            .map_or(String::new(), |(d, e)| format!(
+                ", drained {d} ms and ready to exit {e} ms after the signal"
+            ))
     );
     println!(
         "calls {}, every one accounted for: {}",

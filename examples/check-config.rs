@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use heat_observer::{Config, Detect, ObsPoint, RedisConnector};
+use heat_observer::{Config, Detect, RedisConnector, StoreErrorKind};
 
 /// What a check found: the text to print and the exit code.
 pub struct Checked {
@@ -109,31 +109,26 @@ pub fn check_with(path: Option<&str>, env: Vec<(String, String)>, connecting: bo
 }
 
 /// Connects to `url` (read from `variable`) as the service will and
-/// proves each right it needs for `config`'s detection mode; appends what
-/// it found to `checked`.
+/// proves each right it needs for `config`'s detection mode, with the
+/// library's own probes (`RedisConnector::check_rights`, what the service
+/// says when a right is refused); appends what it found to `checked`.
 pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked) {
-    if let Err(e) = RedisConnector::new(url, config) {
-        checked.code = 2;
-        checked.out.push_str(&format!("error: {variable}: {e}\n"));
-        return;
-    }
-    // Checked by `check` already; the address never holds a secret.
-    let address = RedisConnector::with_timeout(url, Duration::from_secs(2))
-        .map(|c| c.address().to_owned())
-        .unwrap_or_default();
-    let opened = redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .and_then(|c| {
-            c.set_read_timeout(Some(Duration::from_secs(2)))?;
-            Ok(c)
-        });
-    let mut con = match opened {
-        Ok(con) => con,
+    let connector = match RedisConnector::with_timeout(url, Duration::from_secs(2)) {
+        Ok(connector) => connector,
+        Err(e) => {
+            checked.code = 2;
+            checked.out.push_str(&format!("error: {variable}: {e}\n"));
+            return;
+        }
+    };
+    let address = connector.address().to_owned();
+    let checks = match connector.check_rights(config) {
+        Ok(checks) => checks,
         Err(e) => {
             checked.code = 2;
             // The error, never the URL: a refused password says so by kind.
             let why = match e.kind() {
-                redis::ErrorKind::AuthenticationFailed => {
+                StoreErrorKind::Auth => {
                     "authentication failed: check the user and password".to_owned()
                 }
                 _ => e.to_string(),
@@ -153,14 +148,16 @@ pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked
         }
     ));
     let mut missing = 0;
-    for (right, probe) in probes(config) {
-        match probe_right(&mut con, &probe) {
-            Ok(()) => checked.out.push_str(&format!("  ok       {right}\n")),
-            Err(why) => {
+    for check in checks {
+        match check.missing {
+            None => checked
+                .out
+                .push_str(&format!("  ok       {}\n", check.right)),
+            Some(why) => {
                 missing += 1;
                 checked
                     .out
-                    .push_str(&format!("  MISSING  {right}: {why}\n"));
+                    .push_str(&format!("  MISSING  {}: {why}\n", check.right));
             }
         }
     }
@@ -169,72 +166,6 @@ pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked
         checked.out.push_str(&format!(
             "error: the user lacks {missing} right(s) the observer needs; see README, ACL\n"
         ));
-    }
-}
-
-/// The rights the observer uses, each as a command on the keys it touches.
-fn probes(config: &Config) -> Vec<(String, redis::Cmd)> {
-    let heat = config.heat_key("check-config-probe");
-    let stream = config.stream().to_owned();
-    let dedupe = config.dedupe_key(ObsPoint::PUBLISH_PLAN_POST, "check-config-probe");
-    let sha = "0".repeat(40);
-    let cmd = |args: &[&str]| {
-        let mut c = redis::cmd(args[0]);
-        c.arg(&args[1..]);
-        c
-    };
-    let mut probes = vec![
-        (
-            "+script|load (the scripts are loaded once)".to_owned(),
-            cmd(&["SCRIPT", "LOAD", "return 1"]),
-        ),
-        (
-            format!("+evalsha_ro on {heat} (the look)"),
-            cmd(&["EVALSHA_RO", &sha, "1", &heat]),
-        ),
-        (
-            format!("+exists on {heat} (reads only: %R~ is enough)"),
-            cmd(&["EXISTS", &heat]),
-        ),
-        (
-            format!("+evalsha on {stream} and {dedupe} (the write)"),
-            cmd(&["EVALSHA", &sha, "2", &stream, &dedupe]),
-        ),
-        (
-            format!("+xadd on {stream}"),
-            cmd(&["XADD", &stream, "NOMKSTREAM", "0-0", "probe", "1"]),
-        ),
-        (
-            format!("+set on {dedupe} (the dedupe claim)"),
-            cmd(&["SET", &dedupe, "1", "PX", "0"]),
-        ),
-        (format!("+get on {dedupe}"), cmd(&["GET", &dedupe])),
-        (format!("+del on {dedupe}"), cmd(&["DEL", &dedupe])),
-    ];
-    if config.detect() == Detect::Push {
-        probes.extend([
-            ("+client|id (push)".to_owned(), cmd(&["CLIENT", "ID"])),
-            (
-                "+client|tracking (push)".to_owned(),
-                cmd(&["CLIENT", "TRACKING", "on", "OPTIN", "REDIRECT", "0"]),
-            ),
-            (
-                "+client|caching (push)".to_owned(),
-                cmd(&["CLIENT", "CACHING", "yes"]),
-            ),
-        ]);
-    }
-    probes
-}
-
-/// Runs `probe`: the server checks the user's rights before it runs a
-/// command, so `NOPERM` means a right is missing and any other answer (the
-/// probes are built to be refused after that check) that it is there.
-fn probe_right(con: &mut redis::Connection, probe: &redis::Cmd) -> Result<(), String> {
-    match probe.query::<redis::Value>(con) {
-        Err(e) if e.code() == Some("NOPERM") => Err(e.to_string()),
-        Err(e) if e.is_io_error() || e.is_timeout() => Err(format!("no answer: {e}")),
-        _ => Ok(()),
     }
 }
 

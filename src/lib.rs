@@ -162,7 +162,7 @@ pub use store::redis::RedisClusterConnector;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use store::redis::TlsCerts;
-pub use store::redis::{RedisConnector, RedisUrlError};
+pub use store::redis::{RedisConnector, RedisUrlError, RightCheck};
 pub use store::{
     Answers, Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
     StreamEntry, StreamSpec,

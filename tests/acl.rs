@@ -324,3 +324,68 @@ fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut admin).unwrap();
     assert_eq!(keys, Vec::<String>::new(), "written by the probes");
 }
+
+#[test]
+fn a_refused_call_names_the_missing_right_as_check_config_does() {
+    // A script refused by the ACL names no right ("The user executing the
+    // script can't run this command"), and a look refused EVALSHA_RO falls
+    // back to EVALSHA, whose refusal names a key: the store proves its
+    // rights and says which it lacks.
+    let Some(server) = server::private("a_refused_call_names_the_missing_right") else {
+        return;
+    };
+    let rules = readme_rules();
+    let url = format!(
+        "redis://heat-observer:{PASSWORD}@127.0.0.1:{}",
+        server.port()
+    );
+    let cases = [
+        ("(+xadd ", "(", "+xadd on"),
+        ("(+set ", "(", "+set on"),
+        (" +evalsha_ro", "", "+evalsha_ro on"),
+    ];
+    for (cut, with, right) in cases {
+        let config = config(Detect::Poll);
+        let rule = rules[0].replace(cut, with);
+        set_user(&server, &[rule], &config);
+        let connector = RedisConnector::new(&url, &config).unwrap();
+        let mut store = heat_observer::Connector::connect(&connector, 0);
+        let error = if right.starts_with("+evalsha_ro") {
+            heat_observer::Store::exists(&mut store, &[&config.heat_key("p")]).unwrap_err()
+        } else {
+            let event =
+                heat_observer::Event::new("p", "S", heat_observer::ObsPoint::PUBLISH_PLAN_POST);
+            let dedupe = config.dedupe_key(heat_observer::ObsPoint::PUBLISH_PLAN_POST, "p");
+            let claim = heat_observer::Claim {
+                dedupe_key: &dedupe,
+                owner: "o",
+                event: &event,
+            };
+            let spec = heat_observer::StreamSpec {
+                name: config.stream().to_owned(),
+                maxlen: 1000,
+                dedupe_ttl: ms(60_000),
+            };
+            heat_observer::Store::claim_and_append(&mut store, &spec, &[claim]).unwrap_err()
+        };
+        assert_eq!(
+            error.kind(),
+            heat_observer::StoreErrorKind::Permission,
+            "{error}"
+        );
+        assert!(error.message().contains(right), "{right}: {error}");
+        assert!(error.message().contains("user lacks"), "{right}: {error}");
+        // check-config says the same of the same user.
+        let checks = connector.check_rights(&config).unwrap();
+        let missing: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.missing.is_some())
+            .map(|c| c.right.as_str())
+            .collect();
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            error.message().contains(missing[0]),
+            "{error} vs {missing:?}"
+        );
+    }
+}

@@ -212,6 +212,17 @@ impl Warnings {
     ) -> Vec<Line> {
         let bit = bit(worker);
         let h = &mut self.health;
+        let mut lines = Vec::new();
+        if error.kind().is_configuration() {
+            // Not an outage: it lasts until an operator fixes it, and is
+            // said every interval as such, never as a store "flapping"
+            // between it and the calls that still answer.
+            h.misconfigured.add(1, Some(misconfigured(error)), bit);
+            if let Some((n, why, _)) = h.misconfigured.due(now, self.every, false) {
+                lines.push((Level::Error, misconfigured_line(n, &why)));
+            }
+            return lines;
+        }
         h.failing |= bit;
         h.answered = false;
         let outage = h.outage.get_or_insert(Outage {
@@ -221,13 +232,7 @@ impl Warnings {
         });
         outage.errors += 1;
         outage.workers |= bit;
-        let mut lines = Vec::new();
-        if error.kind().is_configuration() {
-            h.misconfigured.add(1, Some(misconfigured(error)), bit);
-            if let Some((n, why, _)) = h.misconfigured.due(now, self.every, false) {
-                lines.push((Level::Error, misconfigured_line(n, &why)));
-            }
-        } else {
+        {
             h.faults.add(1, Some(format!("{op}: {error}")), bit);
             if let Some((n, err, workers)) = h.faults.due(now, self.every, false) {
                 lines.push((Level::Warn, fault_line(n, workers, &err)));
@@ -410,6 +415,33 @@ mod tests {
         t.add(2, None, 0);
         assert_eq!(t.due(now + EVERY, EVERY, true), Some((2, "b".into(), 0)));
         assert_eq!(t.due(now + EVERY, EVERY, true), None, "nothing pending");
+    }
+
+    #[test]
+    fn a_permanent_refusal_between_answered_calls_is_no_outage_and_never_flapping() {
+        // Writes refused for a right while looks answer: said as the
+        // operator's error every interval, never as outages and recoveries.
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let nope = StoreError::new(StoreErrorKind::Permission, "h:1: user lacks +xadd on s");
+        let mut lines = Vec::new();
+        for k in 0..40u64 {
+            let at = t + ms_(500 * k);
+            lines.extend(w.failed(0, "event write", &nope, at));
+            lines.extend(w.answered(0, at + ms_(10)));
+            lines.extend(w.due(at + ms_(20), false));
+        }
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert!(
+            text.iter()
+                .all(|l| !l.contains("flapping") && !l.contains("recovered")),
+            "{text:#?}"
+        );
+        let said = text
+            .iter()
+            .filter(|l| l.contains("user lacks +xadd"))
+            .count();
+        assert_eq!(said, 2, "once per 10 s interval over 20 s: {text:#?}");
     }
 
     #[test]

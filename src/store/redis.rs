@@ -13,6 +13,7 @@ mod push_frames;
 mod push_socket;
 #[cfg(unix)]
 mod readable;
+mod rights;
 mod scripts;
 #[cfg(feature = "cluster")]
 mod slots;
@@ -24,6 +25,7 @@ mod url;
 
 #[cfg(feature = "cluster")]
 pub use cluster::RedisClusterConnector;
+pub use rights::RightCheck;
 pub use standalone::RedisConnector;
 #[cfg(feature = "tls")]
 pub use tls::TlsCerts;

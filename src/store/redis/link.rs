@@ -153,6 +153,13 @@ pub(crate) fn store_error(address: &str, e: &RedisError) -> StoreError {
                 StoreErrorKind::Permission,
                 lacks(e.detail().unwrap_or(&text)),
             )
+        } else if text.contains("The user executing the script can't") {
+            // A script's command or key refused by the ACL: an `ERR`, not a
+            // `NOPERM`, and it names no right (the store probes for it).
+            (
+                StoreErrorKind::Permission,
+                "user lacks a right a script uses (NOPERM in a script)".to_owned(),
+            )
         } else if text.contains("switch database") || text.contains("DB index is out of range") {
             let why =
                 "the URL's database does not exist on this server (see `databases` in redis.conf)";

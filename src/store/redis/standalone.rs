@@ -12,11 +12,13 @@
 //!   password.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::{Client, ProtocolVersion, RedisError};
 
-use super::link::Link;
+use super::link::{Link, store_error};
+use super::rights::{self, RightCheck};
 use super::scripts::{self, EXISTS_CHUNK};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
@@ -48,6 +50,9 @@ pub struct RedisConnector {
     address: String,
     /// The URL's user, for "authentication failed for user ...".
     user: Option<String>,
+    /// The names the rights are proven on (the heat key prefix, the
+    /// stream) and the detection mode, when a call is refused for a right.
+    rights: Arc<Config>,
 }
 
 impl RedisConnector {
@@ -58,7 +63,9 @@ impl RedisConnector {
     /// [`RedisUrlError`] if the URL does not parse or needs a feature this
     /// build lacks.
     pub fn new(url: &str, config: &Config) -> Result<Self, RedisUrlError> {
-        Self::with_timeout(url, config.redis_timeout())
+        let mut connector = Self::with_timeout(url, config.redis_timeout())?;
+        connector.rights = Arc::new(config.clone());
+        Ok(connector)
     }
 
     /// A connector for `url` whose connect, read and write timeouts are
@@ -94,6 +101,7 @@ impl RedisConnector {
             timeout,
             address,
             user,
+            rights: Arc::new(Config::default()),
         })
     }
 
@@ -122,12 +130,34 @@ impl RedisConnector {
             timeout: config.redis_timeout(),
             address,
             user,
+            rights: Arc::new(config.clone()),
         })
     }
 
     /// `host:port` (or `unix:/path`) of the server, for logs.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Connects (with this connector's timeout) and proves each right the
+    /// observer needs with `config`'s names and detection mode, writing
+    /// nothing: what `check-config --connect` prints, and what a store
+    /// refused for a right says it lacks.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the connection cannot be made or a probe gets
+    /// no answer (authentication failed, said by kind).
+    pub fn check_rights(&self, config: &Config) -> Result<Vec<RightCheck>, StoreError> {
+        let opened = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .and_then(|c| {
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(c)
+            });
+        let mut con = opened.map_err(|e| store_error(&self.address, &e))?;
+        rights::check(&mut con, config).map_err(|e| store_error(&self.address, &e))
     }
 }
 
@@ -153,6 +183,8 @@ impl Connector for RedisConnector {
             tracked: 0,
             lost: false,
             read_only_looks: true,
+            rights: Arc::clone(&self.rights),
+            diagnosed: None,
         }
     }
 
@@ -188,7 +220,14 @@ pub struct RedisStore {
     /// Looks are read-only scripts (`EVALSHA_RO`), until a server says it
     /// does not know them (Redis 6).
     read_only_looks: bool,
+    rights: Arc<Config>,
+    /// When the rights were last proven after a refusal, and what was
+    /// missing: proven again at most every [`DIAGNOSE_EVERY`].
+    diagnosed: Option<(Instant, Option<String>)>,
 }
+
+/// How often a store refused for a right proves its rights again.
+const DIAGNOSE_EVERY: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,7 +262,42 @@ impl RedisStore {
             self.tracked = self.link.opened();
             self.lost = true;
         }
-        answer
+        match answer {
+            Err(e) if e.kind() == StoreErrorKind::Permission => Err(self.name_the_rights(e)),
+            other => other,
+        }
+    }
+
+    /// `error`, a refusal for a right, with the rights the user lacks named
+    /// as `check-config --connect` names them (proven on the same
+    /// connection, at most every [`DIAGNOSE_EVERY`]).
+    fn name_the_rights(&mut self, error: StoreError) -> StoreError {
+        let now = Instant::now();
+        let fresh = self
+            .diagnosed
+            .as_ref()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < DIAGNOSE_EVERY);
+        if !fresh {
+            let config = Arc::clone(&self.rights);
+            let timeout = self.timeout;
+            let client = &self.client;
+            let open = || -> Result<redis::Connection, RedisError> {
+                let c = client.get_connection_with_timeout(timeout)?;
+                c.set_read_timeout(Some(timeout))?;
+                c.set_write_timeout(Some(timeout))?;
+                Ok(c)
+            };
+            let checks = self.link.call(open, |c| rights::check(c, &config));
+            let phrase = checks.ok().and_then(|c| rights::missing_phrase(&c));
+            self.diagnosed = Some((now, phrase));
+        }
+        match self.diagnosed.as_ref().and_then(|(_, p)| p.as_deref()) {
+            Some(phrase) => StoreError::new(
+                StoreErrorKind::Permission,
+                format!("{}: {phrase} (NOPERM)", self.link.address()),
+            ),
+            None => error,
+        }
     }
 }
 
