@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,6 +147,18 @@ def main():
         missing = [m for m in must if (m, "firing") not in seen]
         if missing:
             raise SystemExit(f"never fired: {missing}")
+        # The trickle happened: a few failures among thousands accepted.
+        q = f"http://127.0.0.1:{prom_port}/api/v1/query?query=" + urllib.parse.quote(
+            f'p28_failed_total{{instance="127.0.0.1:{ports["trickle"]}"}}')
+        res = json.load(urllib.request.urlopen(q, timeout=5))["data"]["result"]
+        q = f"http://127.0.0.1:{prom_port}/api/v1/query?query=" + urllib.parse.quote(
+            f'p28_accepted_total{{instance="127.0.0.1:{ports["trickle"]}"}}')
+        acc = json.load(urllib.request.urlopen(q, timeout=5))["data"]["result"]
+        trickle = float(res[0]["value"][1]) if res else 0.0
+        accepted = float(acc[0]["value"][1]) if acc else 0.0
+        print(f"trickle: {trickle:.0f} failed of {accepted:.0f} accepted, no page")
+        if trickle == 0:
+            raise SystemExit("the trickle scenario made no failure: it tested nothing")
         losing = seen[(("HeatObserverLosing", "losing"), "firing")] - killed_at
         down = seen[(("HeatObserverApplyDown", "killed"), "firing")] - apply_killed_at
         print(f"\nLosing fired {losing:.0f} s after Redis died; ApplyDown {down:.0f} s after Apply died")

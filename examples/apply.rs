@@ -19,6 +19,7 @@
 //! ```text
 //! cargo run --example apply
 //! cargo run --example apply -- --redis redis://127.0.0.1:6379 --plans 5000 --rate 500 --json
+//! cargo run --features cluster --example apply -- --redis-cluster 127.0.0.1:7000,127.0.0.1:7001
 //! RUST_LOG=heat_observer=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
 //! P28_LATE_OBS_POLL_MS=abc cargo run --example apply -- --redis redis://127.0.0.1:6379 --metrics-addr 9185
 //! ```
@@ -47,6 +48,11 @@ const FLAGS: &[Flag] = &[
         "--redis",
         "URL",
         "use this Redis, unless P28_LATE_OBS_REDIS_URL is set (default: REDIS_URL, else in memory)",
+    ),
+    opt(
+        "--redis-cluster",
+        "HOST:PORT,...",
+        "a Redis Cluster, some of its nodes (feature `cluster`)",
     ),
     opt(
         "--bridge-redis",
@@ -102,7 +108,10 @@ fn main() {
     // --- Apply startup: one call, never fails --------------------------------
     let observer = match &target {
         Target::Redis(url) => LateObserver::from_env(url),
-        _ => start_in_memory(&memory),
+        // A cluster as the library takes it: its nodes, comma-separated
+        // (a trailing comma makes a one-node list a list).
+        Target::Cluster(nodes) => LateObserver::from_env(&format!("{},", nodes.join(","))),
+        Target::Memory => start_in_memory(&memory),
     };
 
     let metrics = args.opt("--metrics-addr").map(|addr| {

@@ -164,7 +164,7 @@ pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked
     if missing > 0 {
         checked.code = 2;
         checked.out.push_str(&format!(
-            "error: the user lacks {missing} right(s) the observer needs; see README, ACL\n"
+            "error: the user lacks {missing} right(s) the observer needs; see docs/operators.md, ACL\n"
         ));
     }
 }

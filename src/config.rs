@@ -85,7 +85,12 @@ impl RedisUrl {
     /// The URL as it may be shown: everything before its last `@` (user,
     /// password) as `***`.
     pub(crate) fn redacted(&self) -> String {
-        crate::store::redis::redact(&self.0)
+        // A cluster's nodes, comma-separated: each shown on its own.
+        self.0
+            .split(',')
+            .map(crate::store::redis::redact)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

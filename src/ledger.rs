@@ -185,7 +185,7 @@ impl Ledger {
                         e.obs_point
                     );
                 }
-                Vec::new()
+                self.warnings().recorded(duplicate, &e.plan_id, now)
             }
             Outcome::Lost { loss, jobs, first } => {
                 c.lost(loss, jobs);

@@ -168,10 +168,19 @@ pub use store::{
     StreamEntry, StreamSpec,
 };
 
-// Compiles the README's Rust examples as doctests.
+// Compiles the Rust examples of the README and the guides as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operators.md")]
+struct OperatorsDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/design.md")]
+struct DesignDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/measurements.md")]
+struct MeasurementsDoctests;
 
 /// The `log` target of every line this crate logs.
 pub(crate) const LOG_TARGET: &str = "heat_observer";

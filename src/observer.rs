@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::Level;
 
-use crate::config::ENV_ENABLED;
+use crate::config::{ENV_ENABLED, ENV_REDIS_URL};
 use crate::front::{CLOSED, Front, OPEN, STOPPED, Shared};
 use crate::job::Job;
 use crate::ledger::{Ledger, Mode};
@@ -139,6 +139,17 @@ impl LateObserver {
     /// The `io::Error` of a thread that could not be spawned; the workers
     /// already started are stopped first. Nothing panics.
     pub fn start<C: Connector>(config: Config, connector: C) -> std::io::Result<LateObserver> {
+        if config.redis_url().is_some() {
+            // Given a connector, the variable cannot be followed: said, not
+            // ignored in silence (a dead address would go unnoticed).
+            say!(
+                Level::Warn,
+                "Late observer: {ENV_REDIS_URL} is set, but this start was given its own \
+                 connector ({}), which is used instead; LateObserver::from_env follows the \
+                 variable (a cluster as a comma-separated list of nodes)",
+                connector.describe()
+            );
+        }
         let line = config.startup_line();
         let late = config.enabled();
         Self::launch(config, connector, Launch::plain(late, line))
@@ -225,8 +236,10 @@ impl LateObserver {
         Ok(observer)
     }
 
-    /// An observer that observes nothing and starts nothing: every call is
-    /// a counted [`Refused::Disabled`]. Logs the startup line with `False`.
+    /// An observer that observes nothing and starts nothing, on purpose:
+    /// every call is a counted [`Refused::Disabled`]. Logs the startup line
+    /// with `False`, as a rollback. For a configuration that could not be
+    /// used, [`LateObserver::misconfigured`] says so instead.
     pub fn disabled() -> LateObserver {
         let config = Config::disabled();
         say!(Level::Info, "{}", config.startup_line());

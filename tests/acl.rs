@@ -16,10 +16,10 @@ use support::{ms, wait_stats};
 
 const PASSWORD: &str = "least-Privilege-9";
 
-/// The rule lines of the README's ACL section, in order.
+/// The rule lines of the operators' guide's ACL section, in order.
 fn readme_rules() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operators.md"))
+        .expect("docs/operators.md");
     let section = readme
         .split("\n### ACL\n")
         .nth(1)

@@ -131,6 +131,18 @@ pub(crate) struct Warnings {
     health: Health,
     panics: Throttled,
     push_said: bool,
+    reuse: Reuse,
+}
+
+/// Events recorded in the current warning interval, and how many of them
+/// were duplicates of events written earlier (a rerun with the same plan
+/// ids writes nothing and would say nothing).
+#[derive(Debug, Default)]
+struct Reuse {
+    since: Option<Instant>,
+    recorded: u64,
+    duplicates: u64,
+    example: Option<String>,
 }
 
 impl Warnings {
@@ -145,7 +157,50 @@ impl Warnings {
             health: Health::default(),
             panics: Throttled::default(),
             push_said: false,
+            reuse: Reuse::default(),
         }
+    }
+
+    /// An event recorded for `plan`, or refused as a `duplicate` of one
+    /// written earlier; the reuse line, if one is due.
+    pub(crate) fn recorded(&mut self, duplicate: bool, plan: &str, now: Instant) -> Vec<Line> {
+        let r = &mut self.reuse;
+        r.since.get_or_insert(now);
+        r.recorded += 1;
+        if duplicate {
+            r.duplicates += 1;
+            if r.example.is_none() {
+                r.example = Some(plan.chars().take(64).collect());
+            }
+        }
+        self.reuse_due(now, false)
+    }
+
+    /// Once per interval (`force`: now): if most events recorded in it were
+    /// duplicates, one line says so; the interval starts again.
+    fn reuse_due(&mut self, now: Instant, force: bool) -> Vec<Line> {
+        let r = &mut self.reuse;
+        let Some(since) = r.since else {
+            return Vec::new();
+        };
+        if !force && within(since, now, self.every) {
+            return Vec::new();
+        }
+        let line = (r.duplicates > 0 && r.duplicates * 2 > r.recorded).then(|| {
+            (
+                Level::Warn,
+                format!(
+                    "Late observer deduplicated {} of {} event(s) since the last warning: plan \
+                     ids reused? (e.g. plan \"{}\"; one event per plan and observation point \
+                     is kept for P28_LATE_OBS_DEDUPE_TTL_MS)",
+                    r.duplicates,
+                    r.recorded,
+                    r.example.as_deref().unwrap_or("")
+                ),
+            )
+        });
+        *r = Reuse::default();
+        line.into_iter().collect()
     }
 
     /// Takes the refusals counted so far (totals, per kind of invalid
@@ -340,7 +395,7 @@ impl Warnings {
     /// The store lines that are due without a new call (an interval passed
     /// while a failing worker waits); `force` writes everything pending.
     pub(crate) fn due(&mut self, now: Instant, force: bool) -> Vec<Line> {
-        let mut lines = Vec::new();
+        let mut lines = self.reuse_due(now, force);
         let h = &self.health;
         let quiet = h
             .last_recovery_line
@@ -386,7 +441,7 @@ fn panic_line(n: u64, what: &str) -> String {
 fn misconfigured(error: &StoreError) -> String {
     let advice = match error.kind() {
         StoreErrorKind::Auth => "check the user and password of the Redis URL",
-        StoreErrorKind::Permission => "grant the right (README, ACL)",
+        StoreErrorKind::Permission => "grant the right (docs/operators.md, ACL)",
         _ => "check the database number of the Redis URL",
     };
     format!("{}; {advice}", error.message())
@@ -442,6 +497,52 @@ mod tests {
             .filter(|l| l.contains("user lacks +xadd"))
             .count();
         assert_eq!(said, 2, "once per 10 s interval over 20 s: {text:#?}");
+    }
+
+    #[test]
+    fn a_rerun_with_reused_plan_ids_is_said_once_per_interval() {
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let mut lines = Vec::new();
+        // 100 new events, then a rerun: 1,000 duplicates over 30 s.
+        for i in 0..100u64 {
+            lines.extend(w.recorded(false, &format!("p{i}"), t + ms_(i)));
+        }
+        lines.extend(w.due(t + EVERY + ms_(1), false));
+        assert!(lines.is_empty(), "new events say nothing: {lines:?}");
+        for i in 0..1000u64 {
+            let at = t + EVERY * 2 + ms_(30 * i);
+            lines.extend(w.recorded(true, &format!("p{}", i % 100), at));
+            lines.extend(w.due(at, false));
+        }
+        lines.extend(w.due(t + EVERY * 6, true));
+        let said: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(said.len(), 3, "once per 10 s over 30 s: {said:#?}");
+        // All duplicates: "deduplicated N of N", about 333 an interval.
+        let n: Vec<&str> = said[0]
+            .split_whitespace()
+            .skip(3)
+            .step_by(2)
+            .take(2)
+            .collect();
+        assert_eq!(n[0], n[1], "{}", said[0]);
+        assert!(
+            (330..=340).contains(&n[0].parse::<u32>().unwrap()),
+            "{}",
+            said[0]
+        );
+        assert!(
+            said[0].contains("plan ids reused? (e.g. plan \"p0\""),
+            "{}",
+            said[0]
+        );
+        // Some duplicates among mostly new events (two Apply processes
+        // sharing a Redis) are not a rerun.
+        let mut w = Warnings::new(EVERY, 16);
+        for i in 0..100u64 {
+            let _ = w.recorded(i % 10 == 0, "p", t + ms_(i));
+        }
+        assert!(w.due(t + EVERY * 2, true).is_empty());
     }
 
     #[test]

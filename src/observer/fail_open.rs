@@ -20,6 +20,9 @@ impl LateObserver {
     /// The fail-open start in one call, for services: reads every
     /// `P28_LATE_OBS_*` variable, connects lazily to
     /// `P28_LATE_OBS_REDIS_URL` if set, else to `redis_url`, and starts.
+    /// Either may name a Redis Cluster as a comma-separated list of nodes
+    /// (`redis://:pw@10.0.0.5:7000,redis://:pw@10.0.0.6:7000`; feature
+    /// `cluster`), which it starts the same way.
     /// It never fails. On an invalid setting it logs one error line
     /// starting with `Late observer disabled:` that names the variable and
     /// what is wrong (never a password), and `p28_config_error` is 1:
@@ -103,24 +106,63 @@ impl LateObserver {
     }
 
     /// Connects to `P28_LATE_OBS_REDIS_URL` or `redis_url` and launches;
-    /// an invalid URL or a thread that cannot be spawned turns both off.
+    /// an invalid URL or a thread that cannot be spawned turns both off. A
+    /// comma-separated list of nodes is a Redis Cluster (feature
+    /// `cluster`).
     fn connect_and_launch(config: Config, redis_url: &str, launch: Launch) -> LateObserver {
         let (url, source) = match config.redis_url() {
             Some(url) => (url.to_owned(), ENV_REDIS_URL),
             None => (redis_url.to_owned(), "Redis URL"),
         };
         let name = config.name().map(str::to_owned);
-        let connector = match RedisConnector::new(&url, &config) {
-            Ok(connector) => connector,
-            Err(e) => {
-                let long = format!("invalid {source}: {}", e.reason());
-                return Self::broken(&long, &long, name);
+        let refused = |why: String| {
+            let long = format!("invalid {source}: {why}");
+            Self::broken(&long, &long, name.clone())
+        };
+        let launched = match cluster_nodes(&url) {
+            None => match RedisConnector::new(&url, &config) {
+                Ok(connector) => Self::launch(config, connector, launch),
+                Err(e) => return refused(e.reason().to_owned()),
+            },
+            #[cfg(feature = "cluster")]
+            Some(nodes) => match crate::RedisClusterConnector::new(&nodes, &config) {
+                Ok(connector) => Self::launch(config, connector, launch),
+                Err(e) => return refused(e.reason().to_owned()),
+            },
+            #[cfg(not(feature = "cluster"))]
+            Some(_) => {
+                return refused(
+                    "a list of cluster nodes needs the crate feature `cluster`".to_owned(),
+                );
             }
         };
-        match Self::launch(config, connector, launch) {
+        match launched {
             Ok(observer) => observer,
             Err(e) => Self::broken(&e.to_string(), "could not start its workers", name),
         }
+    }
+
+    /// An observer for a service whose configuration could not be used
+    /// (for a start path of its own, such as [`LateObserver::start`] with
+    /// a connector it builds): nothing starts, `why` is logged as `Late
+    /// observer disabled: ...`, the startup line says `False (...)`,
+    /// `p28_config_error` is 1 and every call is refused as
+    /// `config_error`. Never reported as a rollback, which
+    /// [`LateObserver::disabled`] is.
+    ///
+    /// ```
+    /// use heat_observer::{Config, LateObserver, MemoryStore, Refused};
+    ///
+    /// let observer = match Config::from_vars([("P28_LATE_OBS_POLL_MS", "abc")]) {
+    ///     Ok(config) => LateObserver::start(config, MemoryStore::new()).unwrap(),
+    ///     Err(e) => LateObserver::misconfigured(&e),
+    /// };
+    /// assert!(observer.stats().config_error);
+    /// assert_eq!(observer.observe_now("p", "S"), Err(Refused::ConfigError));
+    /// ```
+    pub fn misconfigured(why: &dyn std::fmt::Display) -> LateObserver {
+        let why = why.to_string();
+        Self::broken(&why, &why, None)
     }
 
     /// Runs with nothing started because of `why` (logged in full), the
@@ -141,6 +183,18 @@ impl LateObserver {
         let config = named.unwrap_or_else(Config::disabled);
         Self::assemble(config, None, mode, Some(Refused::ConfigError))
     }
+}
+
+/// The nodes of a Redis Cluster given as a comma-separated list
+/// (`redis://h1:7000,redis://h2:7000`, or bare `host:port` after the
+/// first), or `None` for one server's URL.
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let nodes: Vec<String> = url
+        .split(',')
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    (url.contains(',')).then_some(nodes)
 }
 
 /// Where `enabled` came from, as the startup line says it.

@@ -8,7 +8,7 @@
 //!   the keys with a slot map read from `CLUSTER SLOTS`. One reply per call:
 //!   a node that stops answering costs one read timeout (two with the one
 //!   retry), where a cluster pipeline of `EXISTS` would wait one timeout per
-//!   key it holds (README, "When a node dies").
+//!   key it holds (docs/operators.md, "When a node dies").
 //! * Claim and append stay one script call per chunk: the dedupe keys carry
 //!   the stream's name as a hash tag (`{stream}:dedupe:...`), so they live in
 //!   the stream's slot with it.
@@ -120,6 +120,11 @@ impl RedisClusterConnector {
     /// A connector for a cluster, given some of its nodes as URLs
     /// (`redis://[[user]:password@]host:port`) or bare `host:port`, with the
     /// config's Redis timeout. Credentials must be the same on every node.
+    ///
+    /// A service does not need it: `LateObserver::from_env` starts a
+    /// cluster from a comma-separated list of nodes, in code or in
+    /// `P28_LATE_OBS_REDIS_URL`. With this connector the variable is not
+    /// followed, and `LateObserver::start` says so in its log.
     ///
     /// # Errors
     /// [`RedisUrlError`] if no node is given, one does not parse, or they

@@ -191,10 +191,11 @@ fn lacks(detail: &str) -> String {
         return format!("user lacks +{command} (NOPERM)");
     }
     if detail.contains("key") {
-        return "user lacks access to a key it uses (NOPERM; see the README's ACL)".to_owned();
+        return "user lacks access to a key it uses (NOPERM; see docs/operators.md, ACL)"
+            .to_owned();
     }
     if detail.contains("channel") {
-        return "user lacks access to a channel (NOPERM; see the README's ACL)".to_owned();
+        return "user lacks access to a channel (NOPERM; see docs/operators.md, ACL)".to_owned();
     }
     format!("user lacks a right: {detail}")
 }
