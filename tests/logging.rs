@@ -296,3 +296,33 @@ fn the_owner_going_away_logs_the_stop_while_a_handle_lives_on() {
     assert_eq!(containing(Level::Info, "Late observer stopped").len(), 1);
     assert_eq!(handle.stats().workers, 0);
 }
+
+#[test]
+fn a_rerun_with_the_same_plan_ids_is_said_in_the_log() {
+    // A rerun after a restart, with the plan ids of the run before: every
+    // event is a duplicate (dedupe keys live a day), nothing is written,
+    // and the log says why, once an interval.
+    let _turn = turn();
+    let store = RiggedStore::new();
+    let config = Config::builder()
+        .max_wait(ms(50))
+        .poll(ms(10))
+        .warn_interval(ms(200))
+        .build()
+        .unwrap();
+    for run in 0..2 {
+        let observer = LateObserver::start(config.clone(), store.clone()).unwrap();
+        for i in 0..30 {
+            observer.observe_late(&format!("reused-{i}"), "S").unwrap();
+        }
+        let stats = wait_stats(&observer, "every plan decided", |s| s.finished() == 30);
+        assert_eq!(stats.deduplicated, if run == 0 { 0 } else { 30 });
+        drop(observer);
+    }
+    let said = containing(Level::Warn, "plan ids reused?");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("Late observer deduplicated 30 of 30 event(s)"),
+        "{said:?}"
+    );
+}

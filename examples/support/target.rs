@@ -62,6 +62,15 @@ impl Target {
                     "P28_LATE_OBS_REDIS_URL is set: it wins over --redis, as in the library"
                 );
             }
+            // A comma-separated list of nodes is a cluster, as in the library.
+            if url.contains(',') {
+                let nodes = url
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                return (Target::Cluster(nodes), "P28_LATE_OBS_REDIS_URL");
+            }
             return (Target::Redis(url), "P28_LATE_OBS_REDIS_URL");
         }
         let source = match (args.opt("--redis"), args.opt("--redis-cluster")) {
@@ -84,7 +93,18 @@ impl Target {
                     |e| format!("redis (a URL that cannot work: {e})"),
                     |c| format!("redis {}", c.address()),
                 ),
-            Target::Cluster(nodes) => format!("redis cluster {}", nodes.join(",")),
+            // Each node as `host:port`, never its user or password.
+            Target::Cluster(nodes) => {
+                let shown: Vec<String> = nodes
+                    .iter()
+                    .map(|n| {
+                        let rest = n.split_once("://").map_or(n.as_str(), |(_, r)| r);
+                        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+                        rest.split(['/', '?', '#']).next().unwrap_or("").to_owned()
+                    })
+                    .collect();
+                format!("redis cluster {}", shown.join(","))
+            }
         }
     }
 
