@@ -162,6 +162,11 @@ pub struct Outcome {
     /// Best coverage possible per point: share of plans whose key was
     /// written before that point's deadline.
     pub bound: [(ObsPoint, f64); 2],
+    /// Per point, over the plans that got an event there: the events that
+    /// say found, and the plans whose key was written by their deadline.
+    /// More of the first than the second is coverage above what was
+    /// possible (found events that cannot all be true).
+    pub possible: [(u64, u64); 2],
     pub wall: Duration,
     /// The simulated bridge's writes that failed, and the keys they held.
     pub bridge_failed_writes: u64,
@@ -414,12 +419,26 @@ pub fn run_with(
         push: config.detect() == heat_observer::Detect::Push,
     };
     let audit = audit::audit(&truth, &events, index, &clock);
+    let possible = [0, 1].map(|p| {
+        let at = |e: &&ObservedEvent| e.obs_point == ObsPoint::BUILT_IN[p].as_str();
+        let found = events.iter().filter(at).filter(|e| e.heat_found).count() as u64;
+        let by_deadline = events
+            .iter()
+            .filter(at)
+            .filter_map(&index)
+            .filter(
+                |&i| matches!((deadlines.get(i), written.get(i)), (Some(d), Some(w)) if w.by(d[p])),
+            )
+            .count() as u64;
+        (found, by_deadline)
+    });
     let picture = picture(&config, &events, &written, &observed, index);
     let outcome = Outcome {
         store,
         stats: shutdown.stats,
         report,
         bound,
+        possible,
         wall,
         bridge_failed_writes: bridge.failed_writes,
         bridge_failed_keys: bridge.failed_keys,
@@ -585,6 +604,16 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
             misses
         );
     }
+    for (p, (found, possible)) in outcome.possible.iter().enumerate() {
+        // Keys whose bridge write failed may have landed: unknown either way.
+        if *found > possible + outcome.bridge_failed_keys {
+            println!(
+                "ABOVE WHAT WAS POSSIBLE at {}: {found} events say found, but only {possible} of \
+                 their plans had a key written by the deadline (see the audit)",
+                ObsPoint::BUILT_IN[p]
+            );
+        }
+    }
     let s = &outcome.stats;
     println!(
         "\noutcomes: found {}, not found {}, deduplicated {}, failed {}, panicked {}, abandoned {}",
@@ -664,8 +693,9 @@ pub fn advice(s: &Stats, events: Option<String>) -> Option<String> {
 
 pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
     let mut points = Map::new();
-    for (point, bound) in outcome.bound {
+    for (k, (point, bound)) in outcome.bound.into_iter().enumerate() {
         let (found, observed, report) = point_figures(outcome, point);
+        let (found_events, possible) = outcome.possible[k];
         let waits = report
             .and_then(|r| r.wait_found_ms)
             .map(|w| json!({"p50": w.p50, "p90": w.p90, "p99": w.p99, "max": w.max}));
@@ -679,6 +709,9 @@ pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
                 "wait_found_ms": waits,
                 "came_late": report.map_or(0, |r| r.came_late),
                 "never_came": report.map_or(0, |r| r.never_came),
+                "found_events": found_events,
+                "possible": possible,
+                "above_possible": found_events > possible + outcome.bridge_failed_keys,
             }),
         );
     }

@@ -85,6 +85,44 @@ fn a_cluster_starts_in_one_fail_open_call_from_the_environment() {
     );
     observer.observe_late("first-day", "S").unwrap();
     wait_stats(&observer, "found on the cluster", |s| s.found == 1);
+    // A slot given to another master (as a failover or a reshard does) is
+    // said once, for all workers, naming the slots and both masters.
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(Config::default().heat_key("moved"))
+        .query(&mut cluster.nodes[0].connection())
+        .unwrap();
+    let from = cluster.node_of(&Config::default().heat_key("moved"));
+    let to = (from + 1) % 3;
+    let id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut cluster.nodes[to].connection())
+        .unwrap();
+    for node in [to, (to + 1) % 3, (to + 2) % 3] {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&id)
+            .exec(&mut cluster.nodes[node].connection())
+            .unwrap();
+    }
+    observer.observe_late("moved", "S").unwrap();
+    wait_stats(&observer, "the moved plan decided", |s| s.not_found == 1);
+    let said: Vec<String> = take_lines()
+        .into_iter()
+        .filter(|l| l.contains("changed (a failover or a reshard)"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    let port = |i: usize| cluster.nodes[i].port();
+    assert!(
+        said[0].contains(&format!(
+            "slot {slot} from 127.0.0.1:{} to 127.0.0.1:{}",
+            port(from),
+            port(to)
+        )),
+        "{said:?}"
+    );
     assert!(observer.shutdown(ms(3000)).stats.is_balanced());
     take_lines();
 

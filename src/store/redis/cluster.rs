@@ -80,6 +80,9 @@ struct NodeClients {
     /// The nodes given, `(host, port)`: asked for the slot map when none
     /// of the last map's masters answers.
     seeds: Vec<(String, u16)>,
+    /// The last slot map any of this connector's stores read: a map that
+    /// differs is said once (a failover, a reshard), not once per worker.
+    said: std::sync::Arc<std::sync::Mutex<Option<SlotMap>>>,
     #[cfg(feature = "tls")]
     certs: Option<super::tls::TlsCerts>,
 }
@@ -177,6 +180,7 @@ impl RedisClusterConnector {
         let node_clients = NodeClients {
             template: infos[0].clone(),
             seeds,
+            said: std::sync::Arc::default(),
             #[cfg(feature = "tls")]
             certs,
         };
@@ -335,8 +339,7 @@ impl RedisClusterStore {
             };
             let read = |reply| SlotMap::from_reply(reply, &node.0).ok();
             if let Some(map) = ask().ok().and_then(read) {
-                self.slots = Some(map.clone());
-                self.known = Some(map.clone());
+                self.read_map(&map);
                 return Ok(map);
             }
         }
@@ -351,9 +354,42 @@ impl RedisClusterStore {
         let answering = self.nodes.seeds.first().map_or("", |s| s.0.as_str());
         let map = SlotMap::from_reply(reply, answering)
             .map_err(|e| super::link::store_error(self.link.address(), &e))?;
+        self.read_map(&map);
+        Ok(map)
+    }
+
+    /// Keeps `map`, and says which slots changed master since the map this
+    /// connector's stores read last (a failover or a reshard: what the
+    /// errors around it were), once for all its workers.
+    fn read_map(&mut self, map: &SlotMap) {
         self.slots = Some(map.clone());
         self.known = Some(map.clone());
-        Ok(map)
+        let mut said = self
+            .nodes
+            .said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let moves = said
+            .as_ref()
+            .map(|last| last.moves(map))
+            .unwrap_or_default();
+        *said = Some(map.clone());
+        drop(said);
+        if !moves.is_empty() {
+            let shown: Vec<String> = moves.iter().take(8).map(ToString::to_string).collect();
+            let more = moves.len().saturating_sub(8);
+            crate::say::say!(
+                log::Level::Info,
+                "Late observer: the slot map of {} changed (a failover or a reshard): {}{}",
+                self.link.address(),
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more range(s)")
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
 
     /// Which of `keys`, all served by `node`, exist, per key (a key's own

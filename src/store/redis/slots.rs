@@ -114,6 +114,53 @@ impl SlotMap {
     pub(crate) fn nodes(&self) -> usize {
         self.nodes.len()
     }
+
+    /// The slot ranges whose master differs in `newer`: `(first, last,
+    /// master before, master now)`, `None` where no master served them.
+    pub(crate) fn moves(&self, newer: &SlotMap) -> Vec<Move> {
+        let master = |map: &SlotMap, slot: u16| map.node_of(slot).map(|i| map.node(i).clone());
+        let mut moves: Vec<Move> = Vec::new();
+        for slot in 0..SLOTS {
+            let (was, now) = (master(self, slot), master(newer, slot));
+            if was == now {
+                continue;
+            }
+            match moves.last_mut() {
+                Some(m) if m.last + 1 == slot && m.from == was && m.to == now => m.last = slot,
+                _ => moves.push(Move {
+                    first: slot,
+                    last: slot,
+                    from: was,
+                    to: now,
+                }),
+            }
+        }
+        moves
+    }
+}
+
+/// Slots that changed master between two maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Move {
+    pub(crate) first: u16,
+    pub(crate) last: u16,
+    pub(crate) from: Option<(String, u16)>,
+    pub(crate) to: Option<(String, u16)>,
+}
+
+impl std::fmt::Display for Move {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let node = |n: &Option<(String, u16)>| {
+            n.as_ref()
+                .map_or("no master".to_owned(), |(h, p)| format!("{h}:{p}"))
+        };
+        let slots = if self.first == self.last {
+            format!("slot {}", self.first)
+        } else {
+            format!("slots {}-{}", self.first, self.last)
+        };
+        write!(f, "{slots} from {} to {}", node(&self.from), node(&self.to))
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +222,31 @@ mod tests {
         let partial = SlotMap::from_reply(Value::Array(vec![range(0, 10, 7001)]), "h").unwrap();
         assert_eq!(partial.node_of(11), None);
         assert!(SlotMap::from_reply(Value::Int(1), "h").is_err());
+    }
+
+    #[test]
+    fn moves_name_the_ranges_whose_master_changed() {
+        let range = |a: i64, b: i64, port: i64| {
+            Value::Array(vec![
+                Value::Int(a),
+                Value::Int(b),
+                Value::Array(vec![Value::BulkString(b"h".to_vec()), Value::Int(port)]),
+            ])
+        };
+        let before = Value::Array(vec![range(0, 8191, 1), range(8192, 16383, 2)]);
+        let after = Value::Array(vec![
+            range(0, 99, 3),
+            range(100, 8191, 1),
+            range(8192, 16383, 2),
+        ]);
+        let (before, after) = (
+            SlotMap::from_reply(before, "h").unwrap(),
+            SlotMap::from_reply(after, "h").unwrap(),
+        );
+        let moves = before.moves(&after);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].to_string(), "slots 0-99 from h:1 to h:3");
+        assert!(after.moves(&after).is_empty());
     }
 
     #[test]
