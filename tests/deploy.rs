@@ -309,3 +309,31 @@ fn check_config_refuses_typos_as_the_library_does_and_warns_about_a_slow_timeout
     assert!(checked.out.contains("wait=3000ms"));
     assert!(checked.out.contains("(environment)"));
 }
+
+#[test]
+fn the_tools_refuse_an_argument_that_is_not_utf8_without_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    // cargo test builds the examples next to this binary's directory.
+    let examples = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples");
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/\xff\xfe.env");
+    for tool in ["check-config", "apply"] {
+        let path = examples.join(tool);
+        if !path.exists() {
+            eprintln!("*** SKIPPED: {} is not built ***", path.display());
+            continue;
+        }
+        let out = std::process::Command::new(&path).arg(bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tool}: {err}");
+        assert!(
+            err.contains("argument 1 is not valid UTF-8"),
+            "{tool}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{tool}: {err}");
+    }
+}

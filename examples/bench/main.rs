@@ -94,6 +94,16 @@ const FLAGS: &[Flag] = &[
         "plans that never get a key (default 10)",
     ),
     opt("--seed", "N", "seed of the bridge delays (default 42)"),
+    opt(
+        "--load",
+        "N",
+        "chaos: N busy threads in another process for the whole run (default 0)",
+    ),
+    opt(
+        "--burn",
+        "N",
+        "(internal) spin N threads until killed: the load of --load",
+    ),
     opt("--json", "PATH", "also write the results there as JSON"),
     opt(
         "--latencies",
@@ -144,7 +154,13 @@ fn main() {
     if let Some(case) = args.opt("--case") {
         return run_one(&args, &case);
     }
+    if let Some(n) = args.opt("--burn") {
+        return burn(n.parse().unwrap_or_else(|_| fail("--burn wants a number")));
+    }
     if args.opt("--scenario").as_deref() == Some("chaos") {
+        // A busy machine: other processes take the CPU the workers, Redis
+        // and the bridge need. Lies are lies whatever the load.
+        let load = Load::start(args.get("--load", 0usize));
         let modes = match args.opt("--mode").as_deref() {
             None | Some("all") => chaos::MODES.to_vec(),
             Some(list) => list
@@ -163,9 +179,11 @@ fn main() {
                 run_child(&args, "chaos", mode)
             })
             .collect();
+        drop(load);
         chaos::print(&rows);
         if let Some(path) = args.opt("--json") {
-            let doc = json!({ "machine": machine(), "scenarios": rows });
+            let load: usize = args.get("--load", 0);
+            let doc = json!({ "machine": machine(), "load_threads": load, "scenarios": rows });
             std::fs::write(&path, doc.to_string())
                 .unwrap_or_else(|e| fail(&format!("{path}: {e}")));
         }
@@ -247,6 +265,58 @@ fn main() {
 }
 
 /// Runs one case in a fresh process and returns its JSON.
+/// `n` busy threads in a process of their own, killed when dropped.
+struct Load(Option<std::process::Child>);
+
+impl Load {
+    fn start(n: usize) -> Load {
+        if n == 0 {
+            return Load(None);
+        }
+        let exe = std::env::current_exe()
+            .unwrap_or_else(|e| fail(&format!("cannot find this program: {e}")));
+        let child = Command::new(exe)
+            .arg("--burn")
+            .arg(n.to_string())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot start the load: {e}")));
+        eprintln!("load: {n} busy thread(s) in process {}", child.id());
+        Load(Some(child))
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Spins `n` threads until the process is killed (by its parent's `Load`,
+/// or after an hour at the latest).
+fn burn(n: usize) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while std::time::Instant::now() < until {
+                    for _ in 0..100_000 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 fn run_child(args: &Args, scenario: &str, mode: &str) -> Value {
     let exe =
         std::env::current_exe().unwrap_or_else(|e| fail(&format!("cannot find this program: {e}")));
