@@ -7,6 +7,7 @@ mod backoff;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod link;
+mod pipelined;
 #[cfg(unix)]
 mod push_frames;
 #[cfg(unix)]

@@ -26,6 +26,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
 
 use super::link::Link;
+use super::pipelined::{PerKey, exists_pipelined};
 use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
 use super::slots::{SlotMap, key_slot};
 use super::tracking::{self, Subscriber};
@@ -742,10 +743,6 @@ impl RedisClusterStore {
     }
 }
 
-/// What one node answered for each key of a look: a key's own error (a
-/// redirect, a refusal) apart from the answers of the others.
-type PerKey = Vec<redis::RedisResult<bool>>;
-
 /// Where a key's error sends the look.
 enum Redirect {
     /// The slot has a new master: read the map again.
@@ -768,48 +765,6 @@ fn redirect(e: &redis::RedisError) -> Option<Redirect> {
 fn moved_away(e: &StoreError) -> bool {
     let m = e.message();
     m.contains("non local key") || m.contains("MOVED") || m.contains("Moved")
-}
-
-/// `EXISTS` for each key, sent in one write; every reply is read, also
-/// after one that is an error (a `MOVED` during a reshard), and each key
-/// gets its own answer: a connection is kept only with no reply left
-/// unread, or the next look would read this one's replies as its own (a
-/// key answered for another). A failed read (a timeout, a broken link)
-/// ends the call with `Err`, and the caller drops the connection.
-fn exists_pipelined(
-    con: &mut redis::Connection,
-    keys: &[&str],
-    register: bool,
-) -> redis::RedisResult<PerKey> {
-    let mut packed = Vec::with_capacity(keys.len() * 64);
-    for key in keys {
-        // `CLIENT CACHING yes` before each: it covers the next command only.
-        if register {
-            packed.extend(tracking::register().get_packed_command());
-        }
-        packed.extend(redis::cmd("EXISTS").arg(*key).get_packed_command());
-    }
-    con.send_packed_command(&packed)?;
-    let mut found = Vec::with_capacity(keys.len());
-    for _ in keys {
-        let caching = match register {
-            true => con.recv_response()?.extract_error().map(drop),
-            false => Ok(()),
-        };
-        let reply = con.recv_response()?.extract_error();
-        found.push(caching.and(reply).and_then(|reply| {
-            match reply {
-                redis::Value::Int(n) => Ok(n == 1),
-                other => Err((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "EXISTS answered",
-                    format!("{other:?}"),
-                )
-                    .into()),
-            }
-        }));
-    }
-    Ok(found)
 }
 
 impl Store for RedisClusterStore {
