@@ -803,13 +803,16 @@ impl Core {
             self.watch.looked(i);
             let w = self.watch.get_mut(i);
             w.polls += 1;
-            if found && w.retrying {
-                // The deadline look failed and this retry ran after the
-                // deadline (across a failover, seconds after it): the key
-                // may have been written since, so finding it says nothing
-                // of the deadline, and `heat_found=1` would lift coverage
-                // above what was possible. Not knowing is a failure. A
-                // key still missing now was missing at the deadline.
+            // A found key is found as of the answer. An answer later than
+            // the deadline by more than a store timeout (a retry after a
+            // failed deadline look, across a failover seconds after it; a
+            // look that followed a redirect or waited for a busy CPU) may
+            // have seen a key written after the deadline: finding it says
+            // nothing of the deadline, and `heat_found=1` would lift
+            // coverage above what was possible. Not knowing is a failure.
+            // A key still missing then was missing at the deadline.
+            let late_answer = now.at > deadline + self.config.redis_timeout();
+            if found && (w.retrying || late_answer) {
                 ends.push((i, End::Failed));
             } else if found {
                 // Decided by the look, also when it confirms a message: the

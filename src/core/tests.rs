@@ -104,6 +104,11 @@ impl Sim {
     /// Expects a look at `ms` and answers it: `found` per key. Returns the
     /// plans looked at.
     fn look(&mut self, ms: u64, found: &[&str]) -> Vec<String> {
+        self.look_answered(ms, ms, found)
+    }
+
+    /// [`Sim::look`], the look sent at `ms` and answered at `answer_ms`.
+    fn look_answered(&mut self, ms: u64, answer_ms: u64, found: &[&str]) -> Vec<String> {
         let action = self.action(ms);
         if let Action::Wait { until, .. } = action {
             panic!("a look at {ms} ms, not a wait until {:?}", until - self.t0);
@@ -126,7 +131,7 @@ impl Sim {
                 .collect(),
             failed: None,
         };
-        self.core.handle_looked(Ok(answer), self.now(ms));
+        self.core.handle_looked(Ok(answer), self.now(answer_ms));
         self.collect();
         keys.iter()
             .map(|k| k.trim_start_matches(KEY).to_owned())
@@ -720,6 +725,28 @@ fn a_failed_deadline_look_is_retried_each_tick_and_a_key_missing_late_is_not_fou
         sim.decided(),
         [("a".into(), false, 500, Detect::Poll, true)]
     );
+}
+
+#[test]
+fn a_key_found_by_an_answer_well_after_the_deadline_is_unknown() {
+    // The deadline look was sent in time, but its answer came 200 ms after
+    // the deadline (a redirect followed, a busy CPU): the key may have been
+    // written after the deadline. An answer within the store timeout
+    // (50 ms) is taken as it is.
+    for (answer_ms, decided) in [(340, 1), (500, 0)] {
+        let mut sim = Sim::new(config().max_wait(ms(300)));
+        sim.observe("a", 300, 0);
+        sim.look(0, &[]);
+        sim.look(100, &[]);
+        sim.look(200, &[]);
+        sim.look_answered(300, answer_ms, &["a"]);
+        assert_eq!(sim.decided().len(), decided, "answered at {answer_ms}");
+        assert_eq!(
+            sim.lost(Loss::Failed),
+            1 - decided as u64,
+            "answered at {answer_ms}"
+        );
+    }
 }
 
 #[test]
