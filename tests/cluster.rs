@@ -459,34 +459,6 @@ fn stream_events_with(cluster: &Cluster, config: &Config, field: &str) -> Vec<(S
         .collect()
 }
 
-/// The slot of `key`, as the cluster computes it.
-fn slot_of(cluster: &Cluster, key: &str) -> u16 {
-    redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query(&mut cluster.nodes[0].connection())
-        .expect("KEYSLOT")
-}
-
-/// Gives `slot` (holding no key) to master `to`, telling every master.
-fn move_empty_slot(cluster: &Cluster, slot: u16, to: usize) {
-    let id: String = redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut cluster.nodes[to].connection())
-        .expect("MYID");
-    // The new owner first, as redis-cli's reshard does.
-    let order = [to, (to + 1) % 3, (to + 2) % 3];
-    for node in order {
-        redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(&id)
-            .exec(&mut cluster.nodes[node].connection())
-            .expect("SETSLOT NODE");
-    }
-}
-
 #[test]
 fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_key() {
     // A reshard made push write heat_found=1 for keys never written: a
@@ -506,10 +478,10 @@ fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_ke
     // other slots, twenty missing ones in other slots.
     let key = |i: usize| config.heat_key(&format!("k{i}"));
     let master = cluster.node_of(&key(0));
-    let moving = slot_of(&cluster, &key(0));
+    let moving = cluster.slot_of(&key(0));
     let mut on_master = (1..2000)
         .map(key)
-        .filter(|k| slot_of(&cluster, k) != moving && cluster.node_of(k) == master);
+        .filter(|k| cluster.slot_of(k) != moving && cluster.node_of(k) == master);
     let written: Vec<String> = on_master.by_ref().take(20).collect();
     let missing: Vec<String> = on_master.take(20).collect();
     assert_eq!((written.len(), missing.len()), (20, 20));
@@ -528,7 +500,7 @@ fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_ke
     assert_eq!(before.found[0], Some(false));
     assert!(before.found[1..].iter().all(|f| *f == Some(true)));
 
-    move_empty_slot(&cluster, moving, (master + 1) % 3);
+    cluster.move_empty_slot(moving, (master + 1) % 3);
     // The moved key answers MOVED first; its look is followed on its new
     // master within the same call, and every other reply is read.
     let during = look(&mut store, &first);
@@ -562,10 +534,10 @@ fn a_slot_moved_under_a_polling_look_is_followed_within_the_look() {
     let mut store = connector.connect(0);
     let key = |i: usize| config.heat_key(&format!("q{i}"));
     let master = cluster.node_of(&key(0));
-    let moving = slot_of(&cluster, &key(0));
+    let moving = cluster.slot_of(&key(0));
     let written: Vec<String> = (1..2000)
         .map(key)
-        .filter(|k| slot_of(&cluster, k) != moving && cluster.node_of(k) == master)
+        .filter(|k| cluster.slot_of(k) != moving && cluster.node_of(k) == master)
         .take(10)
         .collect();
     let mut con = cluster.connection();
@@ -577,7 +549,7 @@ fn a_slot_moved_under_a_polling_look_is_followed_within_the_look() {
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let before = store.exists_each(&keys).unwrap();
     assert!(before.failed.is_none(), "{before:?}");
-    move_empty_slot(&cluster, moving, (master + 1) % 3);
+    cluster.move_empty_slot(moving, (master + 1) % 3);
     let during = store.exists_each(&keys).unwrap();
     assert!(
         during.failed.is_none(),

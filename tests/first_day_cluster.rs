@@ -87,26 +87,10 @@ fn a_cluster_starts_in_one_fail_open_call_from_the_environment() {
     wait_stats(&observer, "found on the cluster", |s| s.found == 1);
     // A slot given to another master (as a failover or a reshard does) is
     // said once, for all workers, naming the slots and both masters.
-    let slot: u16 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(Config::default().heat_key("moved"))
-        .query(&mut cluster.nodes[0].connection())
-        .unwrap();
+    let slot = cluster.slot_of(&Config::default().heat_key("moved"));
     let from = cluster.node_of(&Config::default().heat_key("moved"));
     let to = (from + 1) % 3;
-    let id: String = redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut cluster.nodes[to].connection())
-        .unwrap();
-    for node in [to, (to + 1) % 3, (to + 2) % 3] {
-        redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(&id)
-            .exec(&mut cluster.nodes[node].connection())
-            .unwrap();
-    }
+    cluster.move_empty_slot(slot, to);
     observer.observe_late("moved", "S").unwrap();
     wait_stats(&observer, "the moved plan decided", |s| s.not_found == 1);
     let said: Vec<String> = take_lines()

@@ -173,6 +173,34 @@ impl Cluster {
     pub fn node_of(&self, key: &str) -> usize {
         self.node_of_via(key, 0)
     }
+
+    /// The slot of `key`, as the cluster computes it.
+    pub fn slot_of(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.nodes[0].connection())
+            .expect("KEYSLOT")
+    }
+
+    /// Gives `slot` (holding no key) to master `to`, telling every master,
+    /// the new owner first (as redis-cli's reshard does): what a reshard
+    /// or a failover does to a slot, in one step.
+    pub fn move_empty_slot(&self, slot: u16, to: usize) {
+        let id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.nodes[to].connection())
+            .expect("MYID");
+        for node in [to, (to + 1) % 3, (to + 2) % 3] {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&id)
+                .exec(&mut self.nodes[node].connection())
+                .expect("SETSLOT NODE");
+        }
+    }
 }
 
 impl Drop for Cluster {
