@@ -39,11 +39,11 @@ pub(crate) fn probes(config: &Config) -> Vec<(String, Cmd)> {
             cmd(&["SCRIPT", "LOAD", "return 1"]),
         ),
         (
-            format!("+evalsha_ro on {heat} (the look)"),
+            format!("+evalsha_ro on {heat} (push's registering look, a cluster's look)"),
             cmd(&["EVALSHA_RO", &sha, "1", &heat]),
         ),
         (
-            format!("+exists on {heat} (reads only: %R~ is enough)"),
+            format!("+exists on {heat} (the look; reads only: %R~ is enough)"),
             cmd(&["EXISTS", &heat]),
         ),
         (
