@@ -95,10 +95,11 @@ fn four_threads_of_ten_thousand_calls_through_a_small_queue_all_accounted() {
         .filter(|e| e.field("plan_id") == Some("repeat"))
         .count();
     assert!(repeats <= 1);
-    assert_eq!(
-        report.stats.failed + report.stats.panicked + report.stats.abandoned,
-        0
-    );
+    // The store never fails; a job that waited in the queue past its
+    // deadline plus the store timeout (a busy CPU) and then finds its key
+    // cannot vouch that the key was there by the deadline, and fails: the
+    // count adds up either way.
+    assert_eq!(report.stats.panicked + report.stats.abandoned, 0);
 }
 
 #[test]

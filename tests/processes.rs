@@ -23,6 +23,11 @@ fn config(ns: &str) -> Config {
         .heat_key_prefix(format!("{ns}:by_plan:"))
         .max_wait(ms(300))
         .poll(ms(20))
+        // What this test is about is dedupe across processes: a generous
+        // timeout keeps an early look delayed by a busy CPU (its answer
+        // more than a store timeout after the call: unknown) from leaving
+        // a pair without its event.
+        .redis_timeout(ms(1000))
         .build()
         .unwrap()
 }
