@@ -416,15 +416,17 @@ fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_on
     assert!(stats.is_balanced(), "{stats:?}");
     let b_pushed = pushed(&cluster, "b");
     // A plan whose key was written before its worker took it is found by
-    // its intake look (its one poll); every other was told by its master.
-    // A poll after the intake would mean push fell back for the live
-    // masters too.
+    // its intake look (its one poll); every other was told by its master,
+    // or, when the dead master's broken subscription said a loss just
+    // after its key was written (timing, on a busy CPU), found by the one
+    // look at everything that a loss brings. More looks would mean push
+    // fell back to polling for the live masters too.
     let polls: Vec<(String, String)> = stream_events_with(&cluster, &config, "polls")
         .into_iter()
         .filter(|(plan, _)| live.contains(plan) && !b_pushed.contains(plan))
         .collect();
     assert!(
-        polls.iter().all(|(_, n)| n == "1"),
+        polls.iter().all(|(_, n)| n == "1" || n == "2"),
         "the live masters' keys were pushed ({} of {}) or found by the intake look: {polls:?}",
         b_pushed.len(),
         live.len()
