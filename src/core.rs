@@ -64,6 +64,10 @@ pub(crate) const INTAKE_EVERY: Duration = Duration::from_millis(10);
 pub(crate) const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(1);
 /// An idle worker wakes this often (for the warnings that are due).
 pub(crate) const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// A found answer counts if it came before the deadline's millisecond
+/// ended (events carry whole milliseconds): later, the key may have been
+/// written after the deadline.
+pub(crate) const ON_TIME: Duration = Duration::from_millis(1);
 /// A push subscription that could not be made is asked for again this
 /// often; the worker polls meanwhile.
 pub(crate) const PUSH_RETRY: Duration = Duration::from_secs(1);
@@ -685,6 +689,19 @@ impl Core {
         }
     }
 
+    /// How long before its deadline a job's last look is made. Polling,
+    /// two spacings: looks a spacing apart then come at least a spacing
+    /// before each deadline, so that the answer comes before it (a key
+    /// found later may have been written after it). Pushing, none: a
+    /// message brings a look in time, and the deadline look only confirms
+    /// that no key came.
+    fn lead(&self) -> Duration {
+        match self.push {
+            Push::On => Duration::ZERO,
+            _ => 2 * self.spacing,
+        }
+    }
+
     /// When the next look is due, if any: of either kind.
     fn next_look(&mut self, now: Instant) -> Option<Instant> {
         match (self.next_check(now), self.next_watch(now)) {
@@ -702,7 +719,7 @@ impl Core {
             Some(last) => at.max(last + spacing),
             None => at,
         };
-        let mut at = self.watch.earliest();
+        let mut at = self.watch.earliest().map(|d| d - self.lead());
         if self.ticking() {
             at = Some(at.map_or(self.next_tick, |a| a.min(self.next_tick)));
         }
@@ -742,7 +759,11 @@ impl Core {
                 self.next_tick = (self.next_tick + self.config.poll()).max(now + self.spacing);
             }
             let all = tick && !pushing;
-            due = self.watch.due(now, all, tick && pushing, !pushing);
+            // Polling, deadlines up to a lead ahead are looked at now: a
+            // found answer then comes before the deadline and is true of it.
+            due = self
+                .watch
+                .due(now + self.lead(), all, tick && pushing, !pushing);
             self.last_check = Some(now);
         }
         if due.is_empty() && self.next_watch(now).is_some_and(|at| at <= now) {
@@ -779,6 +800,7 @@ impl Core {
             Failed,
         }
         let retry = self.config.retry_window();
+        let lead = self.lead();
         let mut ends: Vec<(usize, End)> = Vec::new();
         for (&i, &answer) in look.due.iter().zip(found) {
             let deadline = self.watch.get(i).job.deadline();
@@ -803,15 +825,22 @@ impl Core {
             self.watch.looked(i);
             let w = self.watch.get_mut(i);
             w.polls += 1;
-            // A found key is found as of the answer. An answer later than
-            // the deadline by more than a store timeout (a retry after a
-            // failed deadline look, across a failover seconds after it; a
-            // look that followed a redirect or waited for a busy CPU) may
-            // have seen a key written after the deadline: finding it says
-            // nothing of the deadline, and `heat_found=1` would lift
-            // coverage above what was possible. Not knowing is a failure.
-            // A key still missing then was missing at the deadline.
-            let late_answer = now.at > deadline + self.config.redis_timeout();
+            // A found key is found as of the answer: the server looked
+            // somewhere between the call and the answer. `heat_found=1`
+            // says the key was there by the deadline, so an answer later
+            // than the deadline (to the event's whole millisecond) may have
+            // seen a key written after it: a retry across a failover, a
+            // redirect followed, a reply read late on a busy CPU. Not
+            // knowing is a failure; finding it would lift coverage above
+            // what was possible. A key still missing then was missing at
+            // the deadline.
+            // The one look of a point without a wait is made at the call
+            // and stands for it as long as it is answered within a store
+            // timeout.
+            let late_answer = match w.job.wait_ms() {
+                0 => now.at > deadline + self.config.redis_timeout(),
+                _ => now.at >= deadline + ON_TIME,
+            };
             if found && (w.retrying || late_answer) {
                 ends.push((i, End::Failed));
             } else if found {
@@ -829,7 +858,11 @@ impl Core {
                     None => Detect::Poll,
                 };
                 ends.push((i, End::Decided(true, now.at.max(look.at), by)));
-            } else if deadline <= look.at {
+            } else if deadline <= look.at + lead {
+                // Polling, a deadline less than a lead away is decided by
+                // this look (`wait_ms` says when it was made): the next
+                // look could come after the deadline, and a key it found
+                // could have been written after it.
                 ends.push((i, End::Decided(false, look.at, Detect::Poll)));
             } else {
                 if w.pushed_at.take().is_some() {

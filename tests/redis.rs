@@ -108,8 +108,10 @@ fn events_have_the_contract_shape_and_the_runbook_commands_count_them() {
             assert!(wait < 300, "found early: {wait}");
         } else {
             assert_eq!(e["heat_found"], "0", "p{i}");
+            // Polling, the last look comes up to two spacings (20 ms)
+            // before the deadline, so that a key it finds was there by it.
             assert!(
-                (300..600).contains(&wait),
+                (280..600).contains(&wait),
                 "not found at the deadline: {wait}"
             );
         }

@@ -5,8 +5,8 @@
 //!
 //! Three kinds of lie:
 //! - *false found*: `heat_found=1`, but the key was never written, was
-//!   written after the event was decided, or was gone before the plan was
-//!   observed. A found event says the key was there at some moment between
+//!   written after the deadline or after the event was decided, or was
+//!   gone before the plan was observed. A found event says the key was there at some moment between
 //!   the call and `wait_ms`: a look is answered a little after it is made,
 //!   and a key that lives 20 ms may be gone by the answer;
 //! - *false not-found*: `heat_found=0`, although the key was there for at
@@ -208,9 +208,17 @@ pub fn audit(
         let on_time = (e.wait_ms as f64) <= max_wait;
         let life = truth.life(*write, clock);
         if e.heat_found {
-            let there = life.as_ref().is_some_and(|l| {
-                l.maybe.0 <= decided + SLACK_MS && observed - SLACK_MS < l.maybe.1
-            });
+            // There by the deadline (and by the decision), and not gone
+            // before the call. A point without a wait has one look, made
+            // at the call: there by its answer.
+            let by = if max_wait == 0.0 {
+                decided
+            } else {
+                decided.min(deadline)
+            };
+            let there = life
+                .as_ref()
+                .is_some_and(|l| l.maybe.0 <= by + SLACK_MS && observed - SLACK_MS < l.maybe.1);
             if !there {
                 audit.false_found += 1;
                 example(&mut audit, "false found", e);
@@ -298,8 +306,9 @@ mod tests {
             at(100),
             at(100),
             at(2000),
+            at(1005),
         ];
-        let observed = [[t0, t0]; 6];
+        let observed = [[t0, t0]; 7];
         let truth = Truth {
             written: &written,
             observed: &observed,
@@ -317,6 +326,7 @@ mod tests {
             event(3, true, 400, unix(400)),    // found 300 ms late: wait error
             event(4, false, 1000, unix(1000)), // there 900 ms: false not-found
             event(5, false, 1000, unix(1000)), // came after the deadline: right
+            event(6, true, 1000, unix(1008)),  // seen by a late answer: false found
         ];
         let index = |e: &ObservedEvent| e.plan_id[1..].parse().ok();
         let audit = audit(&truth, &events, index, &clock);
@@ -327,7 +337,7 @@ mod tests {
                 audit.false_not_found,
                 audit.wait_errors
             ),
-            (6, 2, 1, 1),
+            (7, 3, 1, 1),
             "{audit:?}"
         );
         assert!(
@@ -353,7 +363,7 @@ mod tests {
         };
         let audit = super::audit(&short, &events[2..3], index, &clock);
         assert_eq!(audit.false_found, 0, "{audit:?}");
-        let late_observed = [[ms(350), ms(350)]; 6];
+        let late_observed = [[ms(350), ms(350)]; 7];
         let after = Truth {
             observed: &late_observed,
             ..short

@@ -265,11 +265,12 @@ impl Watchlist {
     /// The slots (ascending) of the jobs to look at now, without
     /// registering: all of them when `all`, else those marked for a check
     /// (and those marked to register, with `watch_marks`: no subscription
-    /// to register with), those whose kept deadline has passed, and, when
+    /// to register with), those whose kept deadline is `deadlines_by` or
+    /// earlier, and, when
     /// `ticked`, those being retried or polled.
     pub(crate) fn due(
         &mut self,
-        now: Instant,
+        deadlines_by: Instant,
         all: bool,
         ticked: bool,
         watch_marks: bool,
@@ -282,7 +283,7 @@ impl Watchlist {
             listed.append(&mut self.watch_marked);
         }
         while let Some(Reverse((at, entry))) = self.deadlines.peek().copied() {
-            if at > now {
+            if at > deadlines_by {
                 break;
             }
             self.deadlines.pop();
@@ -305,7 +306,7 @@ impl Watchlist {
         self.listed(listed, |w| {
             w.mark == Some(Mark::Check)
                 || (watch_marks && w.mark == Some(Mark::Watch))
-                || w.kept <= now
+                || w.kept <= deadlines_by
                 || (ticked && (w.retrying || w.polled))
         })
     }

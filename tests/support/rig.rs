@@ -35,6 +35,8 @@ struct Control {
     permits: [u64; 2],
     arrivals: [u64; 2],
     calls: [u64; 2],
+    /// Calls that returned (answered by the memory store).
+    answered: [u64; 2],
     keys_checked: u64,
     /// Push messages are dropped, as a subscriber that lost them would.
     withhold: bool,
@@ -106,6 +108,32 @@ impl RiggedStore {
         self.rig.lock().calls[op as usize]
     }
 
+    /// Waits until `n` `op` calls have returned; false if `timeout` passed
+    /// first.
+    pub fn wait_answered(&self, op: Op, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut c = self.rig.lock();
+        while c.answered[op as usize] < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = self
+                .rig
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Counts an `op` call as returned.
+    fn answered(&self, op: Op) {
+        self.rig.lock().answered[op as usize] += 1;
+        self.rig.changed.notify_all();
+    }
+
     /// Number of keys asked about in all `exists` calls.
     pub fn keys_checked(&self) -> u64 {
         self.rig.lock().keys_checked
@@ -147,7 +175,9 @@ impl RiggedStore {
 impl Store for RiggedStore {
     fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
         self.enter(Op::Exists, keys.len())?;
-        self.memory.exists(keys)
+        let found = self.memory.exists(keys);
+        self.answered(Op::Exists);
+        found
     }
 
     fn claim_and_append(
@@ -165,7 +195,9 @@ impl Store for RiggedStore {
 
     fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
         self.enter(Op::Exists, keys.len())?;
-        self.memory.watch(keys)
+        let found = self.memory.watch(keys);
+        self.answered(Op::Exists);
+        found
     }
 
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
