@@ -10,11 +10,15 @@
 //! cargo run --release --example pipeline -- --redis redis://127.0.0.1:6379 --metrics-addr 127.0.0.1:9184
 //! cargo run --release --features cluster --example pipeline -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
 //! cargo run --release --example pipeline -- --chaos --rate 5000 --seconds 60 --detect push
+//! cargo run --release --features cluster --example pipeline -- --chaos --cluster --rate 1000 --seconds 60
 //! ```
 //!
 //! `--chaos` runs against a private redis-server that it kills, stops and
-//! otherwise troubles on a schedule (see `support/chaos.rs`), and holds
-//! every event against what happened (`support/audit.rs`).
+//! otherwise troubles on a schedule (see `support/chaos.rs`), or, with
+//! `--cluster`, a private Redis Cluster of three masters with a replica
+//! each whose masters it kills, pauses, switches and reshards
+//! (`support/cluster_faults.rs`), and holds every event against what
+//! happened (`support/audit.rs`).
 
 #[path = "support/args.rs"]
 pub mod args;
@@ -22,6 +26,13 @@ pub mod args;
 pub mod audit;
 #[path = "support/chaos.rs"]
 pub mod chaos;
+#[cfg(feature = "cluster")]
+#[path = "../tests/support/cluster.rs"]
+#[allow(dead_code)]
+pub mod cluster;
+#[cfg(feature = "cluster")]
+#[path = "support/cluster_faults.rs"]
+pub mod cluster_faults;
 #[path = "support/histogram.rs"]
 pub mod histogram;
 #[path = "support/metrics_http.rs"]
@@ -112,6 +123,11 @@ const FLAGS: &[Flag] = &[
         "run against a private redis-server with faults on a schedule (restart, SIGSTOP, client \
          kill, script flush, write pause, debug sleep, small tracking table in push)",
     ),
+    flag(
+        "--cluster",
+        "with --chaos: a private Redis Cluster (3 masters, a replica each) instead, its masters \
+         killed, paused, switched and resharded (feature cluster)",
+    ),
     opt(
         "--seconds",
         "T",
@@ -151,8 +167,8 @@ pub struct Options {
     pub key_ttl: Option<Duration>,
 }
 
-/// A chaos run's own server and what it found.
-pub type ChaosServer = server::Server;
+/// A chaos run's own server (or cluster).
+pub type ChaosServer = chaos::Troubled;
 
 /// What a run measured.
 pub struct Outcome {
@@ -186,7 +202,12 @@ fn main() {
     chaos::install_counting_logger("info");
     let args = Args::parse(ABOUT, FLAGS);
     let chaos_on = args.flag("--chaos");
-    let rate: f64 = args.get("--rate", if chaos_on { 5000.0 } else { 0.0 });
+    let default_rate = match (chaos_on, args.flag("--cluster")) {
+        (true, true) => 1000.0,
+        (true, false) => 5000.0,
+        _ => 0.0,
+    };
+    let rate: f64 = args.get("--rate", default_rate);
     let plans = match args.opt("--seconds") {
         Some(_) if rate <= 0.0 => fail("--seconds wants a --rate above 0"),
         Some(_) => (rate * args.get::<f64>("--seconds", 60.0)) as usize,
@@ -198,11 +219,28 @@ fn main() {
             "--chaos kills and restarts its Redis: it runs a private redis-server, without --redis",
         );
     }
-    let server = chaos_on.then(|| {
+    let cluster_on = args.flag("--cluster");
+    if cluster_on && !chaos_on {
+        fail("--cluster goes with --chaos (use --redis-cluster for a cluster of your own)");
+    }
+    let troubled = chaos_on.then(|| {
         if !server::available() {
             fail("--chaos needs redis-server on PATH");
         }
-        server::Server::start(server::free_port(), &["--enable-debug-command", "local"])
+        if cluster_on {
+            #[cfg(not(feature = "cluster"))]
+            fail("--cluster needs the crate's feature cluster (--features cluster)");
+            #[cfg(feature = "cluster")]
+            match cluster::Cluster::start_with("pipeline --chaos --cluster", 1, 1000) {
+                Some(cluster) => chaos::Troubled::Cluster(cluster),
+                None => fail("--chaos --cluster could not start its cluster"),
+            }
+        } else {
+            chaos::Troubled::Server(server::Server::start(
+                server::free_port(),
+                &["--enable-debug-command", "local"],
+            ))
+        }
     });
     let options = Options {
         plans,
@@ -212,8 +250,10 @@ fn main() {
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 1),
         run_id: args.opt("--run-id").unwrap_or_else(sim::fresh_run_id),
-        target: match &server {
-            Some(server) => Target::Redis(server.url()),
+        target: match &troubled {
+            Some(chaos::Troubled::Server(server)) => Target::Redis(server.url()),
+            #[cfg(feature = "cluster")]
+            Some(chaos::Troubled::Cluster(cluster)) => Target::Cluster(cluster.addresses()),
             None => {
                 let (target, source) = Target::like_the_library(&args, false);
                 log::info!("pipeline: {} ({source})", target.describe());
@@ -240,7 +280,7 @@ fn main() {
             .build()
             .unwrap_or_else(|e| fail(&e.to_string()));
     }
-    let (outcome, metrics) = run_with(&options, config.clone(), server);
+    let (outcome, metrics) = run_with(&options, config.clone(), troubled);
     if let Some(path) = args.opt("--svg") {
         outcome.picture.svg(&path).unwrap_or_else(|e| fail(&e));
         log::info!("wrote {path}");
@@ -398,18 +438,20 @@ pub fn run_with(
             .is_some_and(|w| w.exists())
     };
     let report = CoverageReport::build(&events, has_key);
-    let (wipes, faults) = match &record {
+    let (wipes, doubts, faults) = match &record {
         Some(record) => (
             record.wipes.clone(),
+            record.doubts.clone(),
             record
                 .faults
                 .iter()
                 .map(|f| (f.start, f.recovered()))
                 .collect(),
         ),
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new(), Vec::new()),
     };
     let truth = audit::Truth {
+        doubts: &doubts,
         written: &written,
         observed: &observed,
         ttl: options.key_ttl,
@@ -628,6 +670,14 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
         s.refused_shut_down,
         s.calls()
     );
+    let without: Vec<String> = ObsPoint::BUILT_IN
+        .iter()
+        .map(|p| {
+            let (_, observed, _) = point_figures(outcome, *p);
+            format!("{p} {}", (options.plans as u64).saturating_sub(observed))
+        })
+        .collect();
+    println!("no event: {} (refused, failed or lost)", without.join(", "));
     if s.late_answers > 0 {
         println!(
             "late:     {} decided by a look retried after a failed deadline look",
@@ -711,6 +761,9 @@ pub fn to_json(options: &Options, config: &Config, outcome: &Outcome) -> Value {
                 "never_came": report.map_or(0, |r| r.never_came),
                 "found_events": found_events,
                 "possible": possible,
+                // Plans with no event at this point: refused, failed or
+                // lost (a cluster refusing during a failover, say).
+                "without_event": (options.plans as u64).saturating_sub(observed),
                 "above_possible": found_events > possible + outcome.bridge_failed_keys,
             }),
         );

@@ -1,8 +1,12 @@
-//! Scenario `chaos`: the pipeline's chaos run (`examples/pipeline.rs
-//! --chaos`) in poll and in push, each in a process of its own: a steady
+//! Scenarios `chaos` and `chaos-cluster`: the pipeline's chaos run
+//! (`examples/pipeline.rs --chaos`, with `--cluster` for the second) in
+//! poll and in push, each in a process of its own. On one server: a steady
 //! rate while a private Redis is restarted, stopped, has its clients
 //! killed, its scripts flushed, its writes paused, its loop put to sleep
-//! and (push) its tracking table shrunk. Every event is held against what
+//! and (push) its tracking table shrunk. On a cluster: a master killed and
+//! failed over (the stream's, a heat key's), a live reshard of 3,000 slots
+//! and back, a planned `CLUSTER FAILOVER`, a master paused past the node
+//! timeout (see `support/cluster_faults.rs`). Every event is held against what
 //! happened (the audit); every call must end in exactly one outcome; the
 //! memory at the end must stay within 1.1x of the memory after one fault
 //! of each kind; a fault may cost at most two warnings.
@@ -15,17 +19,30 @@ use crate::pipeline;
 /// The modes the scenario runs: the pool's defaults (poll) and push.
 pub const MODES: [&str; 2] = ["pool", "push"];
 
-/// One case, in this process: `mode` for `--seconds` at `--rate`.
-pub fn run_case(args: &Args, mode: &str) -> Value {
-    let rate: f64 = args.get("--rate", 5000.0);
+/// One case, in this process: `mode` for `--seconds` at `--rate`, on a
+/// private redis-server or (`cluster`) a private Redis Cluster of three
+/// masters with a replica each.
+pub fn run_case(args: &Args, mode: &str, cluster: bool) -> Value {
+    let rate: f64 = args.get("--rate", if cluster { 1000.0 } else { 5000.0 });
     let seconds: f64 = args.get("--seconds", 60.0);
     if !pipeline::server::available() {
-        fail("the chaos scenario needs redis-server on PATH");
+        fail("the chaos scenarios need redis-server on PATH");
     }
-    let server = pipeline::server::Server::start(
-        pipeline::server::free_port(),
-        &["--enable-debug-command", "local"],
-    );
+    let troubled = if cluster {
+        troubled_cluster()
+    } else {
+        pipeline::chaos::Troubled::Server(pipeline::server::Server::start(
+            pipeline::server::free_port(),
+            &["--enable-debug-command", "local"],
+        ))
+    };
+    let target = match &troubled {
+        pipeline::chaos::Troubled::Server(server) => pipeline::target::Target::Redis(server.url()),
+        #[cfg(feature = "cluster")]
+        pipeline::chaos::Troubled::Cluster(cluster) => {
+            pipeline::target::Target::Cluster(cluster.addresses())
+        }
+    };
     let options = pipeline::Options {
         plans: (rate * seconds) as usize,
         rate,
@@ -34,7 +51,7 @@ pub fn run_case(args: &Args, mode: &str) -> Value {
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 42),
         run_id: pipeline::sim::fresh_run_id(),
-        target: pipeline::target::Target::Redis(server.url()),
+        target,
         metrics_addr: None,
         linger: std::time::Duration::ZERO,
         json: true,
@@ -52,18 +69,31 @@ pub fn run_case(args: &Args, mode: &str) -> Value {
         .detect(detect)
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let (outcome, _) = pipeline::run_with(&options, config.clone(), Some(server));
+    let (outcome, _) = pipeline::run_with(&options, config.clone(), Some(troubled));
     let mut row = pipeline::to_json(&options, &config, &outcome);
-    row["scenario"] = json!("chaos");
+    row["scenario"] = json!(if cluster { "chaos-cluster" } else { "chaos" });
     row["mode"] = json!(mode);
     row["seconds"] = json!(seconds);
     row["rate"] = json!(rate);
     row
 }
 
+#[cfg(feature = "cluster")]
+fn troubled_cluster() -> pipeline::chaos::Troubled {
+    match pipeline::cluster::Cluster::start_with("bench --scenario chaos-cluster", 1, 1000) {
+        Some(cluster) => pipeline::chaos::Troubled::Cluster(cluster),
+        None => fail("chaos-cluster could not start its cluster"),
+    }
+}
+
+#[cfg(not(feature = "cluster"))]
+fn troubled_cluster() -> pipeline::chaos::Troubled {
+    fail("chaos-cluster needs the crate's feature cluster (--features cluster)")
+}
+
 pub fn print(rows: &[Value]) {
     println!(
-        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6}",
+        "\n{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6} {:>13}",
         "mode",
         "plans",
         "faults",
@@ -78,7 +108,8 @@ pub fn print(rows: &[Value]) {
         "end",
         "ratio",
         "heap w/e",
-        "lines"
+        "lines",
+        "no event e/l"
     );
     for r in rows {
         let a = &r["audit"];
@@ -86,7 +117,7 @@ pub fn print(rows: &[Value]) {
         let n = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
         let f = |v: &Value, d: usize| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.d$}"));
         println!(
-            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6}",
+            "{:<6} {:>8} {:>7} {:>7} {:>7} {:>9} {:>8} {:>9} {:>6} {:>9} {:>7} {:>7} {:>7} {:>11} {:>6} {:>13}",
             r["mode"].as_str().unwrap_or(""),
             n(&r["plans"]),
             n(&c["faults"]),
@@ -106,6 +137,11 @@ pub fn print(rows: &[Value]) {
                 f(&c["heap_mb_over_base"]["end"], 1)
             ),
             n(&c["max_log_lines_per_fault"]),
+            format!(
+                "{}/{}",
+                n(&r["points"]["create_apply_plan"]["without_event"]),
+                n(&r["points"]["publish_plan_post"]["without_event"])
+            ),
         );
     }
 }

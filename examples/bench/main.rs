@@ -157,7 +157,8 @@ fn main() {
     if let Some(n) = args.opt("--burn") {
         return burn(n.parse().unwrap_or_else(|_| fail("--burn wants a number")));
     }
-    if args.opt("--scenario").as_deref() == Some("chaos") {
+    let scenario = args.opt("--scenario");
+    if let Some(chaos_scenario @ ("chaos" | "chaos-cluster")) = scenario.as_deref() {
         // A busy machine: other processes take the CPU the workers, Redis
         // and the bridge need. Lies are lies whatever the load.
         let load = Load::start(args.get("--load", 0usize));
@@ -175,8 +176,8 @@ fn main() {
         let rows: Vec<Value> = modes
             .iter()
             .map(|mode| {
-                eprintln!("running chaos / {mode} ...");
-                run_child(&args, "chaos", mode)
+                eprintln!("running {chaos_scenario} / {mode} ...");
+                run_child(&args, chaos_scenario, mode)
             })
             .collect();
         drop(load);
@@ -343,8 +344,11 @@ fn run_one(args: &Args, case: &str) {
     let Some((scenario, mode)) = case.split_once(':') else {
         fail("--case wants SCENARIO:MODE")
     };
-    if scenario == "chaos" {
-        println!("{}", chaos::run_case(args, mode));
+    if scenario == "chaos" || scenario == "chaos-cluster" {
+        println!(
+            "{}",
+            chaos::run_case(args, mode, scenario == "chaos-cluster")
+        );
         return;
     }
     let load = case::Load {

@@ -81,6 +81,10 @@ pub struct Truth<'a> {
     /// When every key was taken away (a restart without persistence, a
     /// flush).
     pub wipes: &'a [Instant],
+    /// When an acknowledged write may not have lasted (a cluster's master
+    /// failed over before the write reached its replica): keys written
+    /// then are not judged.
+    pub doubts: &'a [(Instant, Instant)],
     /// When faults were on, each with the recovery after it.
     pub faults: &'a [(Instant, Instant)],
     /// The poll, and whether the workers pushed.
@@ -92,7 +96,8 @@ pub struct Truth<'a> {
 #[derive(Debug, Default, Clone)]
 pub struct Audit {
     pub events: u64,
-    /// Events whose key's fate is unknown (its write failed): not judged.
+    /// Events whose key's fate is unknown (its write failed, or may not
+    /// have lasted a failover): not judged.
     pub unknown: u64,
     pub false_found: u64,
     pub false_not_found: u64,
@@ -197,7 +202,11 @@ pub fn audit(
             continue;
         };
         audit.events += 1;
-        if *write == KeyWrite::Unknown {
+        let doubted = match write {
+            KeyWrite::At { done, .. } => truth.doubts.iter().any(|(a, b)| a <= done && done <= b),
+            _ => false,
+        };
+        if *write == KeyWrite::Unknown || doubted {
             audit.unknown += 1;
             continue;
         }
@@ -314,6 +323,7 @@ mod tests {
             observed: &observed,
             ttl: None,
             wipes: &[],
+            doubts: &[],
             faults: &[],
             poll: Duration::from_millis(100),
             push: false,

@@ -18,8 +18,58 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+#[cfg(feature = "cluster")]
+use super::cluster::Cluster;
+#[cfg(feature = "cluster")]
+use super::cluster_faults;
 use super::report::ObservedEvent;
 use super::server::Server;
+
+/// What a chaos run troubles: a private redis-server, or a private Redis
+/// Cluster of three masters with a replica each.
+pub enum Troubled {
+    Server(Server),
+    #[cfg(feature = "cluster")]
+    Cluster(Cluster),
+}
+
+impl Troubled {
+    /// The faults it takes, in order.
+    fn kinds(&self, push: bool) -> Vec<&'static str> {
+        match self {
+            Troubled::Server(_) => KINDS
+                .iter()
+                .copied()
+                .filter(|k| push || *k != "small-tracking-table")
+                .collect(),
+            #[cfg(feature = "cluster")]
+            Troubled::Cluster(_) => cluster_faults::KINDS.to_vec(),
+        }
+    }
+
+    /// One fault every `gap`: longer than the longest fault and the
+    /// recovery after it.
+    fn gap(&self) -> Duration {
+        match self {
+            Troubled::Server(_) => GAP,
+            #[cfg(feature = "cluster")]
+            Troubled::Cluster(_) => CLUSTER_GAP,
+        }
+    }
+
+    /// Where the tail reads the event stream.
+    fn nodes(&self) -> Vec<String> {
+        match self {
+            Troubled::Server(server) => vec![server.url()],
+            #[cfg(feature = "cluster")]
+            Troubled::Cluster(cluster) => cluster
+                .addresses()
+                .iter()
+                .map(|a| format!("redis://{a}"))
+                .collect(),
+        }
+    }
+}
 
 /// The faults, in the order they come.
 pub const KINDS: [&str; 7] = [
@@ -68,7 +118,10 @@ pub struct Record {
     pub faults: Vec<Fault>,
     /// When every key was taken away (each kill).
     pub wipes: Vec<Instant>,
-    pub server: Server,
+    /// When an acknowledged write may have been lost (a cluster's master
+    /// failed over before it reached the replica).
+    pub doubts: Vec<(Instant, Instant)>,
+    pub troubled: Troubled,
 }
 
 /// The schedule's thread.
@@ -81,16 +134,16 @@ impl Schedule {
     /// Starts the faults: the first at `first`, then one every `gap`, none
     /// that would end after `until`. `push` adds the small tracking table.
     pub fn start(
-        server: Server,
+        troubled: Troubled,
         push: bool,
+        stream: String,
         first: Instant,
-        gap: Duration,
         until: Instant,
     ) -> Schedule {
         let (stop, stopped) = bounded(1);
         let thread = thread::Builder::new()
             .name("chaos".into())
-            .spawn(move || run(server, push, first, gap, until, stopped))
+            .spawn(move || run(troubled, push, &stream, first, until, stopped))
             .expect("spawn the chaos thread");
         Schedule { stop, thread }
     }
@@ -102,20 +155,19 @@ impl Schedule {
     }
 }
 
+#[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
 fn run(
-    mut server: Server,
+    mut troubled: Troubled,
     push: bool,
+    stream: &str,
     first: Instant,
-    gap: Duration,
     until: Instant,
     stopped: Receiver<()>,
 ) -> Record {
-    let kinds: Vec<&'static str> = KINDS
-        .iter()
-        .copied()
-        .filter(|k| push || *k != "small-tracking-table")
-        .collect();
-    let (mut faults, mut wipes) = (Vec::new(), Vec::new());
+    let kinds = troubled.kinds(push);
+    let gap = troubled.gap();
+    #[allow(unused_mut)]
+    let (mut faults, mut wipes, mut doubts) = (Vec::new(), Vec::new(), Vec::new());
     let mut next = first;
     for kind in kinds.iter().cycle() {
         if next + 2 * STOPPED + RECOVERY > until {
@@ -125,9 +177,12 @@ fn run(
             break;
         }
         let start = Instant::now();
-        let error = make(kind, &mut server, &mut wipes)
-            .err()
-            .map(|e| e.to_string());
+        let made = match &mut troubled {
+            Troubled::Server(server) => make(kind, server, &mut wipes),
+            #[cfg(feature = "cluster")]
+            Troubled::Cluster(cluster) => cluster_faults::make(kind, cluster, stream, &mut doubts),
+        };
+        let error = made.err().map(|e| e.to_string());
         if let Some(e) = &error {
             eprintln!("chaos: {kind} could not be made: {e}");
         }
@@ -137,12 +192,13 @@ fn run(
             end: Instant::now(),
             error,
         });
-        next += gap;
+        next = (next + gap).max(Instant::now());
     }
     Record {
         faults,
         wipes,
-        server,
+        doubts,
+        troubled,
     }
 }
 
@@ -286,15 +342,15 @@ pub struct Tail {
 }
 
 impl Tail {
-    /// Tails `stream` on `url`; room for `capacity` events is taken (and
-    /// touched) now.
-    pub fn start(url: String, stream: String, capacity: usize) -> Tail {
+    /// Tails `stream` on `nodes` (one URL: a server; several: a cluster's
+    /// nodes); room for `capacity` events is taken (and touched) now.
+    pub fn start(nodes: Vec<String>, stream: String, capacity: usize) -> Tail {
         let mut events = vec![TailEvent::default(); capacity];
         events.clear();
         let (stop, stopped) = bounded(1);
         let thread = thread::Builder::new()
             .name("chaos-tail".into())
-            .spawn(move || tail(&url, &stream, events, stopped))
+            .spawn(move || tail(&nodes, &stream, events, stopped))
             .expect("spawn the tail thread");
         Tail { stop, thread }
     }
@@ -306,27 +362,48 @@ impl Tail {
     }
 }
 
+/// A connection for the tail: to the server, or a cluster connection
+/// that follows the stream's slot to its master.
+fn tail_connection(nodes: &[String]) -> redis::RedisResult<Box<dyn redis::ConnectionLike>> {
+    let read = Some(Duration::from_secs(2));
+    if let [url] = nodes {
+        let c = redis::Client::open(url.as_str())?
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        c.set_read_timeout(read)?;
+        return Ok(Box::new(c));
+    }
+    #[cfg(feature = "cluster")]
+    {
+        let client = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .retries(2)
+            .build()?;
+        Ok(Box::new(client.get_connection()?))
+    }
+    #[cfg(not(feature = "cluster"))]
+    Err((
+        redis::ErrorKind::InvalidClientConfig,
+        "a cluster needs feature cluster",
+    )
+        .into())
+}
+
 fn tail(
-    url: &str,
+    nodes: &[String],
     stream: &str,
     mut events: Vec<TailEvent>,
     stopped: Receiver<()>,
 ) -> Vec<TailEvent> {
     let mut last = "0-0".to_owned();
-    let mut con: Option<redis::Connection> = None;
+    let mut con: Option<Box<dyn redis::ConnectionLike>> = None;
     let mut stopping = false;
     loop {
         if !stopping && stopped.try_recv().is_ok() {
             stopping = true;
         }
         if con.is_none() {
-            con = redis::Client::open(url)
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                .and_then(|c| {
-                    c.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    Ok(c)
-                })
-                .ok();
+            con = tail_connection(nodes).ok();
         }
         let Some(c) = con.as_mut() else {
             if stopping {
@@ -338,7 +415,7 @@ fn tail(
         type Entries = Vec<(String, Vec<(String, Vec<String>)>)>;
         let read: redis::RedisResult<Option<Entries>> = redis::cmd("XREAD")
             .arg(&["COUNT", "5000", "BLOCK", "100", "STREAMS", stream, &last][..])
-            .query(c);
+            .query(c.as_mut());
         match read {
             Ok(Some(streams)) => {
                 for (id, flat) in streams.into_iter().flat_map(|(_, entries)| entries) {
@@ -470,22 +547,24 @@ pub struct Run {
 pub const FIRST: Duration = Duration::from_secs(3);
 /// One fault every `GAP`: longer than the longest fault and its recovery.
 pub const GAP: Duration = Duration::from_secs(6);
+/// On a cluster: a failover takes 2-3 s, the old master's return and sync
+/// about as long.
+pub const CLUSTER_GAP: Duration = Duration::from_secs(8);
 
 impl Run {
     /// Starts the schedule on `server` and tails `stream`, for a run of
     /// `plans` plans fed until `until`.
     pub fn start(
-        server: Server,
+        troubled: Troubled,
         push: bool,
         stream: &str,
         run_id: &str,
         plans: usize,
         until: Instant,
     ) -> Run {
-        let url = server.url();
-        let tail = Tail::start(url, stream.to_owned(), 2 * plans + 1000);
+        let tail = Tail::start(troubled.nodes(), stream.to_owned(), 2 * plans + 1000);
         let now = Instant::now();
-        let cycle = GAP * (KINDS.len() as u32 - u32::from(!push));
+        let cycle = troubled.gap() * troubled.kinds(push).len() as u32;
         // Warm: after every kind of fault twice (once when the run is too
         // short for that). The observer's memory peaks with the worst
         // overlap of a fault and the catch-up after it (held plans, held
@@ -499,7 +578,7 @@ impl Run {
         let warm_at = now + FIRST + cycle * cycles;
         Run {
             tail,
-            schedule: Schedule::start(server, push, now + FIRST, GAP, until),
+            schedule: Schedule::start(troubled, push, stream.to_owned(), now + FIRST, until),
             run_id: run_id.to_owned(),
             rss_base_mb: {
                 count_heap(true);

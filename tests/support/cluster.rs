@@ -51,6 +51,9 @@ impl Cluster {
         for _ in 0..3 * (1 + replicas) {
             let port = cluster_port();
             let conf = format!("heat-observer-nodes-{}-{port}.conf", std::process::id());
+            // One left by a process that died with the same id and port
+            // would make the node refuse to join.
+            let _ = std::fs::remove_file(std::env::temp_dir().join(&conf));
             conf_files.push(std::env::temp_dir().join(&conf));
             let args = [
                 "--cluster-enabled",

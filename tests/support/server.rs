@@ -109,6 +109,8 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             socket,
         };
+        // One left by a process that died with the same id and port.
+        let _ = std::fs::remove_file(std::env::temp_dir().join(server.rdb_name()));
         server.restart();
         server
     }
@@ -132,6 +134,10 @@ impl Server {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            // A file of its own: a replica's sync writes one even without
+            // `save`, and a shared dump.rdb would be loaded by every
+            // server started after it.
+            .args(["--dbfilename", &self.rdb_name()])
             .args([
                 "--unixsocket",
                 &self.socket.to_string_lossy(),
@@ -236,10 +242,15 @@ impl Drop for Server {
         self.resume_if_running();
         self.kill();
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(std::env::temp_dir().join(self.rdb_name()));
     }
 }
 
 impl Server {
+    fn rdb_name(&self) -> String {
+        format!("heat-observer-{}-{}.rdb", std::process::id(), self.port)
+    }
+
     fn resume_if_running(&self) {
         if let Some(child) = &self.child {
             let _ = Command::new("kill")

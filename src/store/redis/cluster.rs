@@ -27,7 +27,7 @@ use redis::io::tcp::TcpSettings;
 
 use super::link::Link;
 use super::pipelined::{PerKey, exists_pipelined};
-use super::scripts::{self, EXISTS_CHUNK, EXISTS_LOCAL};
+use super::scripts::{self, EXISTS_CHUNK};
 use super::slots::{SlotMap, key_slot};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
@@ -81,11 +81,49 @@ struct NodeClients {
     /// The nodes given, `(host, port)`: asked for the slot map when none
     /// of the last map's masters answers.
     seeds: Vec<(String, u16)>,
-    /// The last slot map any of this connector's stores read: a map that
-    /// differs is said once (a failover, a reshard), not once per worker.
-    said: std::sync::Arc<std::sync::Mutex<Option<SlotMap>>>,
+    /// The slot maps this connector's stores read, as said: a change (a
+    /// failover, a reshard) is said once, not once per worker.
+    said: std::sync::Arc<std::sync::Mutex<SaidMaps>>,
     #[cfg(feature = "tls")]
     certs: Option<super::tls::TlsCerts>,
+}
+
+/// How often the slot map's changes are said at most: a reshard moves
+/// slots in hundreds of small steps, said as one change.
+const SLOT_LINE_EVERY: Duration = Duration::from_secs(10);
+
+/// The slot map last said, when, and a newer one read since.
+#[derive(Debug, Default)]
+struct SaidMaps {
+    said: Option<SlotMap>,
+    at: Option<std::time::Instant>,
+    newer: Option<SlotMap>,
+}
+
+impl SaidMaps {
+    /// The slots moved since the last line, if a line is due: the first
+    /// change at once, later ones at most every `SLOT_LINE_EVERY`.
+    fn due(&mut self, now: std::time::Instant) -> Vec<super::slots::Move> {
+        if self
+            .at
+            .is_some_and(|at| now.duration_since(at) < SLOT_LINE_EVERY)
+        {
+            return Vec::new();
+        }
+        let Some(newer) = self.newer.take() else {
+            return Vec::new();
+        };
+        let moves = self
+            .said
+            .as_ref()
+            .map(|said| said.moves(&newer))
+            .unwrap_or_default();
+        if !moves.is_empty() {
+            self.at = Some(now);
+        }
+        self.said = Some(newer);
+        moves
+    }
 }
 
 impl NodeClients {
@@ -230,10 +268,11 @@ impl Connector for RedisClusterConnector {
             ),
             slots: None,
             known: None,
+            map_reads: 0,
+            plain: Vec::new(),
             nodes: self.nodes.clone(),
             push: None,
             lost: false,
-            read_only_looks: true,
             turn: 0,
             resubscribe_at: None,
         }
@@ -254,6 +293,11 @@ pub struct RedisClusterStore {
     slots: Option<SlotMap>,
     /// The last map read, whose masters are asked for the next.
     known: Option<SlotMap>,
+    /// Maps read so far: each read starts with the next node, so that a
+    /// node slow to learn of a move is not the only one asked.
+    map_reads: usize,
+    /// Polling, each master's connection for looks.
+    plain: Vec<((String, u16), redis::Connection)>,
     nodes: NodeClients,
     /// Push detection, once subscribed: per master (tracking is per node),
     /// a subscriber and the connection whose looks register keys with it.
@@ -261,8 +305,6 @@ pub struct RedisClusterStore {
     /// A master's looks lost their registered interest (a connection was
     /// replaced): every watched key is to be looked at again.
     lost: bool,
-    /// Looks are `EVALSHA_RO`, until a user says it lacks the right.
-    read_only_looks: bool,
     /// The master whose socket is read first next time.
     turn: usize,
     /// No attempt to rebuild a broken subscription before this.
@@ -317,6 +359,9 @@ impl RedisClusterStore {
     /// and back off after it failed), then through the cluster connection.
     fn slot_map(&mut self) -> Result<SlotMap, StoreError> {
         if let Some(map) = &self.slots {
+            // Changes read within the last line's interval are said once
+            // it has passed.
+            self.say_moves(None);
             return Ok(map.clone());
         }
         let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
@@ -330,6 +375,11 @@ impl RedisClusterStore {
                 known.push(seed.clone());
             }
         }
+        if !known.is_empty() {
+            let first = self.map_reads % known.len();
+            known.rotate_left(first);
+        }
+        self.map_reads = self.map_reads.wrapping_add(1);
         for node in known {
             let ask = || -> redis::RedisResult<redis::Value> {
                 let client = self.nodes.client(&node.0, node.1, false)?;
@@ -363,25 +413,39 @@ impl RedisClusterStore {
     /// connector's stores read last (a failover or a reshard: what the
     /// errors around it were), once for all its workers.
     fn read_map(&mut self, map: &SlotMap) {
+        // Connections to nodes that are no longer masters are closed.
+        self.plain
+            .retain(|(node, _)| (0..map.nodes()).any(|i| map.node(i) == node));
         self.slots = Some(map.clone());
         self.known = Some(map.clone());
+        self.say_moves(Some(map));
+    }
+
+    /// Says how the slot map changed since it was last said, if a line is
+    /// due; `read` is a map just read.
+    fn say_moves(&self, read: Option<&SlotMap>) {
         let mut said = self
             .nodes
             .said
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let moves = said
-            .as_ref()
-            .map(|last| last.moves(map))
-            .unwrap_or_default();
-        *said = Some(map.clone());
+        if let Some(map) = read {
+            said.newer = Some(map.clone());
+        } else if said.newer.is_none() {
+            return;
+        }
+        let moves = said.due(std::time::Instant::now());
         drop(said);
         if !moves.is_empty() {
+            let slots: u32 = moves
+                .iter()
+                .map(|m| u32::from(m.last) - u32::from(m.first) + 1)
+                .sum();
             let shown: Vec<String> = moves.iter().take(8).map(ToString::to_string).collect();
             let more = moves.len().saturating_sub(8);
             crate::say::say!(
                 log::Level::Info,
-                "Late observer: the slot map of {} changed (a failover or a reshard): {}{}",
+                "Late observer: the slot map of {} changed (a failover or a reshard): {slots} slot(s) moved: {}{}",
                 self.link.address(),
                 shown.join("; "),
                 if more > 0 {
@@ -402,57 +466,43 @@ impl RedisClusterStore {
         keys: &[&str],
         register: bool,
     ) -> Result<PerKey, StoreError> {
-        let answer = match self.push.is_some() {
+        match self.push.is_some() {
             true => self.exists_tracked(node, keys, register),
-            false => self
-                .exists_routed(node, keys)
-                .map(|found| found.into_iter().map(Ok).collect()),
-        };
-        if self.read_only_looks
-            && matches!(&answer, Err(e) if super::standalone::no_read_only_scripts(e))
-        {
-            // A user whose ACL was written for EVALSHA only.
-            self.read_only_looks = false;
-            return self.exists_on(node, keys, register);
+            false => self.exists_plain(node, keys),
         }
-        answer
     }
 
-    /// The exists script's call over `keys` (as arguments: they may sit in
-    /// several slots of the node).
-    fn exists_call(&self, keys: &[&str]) -> redis::Cmd {
-        let mut call = match self.read_only_looks {
-            true => EXISTS_LOCAL.call_ro(0),
-            false => EXISTS_LOCAL.call(0),
-        };
-        call.arg(keys);
-        call
-    }
-
-    /// The look through the cluster connection, routed to `node`.
-    fn exists_routed(
-        &mut self,
-        node: &(String, u16),
-        keys: &[&str],
-    ) -> Result<Vec<bool>, StoreError> {
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-            host: node.0.clone(),
-            port: node.1,
-        });
-        let evalsha = self.exists_call(keys);
-        let send = |c: &mut ClusterConnection, cmd: &redis::Cmd| {
-            c.route_command(cmd, route.clone())
-                .and_then(redis::Value::extract_error)
-        };
-        let call = |c: &mut ClusterConnection| match send(c, &evalsha) {
-            Err(e) if scripts::is_noscript(&e) => {
-                send(c, &EXISTS_LOCAL.load())?;
-                send(c, &evalsha)
+    /// The look on `node`'s own plain connection (opened on first use,
+    /// kept while it answers), as pipelined `EXISTS`: a master that dies
+    /// or stalls fails its own keys only, never the cluster connection
+    /// that every other master's looks and the event writes share.
+    fn exists_plain(&mut self, node: &(String, u16), keys: &[&str]) -> Result<PerKey, StoreError> {
+        let address = format!("{}:{}", node.0, node.1);
+        let at = match self.plain.iter().position(|(n, _)| n == node) {
+            Some(at) => at,
+            None => {
+                let con = self
+                    .open_on(node)
+                    .map_err(|e| super::link::store_error(&address, &e))?;
+                self.plain.push((node.clone(), con));
+                self.plain.len() - 1
             }
-            other => other,
         };
-        let reply = self.call(call)?;
-        scripts::found(reply, keys.len(), self.link.address())
+        exists_pipelined(&mut self.plain[at].1, keys, false).map_err(|e| {
+            // Not a reply (every reply is read, errors included): the
+            // connection's state is unknown.
+            self.plain.swap_remove(at);
+            super::link::store_error(&address, &e)
+        })
+    }
+
+    /// A connection of its own to `node`, with the store's timeouts.
+    fn open_on(&self, node: &(String, u16)) -> redis::RedisResult<redis::Connection> {
+        let client = self.nodes.client(&node.0, node.1, false)?;
+        let con = client.get_connection_with_timeout(self.timeout)?;
+        con.set_read_timeout(Some(self.timeout))?;
+        con.set_write_timeout(Some(self.timeout))?;
+        Ok(con)
     }
 }
 
@@ -473,9 +523,7 @@ impl RedisClusterStore {
     ) -> Result<PerKey, StoreError> {
         let address = format!("{}:{}", node.0, node.1);
         let Some(at) = self.master(node) else {
-            return self
-                .exists_routed(node, keys)
-                .map(|found| found.into_iter().map(Ok).collect());
+            return self.exists_plain(node, keys);
         };
         let timeout = self.timeout;
         let nodes = self.nodes.clone();
@@ -604,12 +652,21 @@ impl RedisClusterStore {
             // old master tells nothing of writes on the new one, so a
             // pushing store says `Lost`: every watched key is looked at
             // (and registered) again.
-            self.slots = None;
             if self.push.is_some() {
                 self.lost = true;
             }
-            let mut again = None;
-            let left = self.look_on_masters(keys, &moved, register, &mut found, &mut again)?;
+            // A node asked for the map may not know of the move yet (a
+            // reshard tells the nodes one by one): the next read asks
+            // another.
+            let (mut left, mut again) = (moved, None);
+            for _ in 0..MOVED_ROUNDS {
+                if left.is_empty() {
+                    break;
+                }
+                self.slots = None;
+                again = None;
+                left = self.look_on_masters(keys, &left, register, &mut found, &mut again)?;
+            }
             if let Some(e) = again.or_else(|| {
                 (!left.is_empty()).then(|| {
                     let why = format!("{}: slots still moving", self.link.address());
@@ -743,6 +800,10 @@ impl RedisClusterStore {
     }
 }
 
+/// How many times one look reads the slot map again for keys a master
+/// said had moved.
+const MOVED_ROUNDS: usize = 3;
+
 /// Where a key's error sends the look.
 enum Redirect {
     /// The slot has a new master: read the map again.
@@ -754,9 +815,13 @@ enum Redirect {
 fn redirect(e: &redis::RedisError) -> Option<Redirect> {
     match e.code()? {
         "MOVED" => Some(Redirect::Moved),
-        "ASK" => e
-            .redirect_node()
-            .map(|(host, port)| Redirect::Ask((host.to_owned(), port))),
+        // redis-rs gives `(address, slot)`: the address is `host:port`
+        // (an IPv6 host keeps its colons, the port follows the last one).
+        "ASK" => {
+            let (address, _slot) = e.redirect_node()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some(Redirect::Ask((host.to_owned(), port.parse().ok()?)))
+        }
         _ => None,
     }
 }
@@ -927,4 +992,74 @@ fn wait_on_masters(
         }
     }
     Ok(Changes::Quiet)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use redis::Value;
+
+    use super::{Redirect, SLOT_LINE_EVERY, SaidMaps, redirect};
+    use crate::store::redis::slots::SlotMap;
+
+    fn map(split: i64) -> SlotMap {
+        let range = |a: i64, b: i64, port: i64| {
+            Value::Array(vec![
+                Value::Int(a),
+                Value::Int(b),
+                Value::Array(vec![Value::BulkString(b"h".to_vec()), Value::Int(port)]),
+            ])
+        };
+        SlotMap::from_reply(
+            Value::Array(vec![range(0, split - 1, 1), range(split, 16383, 2)]),
+            "h",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reshard_in_many_steps_is_said_at_once_then_once_per_interval() {
+        let mut said = SaidMaps::default();
+        let t = Instant::now();
+        said.newer = Some(map(8192));
+        assert!(said.due(t).is_empty(), "the first map is no change");
+        said.newer = Some(map(8100));
+        assert_eq!(
+            said.due(t)[0].to_string(),
+            "slots 8100-8191 from h:1 to h:2"
+        );
+        // The steps that follow, within the interval: held, then said as
+        // one change.
+        for (i, split) in [8000, 7900, 7800].into_iter().enumerate() {
+            said.newer = Some(map(split));
+            assert!(said.due(t + Duration::from_secs(i as u64 + 1)).is_empty());
+        }
+        let moves = said.due(t + SLOT_LINE_EVERY);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].to_string(), "slots 7800-8099 from h:1 to h:2");
+        assert!(said.due(t + 3 * SLOT_LINE_EVERY).is_empty(), "said once");
+    }
+
+    #[test]
+    fn an_ask_names_the_importing_node_by_host_and_port() {
+        let error = |reply: &[u8]| {
+            redis::parse_redis_value(reply)
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        let ask = redirect(&error(b"-ASK 7933 127.0.0.1:22292\r\n"));
+        assert!(
+            matches!(&ask, Some(Redirect::Ask((host, 22292))) if host == "127.0.0.1"),
+            "not the slot as a port"
+        );
+        let ask = redirect(&error(b"-ASK 1 ::1:7000\r\n"));
+        assert!(matches!(&ask, Some(Redirect::Ask((host, 7000))) if host == "::1"));
+        assert!(matches!(
+            redirect(&error(b"-MOVED 7933 127.0.0.1:22292\r\n")),
+            Some(Redirect::Moved)
+        ));
+        assert!(redirect(&error(b"-ERR other\r\n")).is_none());
+    }
 }

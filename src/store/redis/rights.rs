@@ -39,7 +39,7 @@ pub(crate) fn probes(config: &Config) -> Vec<(String, Cmd)> {
             cmd(&["SCRIPT", "LOAD", "return 1"]),
         ),
         (
-            format!("+evalsha_ro on {heat} (push's registering look, a cluster's look)"),
+            format!("+evalsha_ro on {heat} (push's registering look on one server)"),
             cmd(&["EVALSHA_RO", &sha, "1", &heat]),
         ),
         (

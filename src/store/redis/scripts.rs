@@ -64,8 +64,6 @@ impl Lua {
 }
 
 pub(crate) static EXISTS: Lua = Lua::new(include_str!("lua/exists.lua"));
-#[cfg(feature = "cluster")]
-pub(crate) static EXISTS_LOCAL: Lua = Lua::new(include_str!("lua/exists_local.lua"));
 static CLAIM: Lua = Lua::new(include_str!("lua/claim_and_append.lua"));
 
 /// Sends `call` (an `EVALSHA` of `lua`); on `NOSCRIPT`, loads the script

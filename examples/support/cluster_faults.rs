@@ -1,0 +1,327 @@
+//! The faults of a chaos run on a Redis Cluster (`pipeline --chaos
+//! --cluster`): three masters with a replica each, `cluster-node-timeout`
+//! 1 s. A master killed and failed over (the stream's, then a heat key's),
+//! a live reshard of 3,000 slots (from the master with the most slots to
+//! the one with the fewest, so the next goes back), a planned switch
+//! (`CLUSTER FAILOVER` on a replica), a master paused (`SIGSTOP` 3 s, long
+//! enough for its replica to take over). Each fault returns when the
+//! cluster is whole again: every slot served, the old master back as a
+//! replica in sync.
+//!
+//! A failover may lose the writes its master acknowledged but had not yet
+//! sent to its replica: those are *doubts*, windows in which an
+//! acknowledged write may not have lasted, and the audit does not judge
+//! the keys written in them.
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::cluster::Cluster;
+
+/// The faults, in the order they come.
+pub const KINDS: [&str; 6] = [
+    "kill-stream-master",
+    "reshard",
+    "stop-master",
+    "planned-failover",
+    "reshard-back",
+    "kill-key-master",
+];
+/// How long a paused master stays paused.
+const STOPPED: Duration = Duration::from_secs(3);
+/// Slots each reshard moves.
+const RESHARD_SLOTS: u32 = 3000;
+/// How long a fault may take to heal before it is reported as not made.
+const HEAL: Duration = Duration::from_secs(30);
+/// Before a master's death, how far back an acknowledged write may not
+/// have reached its replica.
+const UNREPLICATED: Duration = Duration::from_millis(500);
+
+/// One node as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone)]
+struct NodeView {
+    /// Index into the cluster's nodes.
+    index: usize,
+    id: String,
+    master: bool,
+    /// A replica's master's id.
+    master_id: Option<String>,
+    failed: bool,
+    /// Slot ranges served (masters).
+    slots: Vec<(u16, u16)>,
+}
+
+impl NodeView {
+    fn slot_count(&self) -> u32 {
+        self.slots
+            .iter()
+            .map(|(a, b)| u32::from(*b) - u32::from(*a) + 1)
+            .sum()
+    }
+
+    fn serves(&self, slot: u16) -> bool {
+        self.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+    }
+}
+
+fn connect(cluster: &Cluster, index: usize) -> redis::RedisResult<redis::Connection> {
+    let url = format!("redis://127.0.0.1:{}", cluster.nodes[index].port());
+    let con = redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(1))?;
+    con.set_read_timeout(Some(Duration::from_secs(5)))?;
+    con.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(con)
+}
+
+/// The cluster as node `via` sees it.
+fn view_from(cluster: &Cluster, via: usize) -> redis::RedisResult<Vec<NodeView>> {
+    let text: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut connect(cluster, via)?)?;
+    let mut nodes = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let port: Option<u16> = f[1]
+            .split('@')
+            .next()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok());
+        let Some(index) = port.and_then(|p| cluster.nodes.iter().position(|n| n.port() == p))
+        else {
+            continue;
+        };
+        let flags = f[2];
+        let slots = f[8..]
+            .iter()
+            .filter(|s| !s.starts_with('['))
+            .filter_map(|s| match s.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => s.parse().ok().map(|n| (n, n)),
+            })
+            .collect();
+        nodes.push(NodeView {
+            index,
+            id: f[0].to_owned(),
+            master: flags.contains("master"),
+            master_id: (f[3] != "-").then(|| f[3].to_owned()),
+            failed: flags.contains("fail") && !flags.contains("fail?"),
+            slots,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The cluster as the first node that answers sees it (skipping `not`).
+fn view(cluster: &Cluster, not: &[usize]) -> redis::RedisResult<Vec<NodeView>> {
+    let mut last = None;
+    for via in (0..cluster.nodes.len()).filter(|i| !not.contains(i)) {
+        match view_from(cluster, via) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| (redis::ErrorKind::Io, "no node answers").into()))
+}
+
+fn slot_of(cluster: &Cluster, key: &str, not: &[usize]) -> redis::RedisResult<u16> {
+    let via = (0..cluster.nodes.len())
+        .find(|i| !not.contains(i))
+        .unwrap_or(0);
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(&mut connect(cluster, via)?)
+}
+
+fn refused(what: String) -> redis::RedisError {
+    (redis::ErrorKind::Io, "fault not healed", what).into()
+}
+
+/// Waits, up to `HEAL`, until `ok` holds; the error says what did not.
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) -> redis::RedisResult<()> {
+    let deadline = Instant::now() + HEAL;
+    while !ok() {
+        if Instant::now() >= deadline {
+            return Err(refused(format!("{what} within {HEAL:?}")));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Every node but `not` says `cluster_state:ok` and agrees that every
+/// slot is served by a master that is up.
+fn whole(cluster: &Cluster, not: &[usize]) -> bool {
+    (0..cluster.nodes.len())
+        .filter(|i| !not.contains(i))
+        .all(|i| {
+            let state: redis::RedisResult<String> = connect(cluster, i)
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c));
+            let Ok(state) = state else { return false };
+            let Ok(nodes) = view_from(cluster, i) else {
+                return false;
+            };
+            let served: u32 = nodes
+                .iter()
+                .filter(|n| n.master && !n.failed)
+                .map(NodeView::slot_count)
+                .sum();
+            state.contains("cluster_state:ok") && served == 16384
+        })
+}
+
+/// Node `index` is a replica whose link to its master is up.
+fn replica_in_sync(cluster: &Cluster, index: usize) -> bool {
+    let info: redis::RedisResult<String> = connect(cluster, index)
+        .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c));
+    info.is_ok_and(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
+}
+
+/// Makes one fault; returns when the cluster is whole again. `stream` is
+/// the event stream's key; `doubts` gets the windows in which an
+/// acknowledged write may have been lost.
+pub fn make(
+    kind: &str,
+    cluster: &mut Cluster,
+    stream: &str,
+    doubts: &mut Vec<(Instant, Instant)>,
+) -> redis::RedisResult<()> {
+    let nodes = view(cluster, &[])?;
+    let stream_slot = slot_of(cluster, stream, &[])?;
+    let stream_master = nodes
+        .iter()
+        .find(|n| n.master && n.serves(stream_slot))
+        .map(|n| n.index)
+        .ok_or_else(|| refused("the stream's slot has no master".into()))?;
+    // A master that does not hold the stream, taking turns.
+    let key_master = |nodes: &[NodeView]| {
+        nodes
+            .iter()
+            .filter(|n| n.master && n.slot_count() > 0 && n.index != stream_master)
+            .map(|n| n.index)
+            .min()
+    };
+    match kind {
+        "kill-stream-master" => kill(cluster, stream_master, doubts),
+        "kill-key-master" => {
+            let victim = key_master(&nodes).ok_or_else(|| refused("no other master".into()))?;
+            kill(cluster, victim, doubts)
+        }
+        "stop-master" => {
+            let victim = key_master(&nodes).ok_or_else(|| refused("no other master".into()))?;
+            let from = Instant::now() - UNREPLICATED;
+            cluster.nodes[victim].stall();
+            thread::sleep(STOPPED);
+            cluster.nodes[victim].resume();
+            // Until it hears it was replaced, the old master takes writes
+            // that its resync then drops.
+            let healed = wait_for("the paused master back as a replica", || {
+                replica_in_sync(cluster, victim)
+            })
+            .and_then(|()| wait_for("every slot served", || whole(cluster, &[])));
+            doubts.push((from, Instant::now()));
+            healed
+        }
+        "planned-failover" => {
+            let master = key_master(&nodes).unwrap_or(stream_master);
+            let id = &nodes.iter().find(|n| n.index == master).expect("listed").id;
+            let replica = nodes
+                .iter()
+                .find(|n| n.master_id.as_deref() == Some(id) && !n.failed)
+                .map(|n| n.index)
+                .ok_or_else(|| refused("the master has no replica".into()))?;
+            redis::cmd("CLUSTER")
+                .arg("FAILOVER")
+                .exec(&mut connect(cluster, replica)?)?;
+            wait_for("the replica promoted", || {
+                view(cluster, &[]).is_ok_and(|v| {
+                    v.iter()
+                        .any(|n| n.index == replica && n.master && n.slot_count() > 0)
+                })
+            })?;
+            wait_for("the old master in sync", || {
+                replica_in_sync(cluster, master)
+            })?;
+            wait_for("every slot served", || whole(cluster, &[]))
+        }
+        "reshard" | "reshard-back" => {
+            let mut masters: Vec<&NodeView> = nodes
+                .iter()
+                .filter(|n| n.master && !n.failed && n.slot_count() > 0)
+                .collect();
+            masters.sort_by_key(|n| n.slot_count());
+            let (to, from) = match (masters.first(), masters.last()) {
+                (Some(to), Some(from)) if to.index != from.index => (*to, *from),
+                _ => return Err(refused("fewer than two masters".into())),
+            };
+            reshard(cluster, from, to)?;
+            wait_for("every slot served", || whole(cluster, &[]))
+        }
+        other => unreachable!("no cluster fault {other}"),
+    }
+}
+
+/// Kills master `victim`, waits for its replica to take over, restarts it
+/// (it comes back as a replica) and waits for it to be in sync.
+fn kill(
+    cluster: &mut Cluster,
+    victim: usize,
+    doubts: &mut Vec<(Instant, Instant)>,
+) -> redis::RedisResult<()> {
+    let killed = Instant::now();
+    cluster.nodes[victim].kill();
+    // Over when another node serves its slots (until the others notice,
+    // they still count them as its own).
+    let over = wait_for("a replica promoted", || {
+        let moved = view(cluster, &[victim]).is_ok_and(|v| {
+            v.iter()
+                .any(|n| n.index == victim && (n.failed || n.slot_count() == 0))
+        });
+        moved && whole(cluster, &[victim])
+    });
+    doubts.push((killed - UNREPLICATED, Instant::now()));
+    over?;
+    cluster.nodes[victim].restart();
+    wait_for("the killed master back as a replica", || {
+        replica_in_sync(cluster, victim)
+    })
+    .map_err(|e| {
+        let info: redis::RedisResult<String> = connect(cluster, victim)
+            .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c));
+        refused(format!("{e}; it says {info:?}"))
+    })
+}
+
+/// Moves `RESHARD_SLOTS` slots from `from` to `to`, live, as an operator
+/// would (`redis-cli --cluster reshard`), bounded.
+fn reshard(cluster: &Cluster, from: &NodeView, to: &NodeView) -> redis::RedisResult<()> {
+    let entry = format!("127.0.0.1:{}", cluster.nodes[to.index].port());
+    let mut child = Command::new("redis-cli")
+        .args(["--cluster", "reshard", &entry])
+        .args(["--cluster-from", &from.id, "--cluster-to", &to.id])
+        .args(["--cluster-slots", &RESHARD_SLOTS.to_string()])
+        .args(["--cluster-yes", "--cluster-pipeline", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| refused(format!("redis-cli: {e}")))?;
+    let deadline = Instant::now() + HEAL * 2;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(refused(format!("redis-cli reshard: {status}"))),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(refused("redis-cli reshard did not end".into()));
+            }
+            Err(e) => return Err(refused(format!("redis-cli: {e}"))),
+        }
+    }
+}
