@@ -203,7 +203,7 @@ pub(crate) enum Outcome {
     /// A store call was made over `items` keys or claims.
     Called { op: Op, items: usize },
     /// A store call answered.
-    Answered,
+    Answered { op: Op },
     /// A store call failed.
     Failed { op: Op, error: StoreError },
     /// A store call panicked, losing `jobs` observations.
@@ -400,7 +400,7 @@ impl Core {
                         op: Op::Look,
                         error,
                     }),
-                    None => self.outcomes.push(Outcome::Answered),
+                    None => self.outcomes.push(Outcome::Answered { op: Op::Look }),
                 }
                 self.looked(&look, &found, now);
             }
@@ -437,7 +437,7 @@ impl Core {
         let writing = std::mem::take(&mut self.writing);
         match answer {
             Ok(claimed) => {
-                self.outcomes.push(Outcome::Answered);
+                self.outcomes.push(Outcome::Answered { op: Op::Write });
                 for (d, claimed) in writing.into_iter().zip(claimed) {
                     let duplicate = claimed == Claimed::Duplicate;
                     self.outcomes.push(Outcome::Recorded {

@@ -211,10 +211,10 @@ impl Ledger {
                 c.count(n, items as u64);
                 Vec::new()
             }
-            Outcome::Answered => self.warnings().answered(worker, now),
+            Outcome::Answered { op } => self.warnings().answered(worker, op, now),
             Outcome::Failed { op, error } => {
                 Counters::add(&c.store_errors[error.kind().index()], 1);
-                self.warnings().failed(worker, op.as_str(), &error, now)
+                self.warnings().failed(worker, op, &error, now)
             }
             Outcome::Panicked { op, jobs } => self.warnings().panicked(op.as_str(), jobs, now),
             Outcome::Pushing(true) => {

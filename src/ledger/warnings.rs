@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use log::Level;
 
+use crate::core::Op;
 use crate::refusal::InvalidInput;
 use crate::{StoreError, StoreErrorKind};
 
@@ -89,11 +90,24 @@ struct Unsaid {
     workers: u64,
 }
 
+/// The index of `op`'s kind in `Health::failing`.
+fn kind(op: Op) -> usize {
+    match op {
+        Op::Look => 0,
+        Op::Write => 1,
+        Op::Subscribe | Op::Push => 2,
+    }
+}
+
 /// The store's health, one per observer.
 #[derive(Debug, Default)]
 struct Health {
-    /// Workers whose last store call failed (a bit each).
-    failing: u64,
+    /// Workers whose last call of a kind failed (a bit each), per kind:
+    /// looks, writes, the rest (push). An outage ends when every kind that
+    /// failed has answered: on a cluster, a dead master fails the looks
+    /// while the event writes (to another master) answer, and that is one
+    /// outage, not one per write.
+    failing: [u64; 3],
     outage: Option<Outage>,
     unsaid: Option<Unsaid>,
     last_recovery_line: Option<Instant>,
@@ -261,7 +275,7 @@ impl Warnings {
     pub(crate) fn failed(
         &mut self,
         worker: usize,
-        op: &str,
+        op: Op,
         error: &StoreError,
         now: Instant,
     ) -> Vec<Line> {
@@ -278,7 +292,7 @@ impl Warnings {
             }
             return lines;
         }
-        h.failing |= bit;
+        h.failing[kind(op)] |= bit;
         h.answered = false;
         let outage = h.outage.get_or_insert(Outage {
             since: now,
@@ -288,7 +302,8 @@ impl Warnings {
         outage.errors += 1;
         outage.workers |= bit;
         {
-            h.faults.add(1, Some(format!("{op}: {error}")), bit);
+            h.faults
+                .add(1, Some(format!("{}: {error}", op.as_str())), bit);
             if let Some((n, err, workers)) = h.faults.due(now, self.every, false) {
                 lines.push((Level::Warn, fault_line(n, workers, &err)));
             }
@@ -296,10 +311,12 @@ impl Warnings {
         lines
     }
 
-    /// Worker `worker`'s store call answered.
-    pub(crate) fn answered(&mut self, worker: usize, now: Instant) -> Vec<Line> {
+    /// Worker `worker`'s store call `op` answered.
+    pub(crate) fn answered(&mut self, worker: usize, op: Op, now: Instant) -> Vec<Line> {
         let h = &mut self.health;
-        h.failing &= !bit(worker);
+        for k in [kind(op), kind(Op::Push)] {
+            h.failing[k] &= !bit(worker);
+        }
         h.answered = true;
         self.close_outage(now)
     }
@@ -307,14 +324,16 @@ impl Warnings {
     /// Worker `worker` holds nothing: it has no stake in the store's health
     /// until it makes a call again.
     pub(crate) fn idle(&mut self, worker: usize, now: Instant) -> Vec<Line> {
-        self.health.failing &= !bit(worker);
+        for failing in &mut self.health.failing {
+            *failing &= !bit(worker);
+        }
         self.close_outage(now)
     }
 
     fn close_outage(&mut self, now: Instant) -> Vec<Line> {
         let every = self.every;
         let h = &mut self.health;
-        if h.failing != 0 || !h.answered {
+        if h.failing.iter().any(|f| *f != 0) || !h.answered {
             return Vec::new();
         }
         let Some(outage) = h.outage.take() else {
@@ -482,8 +501,8 @@ mod tests {
         let mut lines = Vec::new();
         for k in 0..40u64 {
             let at = t + ms_(500 * k);
-            lines.extend(w.failed(0, "event write", &nope, at));
-            lines.extend(w.answered(0, at + ms_(10)));
+            lines.extend(w.failed(0, Op::Write, &nope, at));
+            lines.extend(w.answered(0, Op::Write, at + ms_(10)));
             lines.extend(w.due(at + ms_(20), false));
         }
         let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
@@ -551,10 +570,10 @@ mod tests {
         // (and `shutdown` on the caller) at `last + every`.
         let t = Instant::now();
         let mut w = Warnings::new(Duration::MAX, 16);
-        let first = w.failed(0, "heat key check", &io(), t);
+        let first = w.failed(0, Op::Look, &io(), t);
         assert_eq!(first.len(), 1, "the first failure is said");
-        assert!(w.failed(0, "heat key check", &io(), t + EVERY).is_empty());
-        let mut later = w.answered(0, t + EVERY * 2);
+        assert!(w.failed(0, Op::Look, &io(), t + EVERY).is_empty());
+        let mut later = w.answered(0, Op::Look, t + EVERY * 2);
         later.extend(w.due(t + EVERY * 3, false));
         later.extend(w.due(t + EVERY * 3, true));
         assert!(
@@ -570,10 +589,10 @@ mod tests {
         let mut lines = Vec::new();
         // Every worker fails, some twice, and they recover one by one.
         for (ms, worker) in [(0, 0), (1, 1), (2, 2), (3, 3), (50, 0), (60, 1)] {
-            lines.extend(w.failed(worker, "heat key check", &io(), t + ms_(ms)));
+            lines.extend(w.failed(worker, Op::Look, &io(), t + ms_(ms)));
         }
         for (ms, worker) in [(100, 0), (110, 1), (120, 2)] {
-            let got = w.answered(worker, t + ms_(ms));
+            let got = w.answered(worker, Op::Look, t + ms_(ms));
             assert!(got.is_empty(), "worker 3 still fails: {got:?}");
         }
         lines.extend(w.idle(3, t + ms_(130)));
@@ -592,6 +611,30 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_master_failing_looks_while_writes_answer_is_one_outage() {
+        // On a cluster: the looks fail for a master's keys until its
+        // replica takes over, 2 s later; the event writes, to another
+        // master, answer all along.
+        let t = Instant::now();
+        let mut w = Warnings::new(EVERY, 16);
+        let mut lines = Vec::new();
+        for k in 0..20 {
+            let at = t + ms_(100 * k);
+            lines.extend(w.failed(0, Op::Look, &io(), at));
+            lines.extend(w.answered(0, Op::Write, at + ms_(20)));
+            lines.extend(w.due(at + ms_(60), false));
+        }
+        lines.extend(w.answered(0, Op::Look, t + ms_(2000)));
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1]
+                .1
+                .contains("recovered after 20 error(s) on 1 worker(s) in 2.0 s")
+        );
+        assert!(!lines[1].1.contains("outages"), "{lines:?}");
+    }
+
+    #[test]
     fn a_flapping_store_gives_at_most_one_failure_and_one_recovery_line_per_interval() {
         let t = Instant::now();
         let mut w = Warnings::new(EVERY, 16);
@@ -599,10 +642,10 @@ mod tests {
         // A write paused for a second: ten outages of 100 ms each.
         for k in 0..10 {
             let at = t + ms_(100 * k);
-            lines.extend(w.failed(0, "event write", &io(), at));
-            lines.extend(w.failed(1, "heat key check", &io(), at + ms_(1)));
-            lines.extend(w.answered(0, at + ms_(50)));
-            lines.extend(w.answered(1, at + ms_(51)));
+            lines.extend(w.failed(0, Op::Write, &io(), at));
+            lines.extend(w.failed(1, Op::Look, &io(), at + ms_(1)));
+            lines.extend(w.answered(0, Op::Write, at + ms_(50)));
+            lines.extend(w.answered(1, Op::Look, at + ms_(51)));
             lines.extend(w.due(at + ms_(60), false));
         }
         assert_eq!(lines.len(), 2, "{lines:?}");
@@ -640,7 +683,7 @@ mod tests {
             .sum();
         assert_eq!(said, 20, "{lines:?} {later:?}");
         // A new outage after a quiet interval is said at once again.
-        let again = w.failed(0, "event write", &io(), t + EVERY * 3);
+        let again = w.failed(0, Op::Write, &io(), t + EVERY * 3);
         assert_eq!(again.len(), 1, "{again:?}");
     }
 
@@ -648,9 +691,9 @@ mod tests {
     fn a_worker_going_idle_does_not_declare_a_recovery_nobody_saw() {
         let t = Instant::now();
         let mut w = Warnings::new(EVERY, 16);
-        w.failed(0, "heat key check", &io(), t);
+        w.failed(0, Op::Look, &io(), t);
         assert!(w.idle(0, t).is_empty(), "no call answered yet");
-        let back = w.answered(1, t + ms_(5));
+        let back = w.answered(1, Op::Look, t + ms_(5));
         assert!(back.iter().any(|(_, l)| l.contains("recovered")));
     }
 
@@ -664,7 +707,7 @@ mod tests {
         );
         let mut lines = Vec::new();
         for s in 0..35 {
-            lines.extend(w.failed(0, "heat key check", &auth, t + Duration::from_secs(s)));
+            lines.extend(w.failed(0, Op::Look, &auth, t + Duration::from_secs(s)));
             lines.extend(w.due(t + Duration::from_secs(s), false));
         }
         assert_eq!(lines.len(), 4, "at 0, 10, 20 and 30 s: {lines:?}");
