@@ -395,7 +395,7 @@ pub fn run_with(
     }
     progress.done();
     let settled_stats = observer.stats();
-    let (chaos, chaos_events, record) =
+    let (mut chaos, chaos_events, record) =
         match chaos.map(|run| run.finish(settled_stats.found + settled_stats.not_found)) {
             Some((outcome, events, record)) => (Some(outcome), Some(events), Some(record)),
             None => (None, None, None),
@@ -432,6 +432,30 @@ pub fn run_with(
             .next()
             .and_then(|i| i.parse::<usize>().ok())
     };
+    if let (Some(chaos), Some(record)) = (chaos.as_mut(), &record) {
+        // Per kind of fault, the plans left without an event: early, those
+        // observed during it (or its recovery); late, those whose deadline
+        // fell then.
+        let mut has_event = vec![[false; 2]; options.plans];
+        for e in &events {
+            if let Some(i) = index(e).filter(|i| *i < options.plans) {
+                has_event[i][usize::from(e.obs_point == "publish_plan_post")] = true;
+            }
+        }
+        for fault in &record.faults {
+            let during = |at: Instant| fault.start <= at && at <= fault.recovered();
+            let missing = |p: usize| {
+                (0..options.plans)
+                    .filter(|&i| !has_event[i][p] && during(deadlines[i][p]))
+                    .count() as u64
+            };
+            let (early, late) = (missing(0), missing(1));
+            if let Some(k) = chaos.kinds.iter_mut().find(|k| k.kind == fault.kind) {
+                k.no_event[0] += early;
+                k.no_event[1] += late;
+            }
+        }
+    }
     let has_key = |e: &ObservedEvent| {
         index(e)
             .and_then(|i| written.get(i))

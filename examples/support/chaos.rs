@@ -284,6 +284,7 @@ pub fn lines_per_fault(faults: &[Fault], lines: &[Instant], end: Instant) -> Vec
                 failed: u64::from(fault.error.is_some()),
                 max_lines: count,
                 longest_window: window,
+                no_event: [0; 2],
             }),
         }
     }
@@ -299,6 +300,10 @@ pub struct FaultLines {
     pub max_lines: u64,
     /// The longest time one of them owned the log (until the next fault).
     pub longest_window: Duration,
+    /// Plans left without an event, `[early, late]`: observed during one
+    /// of them or its recovery (early), their deadline then (late). The
+    /// pipeline fills it in.
+    pub no_event: [u64; 2],
 }
 
 /// One event as the tail keeps it: small, so that keeping millions does
@@ -722,6 +727,8 @@ impl Outcome {
                         "could_not_make": k.failed,
                         "max_log_lines": k.max_lines,
                         "longest_window_s": k.longest_window.as_secs_f64(),
+                        "no_event_early": k.no_event[0],
+                        "no_event_late": k.no_event[1],
                     }),
                 )
             })
@@ -775,8 +782,8 @@ impl Outcome {
         );
         for k in &self.kinds {
             println!(
-                "          {:<22} made {:>3} (could not {}), warnings at most {} per fault",
-                k.kind, k.made, k.failed, k.max_lines
+                "          {:<22} made {:>3} (could not {}), warnings at most {} per fault, plans without an event early {} late {}",
+                k.kind, k.made, k.failed, k.max_lines, k.no_event[0], k.no_event[1]
             );
         }
     }
