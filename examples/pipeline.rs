@@ -434,16 +434,21 @@ pub fn run_with(
     };
     if let (Some(chaos), Some(record)) = (chaos.as_mut(), &record) {
         // Per kind of fault, the plans left without an event: early, those
-        // observed during it (or its recovery); late, those whose deadline
-        // fell then.
+        // observed during it (or its recovery, until the next fault); late,
+        // those whose deadline fell then.
         let mut has_event = vec![[false; 2]; options.plans];
         for e in &events {
             if let Some(i) = index(e).filter(|i| *i < options.plans) {
                 has_event[i][usize::from(e.obs_point == "publish_plan_post")] = true;
             }
         }
-        for fault in &record.faults {
-            let during = |at: Instant| fault.start <= at && at <= fault.recovered();
+        for (n, fault) in record.faults.iter().enumerate() {
+            // Until it has recovered, or the next fault starts.
+            let until = match record.faults.get(n + 1) {
+                Some(next) => fault.recovered().min(next.start),
+                None => fault.recovered(),
+            };
+            let during = |at: Instant| fault.start <= at && at <= until;
             let missing = |p: usize| {
                 (0..options.plans)
                     .filter(|&i| !has_event[i][p] && during(deadlines[i][p]))

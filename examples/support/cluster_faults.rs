@@ -175,6 +175,36 @@ fn whole(cluster: &Cluster, not: &[usize]) -> bool {
         })
 }
 
+/// What each node (but `not`) says of the cluster: its state and the
+/// slots its masters serve, for a fault that did not heal.
+fn states(cluster: &Cluster, not: &[usize]) -> String {
+    (0..cluster.nodes.len())
+        .filter(|i| !not.contains(i))
+        .map(|i| {
+            let state: redis::RedisResult<String> = connect(cluster, i)
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c));
+            let state = state.map_or_else(
+                |e| e.to_string(),
+                |s| {
+                    s.lines()
+                        .find(|l| l.starts_with("cluster_state"))
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                },
+            );
+            let served = view_from(cluster, i).map_or(0, |v| {
+                v.iter()
+                    .filter(|n| n.master && !n.failed)
+                    .map(NodeView::slot_count)
+                    .sum::<u32>()
+            });
+            format!("node {i}: {state}, {served} slots served")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Node `index` is a replica whose link to its master is up.
 fn replica_in_sync(cluster: &Cluster, index: usize) -> bool {
     let info: redis::RedisResult<String> = connect(cluster, index)
@@ -223,7 +253,8 @@ pub fn make(
             let healed = wait_for("the paused master back as a replica", || {
                 replica_in_sync(cluster, victim)
             })
-            .and_then(|()| wait_for("every slot served", || whole(cluster, &[])));
+            .and_then(|()| wait_for("every slot served", || whole(cluster, &[])))
+            .map_err(|e| refused(format!("{e}: {}", states(cluster, &[]))));
             doubts.push((from, Instant::now()));
             healed
         }

@@ -655,17 +655,17 @@ impl RedisClusterStore {
             if self.push.is_some() {
                 self.lost = true;
             }
-            // A node asked for the map may not know of the move yet (a
-            // reshard tells the nodes one by one): the next read asks
-            // another.
+            // Each key is asked of the node its `MOVED` names (the node
+            // that answered knows; a map read from another may not yet, as
+            // a reshard tells the nodes one by one), hop by hop.
+            self.slots = None;
             let (mut left, mut again) = (moved, None);
             for _ in 0..MOVED_ROUNDS {
                 if left.is_empty() {
                     break;
                 }
-                self.slots = None;
                 again = None;
-                left = self.look_on_masters(keys, &left, register, &mut found, &mut again)?;
+                left = self.look_moved(keys, &left, register, &mut found, &mut again)?;
             }
             if let Some(e) = again.or_else(|| {
                 (!left.is_empty()).then(|| {
@@ -689,8 +689,8 @@ impl RedisClusterStore {
 
     /// Looks at `keys[i]` for each `i` in `which`, grouped by master with
     /// the slot map; fills `found`, keeps the first error in `failed`, and
-    /// returns the keys a master said `MOVED` of (a whole chunk when a
-    /// script said a key is not local). `ASK` is followed here.
+    /// returns the keys a master said `MOVED` of, with the node it named.
+    /// `ASK` is followed here.
     fn look_on_masters(
         &mut self,
         keys: &[&str],
@@ -698,7 +698,7 @@ impl RedisClusterStore {
         register: bool,
         found: &mut [Option<bool>],
         failed: &mut Option<StoreError>,
-    ) -> Result<Vec<usize>, StoreError> {
+    ) -> Result<Vec<Moved>, StoreError> {
         let map = self.slot_map()?;
         let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); map.nodes()];
         for &i in which {
@@ -716,60 +716,109 @@ impl RedisClusterStore {
         }
         let mut moved = Vec::new();
         for (node, indexes) in by_node.iter().enumerate() {
-            for chunk in indexes.chunks(EXISTS_CHUNK) {
-                let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
-                let answer = self
-                    .exists_on(map.node(node), &chunk_keys, register)
-                    .and_then(|part| {
-                        if part.len() == chunk.len() {
-                            Ok(part)
-                        } else {
-                            let why = format!(
-                                "{}: exists answered {} for {} keys",
-                                self.link.address(),
-                                part.len(),
-                                chunk.len()
-                            );
-                            Err(StoreError::new(StoreErrorKind::Protocol, why))
-                        }
-                    });
+            let look = Look {
+                keys,
+                register,
+                node: map.node(node),
+            };
+            self.look_on(&look, indexes, found, failed, &mut moved);
+        }
+        Ok(moved)
+    }
+
+    /// Looks again at the keys a master said `MOVED` of: on the node each
+    /// redirect named, or, without one, on its master in the map read
+    /// again. Returns the keys moved once more.
+    fn look_moved(
+        &mut self,
+        keys: &[&str],
+        moved: &[Moved],
+        register: bool,
+        found: &mut [Option<bool>],
+        failed: &mut Option<StoreError>,
+    ) -> Result<Vec<Moved>, StoreError> {
+        let mut by_node: Vec<((String, u16), Vec<usize>)> = Vec::new();
+        let mut unnamed = Vec::new();
+        for (i, to) in moved {
+            match to {
+                Some(to) => match by_node.iter_mut().find(|(n, _)| n == to) {
+                    Some((_, list)) => list.push(*i),
+                    None => by_node.push((to.clone(), vec![*i])),
+                },
+                None => unnamed.push(*i),
+            }
+        }
+        let mut again = match unnamed.is_empty() {
+            true => Vec::new(),
+            false => self.look_on_masters(keys, &unnamed, register, found, failed)?,
+        };
+        for (node, indexes) in &by_node {
+            let look = Look {
+                keys,
+                register,
+                node,
+            };
+            self.look_on(&look, indexes, found, failed, &mut again);
+        }
+        Ok(again)
+    }
+
+    /// Looks at `look.keys[i]` for each `i` in `indexes` on `look.node`,
+    /// 1,024 keys a call: fills `found`, keeps the first error in
+    /// `failed`, adds the keys it says `MOVED` of to `moved`, and follows
+    /// an `ASK` at once.
+    fn look_on(
+        &mut self,
+        look: &Look<'_>,
+        indexes: &[usize],
+        found: &mut [Option<bool>],
+        failed: &mut Option<StoreError>,
+        moved: &mut Vec<Moved>,
+    ) {
+        for chunk in indexes.chunks(EXISTS_CHUNK) {
+            let chunk_keys: Vec<&str> = chunk.iter().map(|&i| look.keys[i]).collect();
+            let answer = self
+                .exists_on(look.node, &chunk_keys, look.register)
+                .and_then(|part| {
+                    if part.len() == chunk.len() {
+                        Ok(part)
+                    } else {
+                        let why = format!(
+                            "{}: exists answered {} for {} keys",
+                            self.link.address(),
+                            part.len(),
+                            chunk.len()
+                        );
+                        Err(StoreError::new(StoreErrorKind::Protocol, why))
+                    }
+                });
+            let part = match answer {
+                Ok(part) => part,
+                // The first error is the cause; later ones may be its echo.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
+            for (&i, answer) in chunk.iter().zip(part) {
                 match answer {
-                    Ok(part) => {
-                        for (&i, answer) in chunk.iter().zip(part) {
-                            match answer {
-                                Ok(exists) => found[i] = Some(exists),
-                                Err(e) => match redirect(&e) {
-                                    Some(Redirect::Moved) => moved.push(i),
-                                    Some(Redirect::Ask(to)) => {
-                                        match self.exists_asking(&to, keys[i]) {
-                                            Ok(exists) => found[i] = Some(exists),
-                                            Err(e) => {
-                                                failed.get_or_insert(e);
-                                            }
-                                        }
-                                    }
-                                    None => {
-                                        let at = map.node(node);
-                                        let address = format!("{}:{}", at.0, at.1);
-                                        let e = super::link::store_error(&address, &e);
-                                        failed.get_or_insert(e);
-                                    }
-                                },
+                    Ok(exists) => found[i] = Some(exists),
+                    Err(e) => match redirect(&e) {
+                        Some(Redirect::Moved(to)) => moved.push((i, to)),
+                        Some(Redirect::Ask(to)) => match self.exists_asking(&to, look.keys[i]) {
+                            Ok(exists) => found[i] = Some(exists),
+                            Err(e) => {
+                                failed.get_or_insert(e);
                             }
+                        },
+                        None => {
+                            let address = format!("{}:{}", look.node.0, look.node.1);
+                            failed.get_or_insert(super::link::store_error(&address, &e));
                         }
-                    }
-                    // The script's keys are arguments: a key whose slot
-                    // left the node fails the call with "non local key".
-                    Err(e) if moved_away(&e) => moved.extend_from_slice(chunk),
-                    // The first error is the cause; later ones may be its
-                    // echo (the cluster connection backing off).
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
+                    },
                 }
             }
         }
-        Ok(moved)
     }
 
     /// `ASKING` then `EXISTS key` on `to`, the node importing the key's
@@ -800,36 +849,43 @@ impl RedisClusterStore {
     }
 }
 
-/// How many times one look reads the slot map again for keys a master
-/// said had moved.
+/// How many `MOVED` redirects one look follows for a key (a slot may move
+/// again while it is followed).
 const MOVED_ROUNDS: usize = 3;
 
+/// A key a master said `MOVED` of (its index in the look), and the node
+/// the redirect named, if it could be read.
+type Moved = (usize, Option<(String, u16)>);
+
+/// One look's keys on one node.
+struct Look<'a> {
+    keys: &'a [&'a str],
+    register: bool,
+    node: &'a (String, u16),
+}
+
 /// Where a key's error sends the look.
+#[derive(Debug)]
 enum Redirect {
-    /// The slot has a new master: read the map again.
-    Moved,
+    /// The slot has a new master, this one (if named).
+    Moved(Option<(String, u16)>),
     /// The slot is being imported by this node: ask it, once.
     Ask((String, u16)),
 }
 
 fn redirect(e: &redis::RedisError) -> Option<Redirect> {
+    // redis-rs gives `(address, slot)`: the address is `host:port` (an
+    // IPv6 host keeps its colons, the port follows the last one).
+    let node = || {
+        let (address, _slot) = e.redirect_node()?;
+        let (host, port) = address.rsplit_once(':')?;
+        Some((host.to_owned(), port.parse().ok()?))
+    };
     match e.code()? {
-        "MOVED" => Some(Redirect::Moved),
-        // redis-rs gives `(address, slot)`: the address is `host:port`
-        // (an IPv6 host keeps its colons, the port follows the last one).
-        "ASK" => {
-            let (address, _slot) = e.redirect_node()?;
-            let (host, port) = address.rsplit_once(':')?;
-            Some(Redirect::Ask((host.to_owned(), port.parse().ok()?)))
-        }
+        "MOVED" => Some(Redirect::Moved(node())),
+        "ASK" => node().map(Redirect::Ask),
         _ => None,
     }
-}
-
-/// Whether a node refused a look because a key's slot is not its own.
-fn moved_away(e: &StoreError) -> bool {
-    let m = e.message();
-    m.contains("non local key") || m.contains("MOVED") || m.contains("Moved")
 }
 
 impl Store for RedisClusterStore {
@@ -1058,7 +1114,7 @@ mod tests {
         assert!(matches!(&ask, Some(Redirect::Ask((host, 7000))) if host == "::1"));
         assert!(matches!(
             redirect(&error(b"-MOVED 7933 127.0.0.1:22292\r\n")),
-            Some(Redirect::Moved)
+            Some(Redirect::Moved(Some((_, 22292))))
         ));
         assert!(redirect(&error(b"-ERR other\r\n")).is_none());
     }
