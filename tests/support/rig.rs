@@ -68,6 +68,24 @@ impl Rig {
         // A panic injected by a test must not poison the rig.
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits until `done` holds; false if `timeout` passed first.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&Control) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut c = self.lock();
+        while !done(&c) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = self
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
 }
 
 impl RiggedStore {
@@ -111,21 +129,8 @@ impl RiggedStore {
     /// Waits until `n` `op` calls have returned; false if `timeout` passed
     /// first.
     pub fn wait_answered(&self, op: Op, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut c = self.rig.lock();
-        while c.answered[op as usize] < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            c = self
-                .rig
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
+        self.rig
+            .wait_until(timeout, |c| c.answered[op as usize] >= n)
     }
 
     /// Counts an `op` call as returned.
@@ -239,21 +244,8 @@ impl Gate {
     /// Waits until `n` calls have arrived at the gate since it was closed;
     /// false if `timeout` passed first.
     pub fn wait_arrivals(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut c = self.rig.lock();
-        while c.arrivals[self.op as usize] - self.base < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            c = self
-                .rig
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
+        let (op, base) = (self.op as usize, self.base);
+        self.rig.wait_until(timeout, |c| c.arrivals[op] - base >= n)
     }
 
     /// Lets `n` more calls through; the gate stays closed behind them.
