@@ -689,16 +689,18 @@ impl Core {
         }
     }
 
-    /// How long before its deadline a job's last look is made. Polling,
-    /// two spacings: looks a spacing apart then come at least a spacing
-    /// before each deadline, so that the answer comes before it (a key
-    /// found later may have been written after it). Pushing, none: a
-    /// message brings a look in time, and the deadline look only confirms
-    /// that no key came.
+    /// How long before its deadline a job's last look is made. In poll
+    /// mode, two spacings: looks a spacing apart then come at least a
+    /// spacing before each deadline, so that the answer comes before it (a
+    /// key found later may have been written after it), and a miss says
+    /// so in its `wait_ms`. In push mode, none, also while it polls for
+    /// want of a subscription: a key written up to the deadline is owed a
+    /// find there, and the deadline look decides (a key it finds after the
+    /// deadline fails the observation).
     fn lead(&self) -> Duration {
-        match self.push {
-            Push::On => Duration::ZERO,
-            _ => 2 * self.spacing,
+        match self.config.detect() {
+            Detect::Poll => 2 * self.spacing,
+            _ => Duration::ZERO,
         }
     }
 
