@@ -139,7 +139,9 @@ fn a_deadline_look_failing_for_the_whole_retry_window_ends_as_failed() {
     let observer = LateObserver::start(config, store.clone()).unwrap();
     let start = Instant::now();
     observer.observe_late("dark", "S").unwrap();
-    let stats = wait_stats(&observer, "the job fails", |s| s.failed == 1);
+    let stats = wait_stats(&observer, "the job fails", |s| {
+        s.failed == 1 && s.in_flight == 0
+    });
     // Its deadline look was tried again until the retry window ran out.
     assert!(start.elapsed() >= ms(150), "{:?}", start.elapsed());
     assert!(stats.store_errors >= 2);
