@@ -108,14 +108,13 @@ fn a_master_killed_mid_run_fails_jobs_fast_and_everything_is_counted() {
 
     cluster.nodes[victim].kill();
     let killed_at = Instant::now();
-    let mut slowest = Duration::ZERO;
     let mut i = 0;
     // Keep observing through the failure and the cluster going down
-    // (cluster-node-timeout 2 s): calls stay fast, workers keep ticking.
+    // (cluster-node-timeout 2 s): every call is accepted, workers keep
+    // ticking. (That a call never waits for a worker is proven with gates
+    // in tests/faults.rs; its cost is measured by the benchmark.)
     while killed_at.elapsed() < Duration::from_secs(4) {
-        let t = Instant::now();
         observer.observe_late(&format!("during-{i}"), "S").unwrap();
-        slowest = slowest.max(t.elapsed());
         i += 1;
         std::thread::sleep(ms(5));
     }
@@ -134,7 +133,6 @@ fn a_master_killed_mid_run_fails_jobs_fast_and_everything_is_counted() {
     );
     assert!(t.elapsed() < ms(1000));
     assert!(report.stats.is_balanced(), "{:?}", report.stats);
-    assert!(slowest < ms(10), "slowest observe call {slowest:?}");
     let _ = PATIENCE;
 }
 
