@@ -1,0 +1,132 @@
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use super::*;
+use crate::core::StopMode;
+use crate::front::{Front, OPEN};
+use crate::ledger::Mode;
+use crate::store::{Claim, Claimed};
+use crate::{Detect, MemoryStore, ObsPoint};
+
+/// A memory store that counts its waits for messages.
+#[derive(Clone, Default)]
+struct Counting(MemoryStore, Arc<AtomicU64>);
+
+impl Store for Counting {
+    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+        self.0.exists(keys)
+    }
+    fn claim_and_append(
+        &mut self,
+        stream: &StreamSpec,
+        claims: &[Claim<'_>],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.0.claim_and_append(stream, claims)
+    }
+    fn subscribe(&mut self) -> Result<bool, StoreError> {
+        self.0.subscribe()
+    }
+    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
+        self.0.watch(keys)
+    }
+    fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        self.1.fetch_add(1, Relaxed);
+        self.0.changes(timeout)
+    }
+}
+
+impl Connector for Counting {
+    type Store = Counting;
+    fn connect(&self, _worker: usize) -> Counting {
+        Counting(self.0.clone(), Arc::clone(&self.1))
+    }
+    fn describe(&self) -> String {
+        "counting".into()
+    }
+}
+
+/// One worker's context on `store`, and the sender of its queue.
+fn context(config: &Config, store: &Counting) -> (Arc<Context<Counting>>, Sender<Job>) {
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let mode = Mode {
+        late: true,
+        workers: true,
+        config_error: false,
+    };
+    let shared = Arc::new(Shared {
+        ledger: Ledger::new(config, Some(rx.clone()), mode),
+        front: Front {
+            tx: None,
+            max_wait: config.max_wait(),
+            late: true,
+            late_config_error: false,
+            door: AtomicU8::new(OPEN),
+            accepted: AtomicU64::new(0),
+        },
+    });
+    let ctx = Context {
+        connector: store.clone(),
+        jobs: rx,
+        shared,
+        stop: Arc::new(StopSignal::new()),
+        config: config.clone(),
+        owner_prefix: "t".into(),
+        stream: StreamSpec {
+            name: config.stream().into(),
+            maxlen: 100,
+            dedupe_ttl: Duration::from_secs(60),
+        },
+    };
+    (Arc::new(ctx), tx)
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_draining_worker_goes_on_reading_messages() {
+    let config = Config::builder()
+        .detect(Detect::Push)
+        .max_wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let store = Counting::default();
+    let (ctx, tx) = context(&config, &store);
+    let thread = {
+        let ctx = Arc::clone(&ctx);
+        std::thread::spawn(move || run(0, &ctx))
+    };
+    let at = Instant::now();
+    let job = Job::new(
+        ObsPoint::PUBLISH_PLAN_POST,
+        "p",
+        "S",
+        Duration::from_secs(5),
+        at,
+    );
+    tx.send(job).unwrap();
+    let stats = || ctx.shared.ledger.snapshot(1);
+    wait_for("the intake look", || stats().exists_calls == 1);
+    ctx.stop.ask(StopMode::Drain {
+        until: at + Duration::from_secs(8),
+    });
+    // Two more waits on the socket: the worker has seen the stop and
+    // still listens.
+    let waits = store.1.load(Relaxed);
+    wait_for("waits for messages after the stop", || {
+        store.1.load(Relaxed) >= waits + 2
+    });
+    store.0.insert_key(config.heat_key("p"));
+    thread.join().unwrap();
+    let events = store.0.entries(config.stream());
+    assert_eq!(events[0].field("decided_by"), Some("push"));
+    assert!(
+        at.elapsed() < Duration::from_secs(4),
+        "decided at the message"
+    );
+    assert_eq!(stats().exists_calls, 1, "no look but the intake one");
+}
