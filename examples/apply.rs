@@ -160,10 +160,11 @@ fn main() {
 
     // --- Stop: drain (default) or abandon, then report -----------------------
     let signalled_at = signals.first();
+    let timeout = observer.config().shutdown_timeout();
     let report = if args.flag("--stop-now") && signalled_at.is_some() {
-        observer.shutdown_now(observer.config().shutdown_timeout())
+        observer.shutdown_now(timeout)
     } else {
-        observer.shutdown(observer.config().shutdown_timeout())
+        observer.shutdown(timeout)
     };
     let drained_ms = signalled_at.map(|t| t.elapsed().as_millis() as u64);
     let _ = bridge.join();

@@ -27,7 +27,8 @@
 //! # let _ = (body, content_type);
 //!
 //! // On SIGTERM: stop taking plans, finish watching those held, write them.
-//! let report = observer.shutdown(observer.config().shutdown_timeout());
+//! let timeout = observer.config().shutdown_timeout(); // max wait + 500 ms
+//! let report = observer.shutdown(timeout);
 //! assert_eq!(report.abandoned(), 0);
 //! ```
 //!
@@ -144,7 +145,6 @@ mod pool;
 mod refusal;
 mod say;
 mod stats;
-mod stop;
 mod store;
 mod text;
 mod worker;

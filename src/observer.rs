@@ -9,22 +9,22 @@ mod fail_open;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::Level;
 
 use crate::config::{ENV_ENABLED, ENV_REDIS_URL};
-use crate::front::{CLOSED, Front, OPEN, STOPPED, Shared};
+use crate::core::StopMode;
+use crate::front::{OPEN, STOPPED, Shared};
 use crate::job::Job;
-use crate::ledger::{Ledger, Mode};
+use crate::ledger::Mode;
 use crate::metrics::{MetricFamily, MetricsFormat};
 use crate::pool::Pool;
 use crate::refusal::validate;
 use crate::say::say;
-use crate::stop::{StopMode, StopSignal};
 use crate::store::StreamSpec;
 use crate::worker::{self, Context};
 use crate::{Config, Connector, ObsPoint, Refused, Stats};
@@ -54,6 +54,9 @@ use crate::{Config, Connector, ObsPoint, Refused, Stats};
 #[must_use = "dropping the observer stops it at once"]
 pub struct LateObserver {
     handle: ObserverHandle,
+    /// The workers; `None` once stopped (a disabled observer has none, but
+    /// stops all the same: its door closes, its stats say stopped).
+    pool: Option<Pool>,
 }
 
 /// What threads other than the owner hold: observe, read stats and
@@ -62,30 +65,7 @@ pub struct LateObserver {
 /// counted) as [`Refused::ShutDown`].
 #[derive(Clone)]
 pub struct ObserverHandle {
-    /// What the observe call touches, reached in one step.
     shared: Arc<Shared>,
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    shared: Arc<Shared>,
-    config: Config,
-    stop: Arc<StopSignal>,
-    /// Kept so jobs still queued at shutdown can be counted as abandoned.
-    /// `None` when nothing runs.
-    rx: Option<Receiver<Job>>,
-    /// What a refusal for being off is: disabled or config error.
-    off: Refused,
-    life: Mutex<Life>,
-    stopped: Condvar,
-}
-
-enum Life {
-    /// Nothing runs (disabled, or a config error).
-    Idle,
-    Running(Pool),
-    Stopping,
-    Stopped(Box<ShutdownReport>),
 }
 
 /// What [`LateObserver::shutdown`] found.
@@ -173,44 +153,42 @@ impl LateObserver {
             workers: true,
             config_error: launch.late_off == Refused::ConfigError,
         };
-        let observer = Self::assemble(config, Some((tx, rx.clone())), mode, Some(launch.late_off));
-        let inner = &observer.handle.inner;
-        let c = &inner.config;
+        let mut observer = Self::assemble(config, Some((tx, rx.clone())), mode, launch.late_off);
+        let shared = Arc::clone(&observer.handle.shared);
+        let c = &shared.config;
         let ctx = Arc::new(Context {
             connector,
             jobs: rx,
-            shared: Arc::clone(&inner.shared),
-            stop: Arc::clone(&inner.stop),
+            shared: Arc::clone(&shared),
             owner_prefix: format!("{:016x}", random_id()),
             stream: StreamSpec {
                 name: c.stream().to_owned(),
                 maxlen: c.stream_maxlen(),
                 dedupe_ttl: c.dedupe_ttl(),
             },
-            config: c.clone(),
         });
         let mut pool = Pool::new();
-        for index in 0..c.workers() {
+        let spawned = (0..c.workers()).try_for_each(|index| {
             let ctx = Arc::clone(&ctx);
             // Counted before the spawn, so stats are right once start returns.
-            inner.shared.ledger.worker_started();
+            shared.ledger.worker_started();
             let name = format!("heat-observer-{index}");
-            let spawned = pool.spawn(name, c.worker_stack_size(), move || {
-                worker::run(index, &ctx);
-            });
-            if let Err(e) = spawned {
-                inner.shared.ledger.worker_stopped();
+            pool.spawn(name, c.worker_stack_size(), move || {
+                worker::run(index, &ctx)
+            })
+            .map_err(|e| {
+                shared.ledger.worker_stopped();
                 say!(
                     Level::Error,
                     "Late observer could not spawn worker {index}: {e}"
                 );
-                *inner.life() = Life::Running(pool);
-                drop(observer); // stops the workers already started
                 let why = format!("could not spawn worker thread heat-observer-{index}: {e}");
-                return Err(std::io::Error::new(e.kind(), why));
-            }
-        }
-        *inner.life() = Life::Running(pool);
+                std::io::Error::new(e.kind(), why)
+            })
+        });
+        observer.pool = Some(pool);
+        // Dropping the observer stops the workers already started.
+        spawned?;
         if launch.late {
             say!(
                 Level::Info,
@@ -248,40 +226,20 @@ impl LateObserver {
             workers: false,
             config_error: false,
         };
-        Self::assemble(config, None, mode, None)
+        Self::assemble(config, None, mode, Refused::Disabled)
     }
 
     fn assemble(
         config: Config,
         queue: Option<(Sender<Job>, Receiver<Job>)>,
         mode: Mode,
-        off: Option<Refused>,
+        off: Refused,
     ) -> LateObserver {
-        let (tx, rx) = queue.unzip();
-        let shared = Arc::new(Shared {
-            ledger: Ledger::new(&config, rx.clone(), mode),
-            front: Front {
-                tx,
-                max_wait: config.max_wait(),
-                late: mode.late,
-                late_config_error: mode.config_error,
-                door: AtomicU8::new(OPEN),
-                accepted: AtomicU64::new(0),
-            },
-        });
         LateObserver {
             handle: ObserverHandle {
-                shared: Arc::clone(&shared),
-                inner: Arc::new(Inner {
-                    shared,
-                    stop: Arc::new(StopSignal::new()),
-                    config,
-                    rx,
-                    off: off.unwrap_or(Refused::Disabled),
-                    life: Mutex::new(Life::Idle),
-                    stopped: Condvar::new(),
-                }),
+                shared: Arc::new(Shared::new(config, queue, mode, off)),
             },
+            pool: Some(Pool::new()),
         }
     }
 
@@ -299,15 +257,16 @@ impl LateObserver {
     /// The default timeout (`P28_LATE_OBS_SHUTDOWN_TIMEOUT_MS`, used on
     /// drop) is the max wait plus 500 ms, enough to abandon nothing.
     ///
-    /// Idempotent: later calls return the first call's report.
-    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        self.handle.inner.stop(timeout, true)
+    /// It consumes the observer: handles still around are refused from
+    /// now on ([`Refused::ShutDown`]).
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.stop(timeout, true)
     }
 
     /// Stops fast: what is watched is abandoned at once (counted); decided
     /// events get one last write. Returns within `timeout`.
-    pub fn shutdown_now(&self, timeout: Duration) -> ShutdownReport {
-        self.handle.inner.stop(timeout, false)
+    pub fn shutdown_now(mut self, timeout: Duration) -> ShutdownReport {
+        self.stop(timeout, false)
     }
 }
 
@@ -321,8 +280,9 @@ impl Deref for LateObserver {
 
 impl Drop for LateObserver {
     fn drop(&mut self) {
-        let inner = &self.handle.inner;
-        inner.stop(inner.config.shutdown_timeout(), true);
+        if self.pool.is_some() {
+            self.stop(self.handle.shared.config.shutdown_timeout(), true);
+        }
     }
 }
 
@@ -364,9 +324,9 @@ impl ObserverHandle {
         symbol: &str,
         wait: Duration,
     ) -> Result<(), Refused> {
-        let Shared { front, ledger } = &*self.shared;
+        let Shared { front, ledger, .. } = &*self.shared;
         let Some(tx) = &front.tx else {
-            return Err(ledger.refused(self.inner.off, plan_id));
+            return Err(ledger.refused(self.shared.off, plan_id));
         };
         if !front.late && !wait.is_zero() {
             let off = match front.late_config_error {
@@ -386,7 +346,7 @@ impl ObserverHandle {
             Ok(()) => {
                 front.accepted.fetch_add(1, Relaxed);
                 if front.door.load(SeqCst) == STOPPED {
-                    self.inner.abandon_queued();
+                    self.shared.abandon_queued();
                 }
                 Ok(())
             }
@@ -398,7 +358,7 @@ impl ObserverHandle {
 
     /// A snapshot of every counter and gauge.
     pub fn stats(&self) -> Stats {
-        self.inner.stats_now()
+        self.shared.stats()
     }
 
     /// Every metric with its samples, for a registry's collector (each
@@ -417,123 +377,52 @@ impl ObserverHandle {
 
     /// The configuration the observer runs with.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.shared.config
     }
 }
 
-impl Inner {
-    fn life(&self) -> MutexGuard<'_, Life> {
-        self.life.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn stop(&self, timeout: Duration, drain: bool) -> ShutdownReport {
+impl LateObserver {
+    fn stop(&mut self, timeout: Duration, drain: bool) -> ShutdownReport {
         let start = Instant::now();
+        let shared = &*self.handle.shared;
         // A timeout too large to add is as good as forever.
         let deadline = start.checked_add(timeout);
-        let mut life = self.life();
-        let pool = match std::mem::replace(&mut *life, Life::Stopping) {
-            Life::Running(pool) => Some(pool),
-            Life::Idle => None,
-            Life::Stopped(report) => {
-                *life = Life::Stopped(report.clone());
-                return *report;
-            }
-            Life::Stopping => {
-                *life = Life::Stopping;
-                return self.await_other_stop(life, start, deadline);
-            }
-        };
-        drop(life);
-
-        self.shared.front.door.store(CLOSED, SeqCst);
-        let before = self.stats_now();
+        let before = shared.stats();
         let mode = match deadline {
+            // The part of a drain's timeout kept for the last write: two
+            // store timeouts, at most half the timeout.
             Some(deadline) if drain => StopMode::Drain {
-                until: deadline - self.write_reserve(timeout),
+                until: deadline
+                    - (shared.config.redis_timeout() * 2 + Duration::from_millis(20))
+                        .min(timeout / 2),
             },
             None if drain => StopMode::Drain {
-                until: start + self.config.max_wait() + Duration::from_secs(3600),
+                until: start + shared.config.max_wait() + Duration::from_secs(3600),
             },
             _ => StopMode::Now,
         };
-        self.stop.ask(mode);
-        let workers = pool.map_or((0, 0), |mut pool| pool.join(deadline));
-        self.shared.front.door.store(STOPPED, SeqCst);
-        self.abandon_queued();
-        self.shared
-            .ledger
-            .stop(Instant::now(), self.shared.accepted());
-        let mut report = self.report(start, before.queued + before.in_flight, workers);
-        report.written = (report.stats.found + report.stats.not_found)
-            .saturating_sub(before.found + before.not_found);
-        if self.shared.front.tx.is_some() {
-            log_summary(&report);
-        }
-        *self.life() = Life::Stopped(Box::new(report.clone()));
-        self.stopped.notify_all();
-        report
-    }
-
-    /// Counts what is left in the queue, with no worker to take it, as
-    /// abandoned. Each job is received once, by whoever calls this first.
-    fn abandon_queued(&self) {
-        if let Some(rx) = &self.rx {
-            let left = rx.try_iter().count() as u64;
-            self.shared.ledger.abandoned_in_queue(left);
-        }
-    }
-
-    /// The part of a drain's timeout kept for the last write: two store
-    /// timeouts, at most half the timeout.
-    fn write_reserve(&self, timeout: Duration) -> Duration {
-        (self.config.redis_timeout() * 2 + Duration::from_millis(20)).min(timeout / 2)
-    }
-
-    fn stats_now(&self) -> Stats {
-        self.shared.stats()
-    }
-
-    /// Another thread is stopping the pool: wait for its report, within
-    /// our own deadline.
-    fn await_other_stop(
-        &self,
-        mut life: MutexGuard<'_, Life>,
-        start: Instant,
-        deadline: Option<Instant>,
-    ) -> ShutdownReport {
-        loop {
-            if let Life::Stopped(report) = &*life {
-                return (**report).clone();
-            }
-            let left = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(3600),
-            };
-            if left.is_zero() {
-                return self.report(start, 0, (0, 0));
-            }
-            life = self
-                .stopped
-                .wait_timeout(life, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    fn report(
-        &self,
-        start: Instant,
-        held: u64,
-        (stopped, not_stopped): (usize, usize),
-    ) -> ShutdownReport {
-        ShutdownReport {
+        shared.close(mode);
+        let (stopped, not_stopped) = self
+            .pool
+            .take()
+            .map_or((0, 0), |mut pool| pool.join(deadline));
+        shared.front.door.store(STOPPED, SeqCst);
+        shared.abandon_queued();
+        shared.ledger.stop(Instant::now(), shared.accepted());
+        let stats = shared.stats();
+        let report = ShutdownReport {
             elapsed: start.elapsed(),
-            held_at_stop: held,
-            written: 0,
+            held_at_stop: before.queued + before.in_flight,
+            written: (stats.found + stats.not_found)
+                .saturating_sub(before.found + before.not_found),
             workers_stopped: stopped,
             workers_not_stopped: not_stopped,
-            stats: self.stats_now(),
+            stats,
+        };
+        if shared.front.tx.is_some() {
+            log_summary(&report);
         }
+        report
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Pool`]: the worker threads, and a bounded wait for their end. It knows
 //! its threads and a deadline, nothing else: how they are asked to stop is
-//! the [`StopSignal`](crate::stop::StopSignal)'s business.
+//! the [`Shared`](crate::front::Shared) door's business.
 
 use std::io;
 use std::thread::{self, JoinHandle};

@@ -19,17 +19,14 @@ use crate::core::{Action, CallError, Core, INTAKE_EVERY, Now, WaitOn, millis};
 use crate::front::Shared;
 use crate::job::Job;
 use crate::ledger::Ledger;
-use crate::stop::StopSignal;
 use crate::store::{Answers, Changes, Connector, Store, StreamSpec};
-use crate::{Config, StoreError, StoreErrorKind};
+use crate::{StoreError, StoreErrorKind};
 
 /// What every worker of one observer shares and never changes.
 pub(crate) struct Context<C> {
     pub(crate) connector: C,
     pub(crate) jobs: Receiver<Job>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) stop: Arc<StopSignal>,
-    pub(crate) config: Config,
     /// Makes owner tokens unique to this observer (see `Claim::owner`).
     pub(crate) owner_prefix: String,
     pub(crate) stream: StreamSpec,
@@ -51,14 +48,14 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
         );
         return;
     };
-    let mut core = Core::new(&ctx.config, index, &ctx.owner_prefix, Instant::now());
+    let mut core = Core::new(&ctx.shared.config, index, &ctx.owner_prefix, Instant::now());
     let mut stopping = false;
     // The ledger's warnings and facade are looked at this often, not at
     // each of the (many, when pushing) wake-ups.
     let mut ledger_tick = Instant::now();
     loop {
         let now = Instant::now();
-        if !stopping && let Some(mode) = ctx.stop.asked() {
+        if !stopping && let Some(mode) = ctx.shared.stop_asked() {
             core.handle_stop(mode);
             stopping = true;
         }
@@ -93,7 +90,7 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
             }
             Action::Wait { until, on } => {
                 // Once the stop is seen, it no longer cuts waits short.
-                let stop = (!stopping).then(|| ctx.stop.woken());
+                let stop = (!stopping).then(|| ctx.shared.woken());
                 wait(ctx, index, &mut store, &mut core, until, on, stop);
                 let now = Instant::now();
                 if now >= ledger_tick {
@@ -140,7 +137,7 @@ fn wait<C: Connector>(
         }
         WaitOn::Push => loop {
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || (stop.is_some() && ctx.stop.asked().is_some()) {
+            if left.is_zero() || (stop.is_some() && ctx.shared.stop_asked().is_some()) {
                 return;
             }
             // In slices, so that a stop and new jobs are seen within 10 ms.

@@ -79,6 +79,7 @@ fn shutdown_returns_within_its_bound_while_the_store_hangs() {
     }
     assert!(gate.wait_arrivals(1, PATIENCE));
     let start = Instant::now();
+    let handle = observer.handle();
     let report = observer.shutdown(ms(100));
     let took = start.elapsed();
     assert!(took >= ms(100), "it waited for the workers: {took:?}");
@@ -87,7 +88,7 @@ fn shutdown_returns_within_its_bound_while_the_store_hangs() {
     assert!(!report.is_complete());
     // The hung call returns later; its jobs are counted, nothing is lost.
     drop(gate);
-    let stats = wait_stats(&observer, "the detached worker ends", |s| s.workers == 0);
+    let stats = wait_stats(&handle, "the detached worker ends", |s| s.workers == 0);
     assert!(stats.is_balanced(), "{stats:?}");
     assert_eq!(stats.accepted, 5);
     assert_eq!(stats.in_flight + stats.queued, 0);
@@ -104,13 +105,14 @@ fn jobs_still_queued_at_shutdown_are_counted_as_abandoned_at_once() {
     for i in 0..3 {
         observer.observe_late(&format!("queued-{i}"), "S").unwrap();
     }
+    let handle = observer.handle();
     let report = observer.shutdown_now(ms(20));
     assert_eq!(report.workers_not_stopped, 1);
     assert_eq!(report.stats.queued, 0);
     assert_eq!(report.abandoned(), 3, "{report:?}");
     assert_eq!(report.stats.in_flight, 1, "held by the stuck worker");
     drop(gate);
-    let stats = wait_stats(&observer, "the held job ends", |s| {
+    let stats = wait_stats(&handle, "the held job ends", |s| {
         s.in_flight == 0 && s.workers == 0
     });
     assert!(stats.is_balanced(), "{stats:?}");

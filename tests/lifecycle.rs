@@ -34,6 +34,7 @@ fn shutdown_drains_what_is_watched_and_abandons_nothing() {
         })
     };
     let start = Instant::now();
+    let handle = observer.handle();
     let report = observer.shutdown(PATIENCE);
     writer.join().unwrap();
     assert!(report.is_complete());
@@ -46,7 +47,7 @@ fn shutdown_drains_what_is_watched_and_abandons_nothing() {
     assert!(took >= ms(250) && took < PATIENCE / 2, "{took:?}");
     assert_eq!(events(&store).len(), 2);
     // Calls after the stop are refused and counted.
-    assert_eq!(observer.observe_late("late", "S"), Err(Refused::ShutDown));
+    assert_eq!(handle.observe_late("late", "S"), Err(Refused::ShutDown));
 }
 
 #[test]

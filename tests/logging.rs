@@ -229,7 +229,6 @@ fn shutdown_logs_one_summary_and_jobs_log_nothing_above_debug() {
     }
     wait_stats(&observer, "all found", |s| s.found == 100);
     observer.shutdown(PATIENCE);
-    drop(observer);
     let all: Vec<String> = lines(Level::Info).into_iter().map(|(_, _, m)| m).collect();
     assert_eq!(all.len(), 3, "{all:?}");
     assert!(all[0].starts_with("P2.8A.3 Late Observer: True"));

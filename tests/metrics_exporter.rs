@@ -12,7 +12,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use heat_observer::{Config, LateObserver, MemoryStore, MetricsFormat, WaitHistogram};
+use heat_observer::{
+    Config, LateObserver, MemoryStore, MetricsFormat, ObserverHandle, WaitHistogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use support::{PATIENCE, ms, promtool, wait_stats, wait_until};
 
@@ -78,7 +80,7 @@ fn install() -> PrometheusHandle {
 
 /// Waits until the exporter's scrape and the observers' own rendering hold
 /// the same series and values, and returns the scrape.
-fn matches(handle: &PrometheusHandle, observers: &[&LateObserver], what: &str) -> String {
+fn matches(handle: &PrometheusHandle, observers: &[ObserverHandle], what: &str) -> String {
     let mut last = Vec::new();
     let mut scrape = String::new();
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -146,7 +148,7 @@ fn the_exporters_scrape_is_the_crates_own_rendering() {
     let _ = disabled.observe_late("p", "S");
     let _ = disabled.observe_late("q", "S");
 
-    let all = [&run, &rollback, &broken, &disabled];
+    let all = [&run, &rollback, &broken, &disabled].map(|o| o.handle());
     let scrape = matches(&handle, &all, "the running observers");
     for line in [
         "p28_config_error{observer=\"broken\"} 1",

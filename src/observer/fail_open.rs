@@ -181,7 +181,7 @@ impl LateObserver {
         };
         let named = name.and_then(|n| Config::disabled().to_builder().name(n).build().ok());
         let config = named.unwrap_or_else(Config::disabled);
-        Self::assemble(config, None, mode, Some(Refused::ConfigError))
+        Self::assemble(config, None, mode, Refused::ConfigError)
     }
 }
 

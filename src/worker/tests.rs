@@ -1,8 +1,8 @@
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::*;
+use crate::config::Config;
 use crate::core::StopMode;
-use crate::front::{Front, OPEN};
 use crate::ledger::Mode;
 use crate::store::{Claim, Claimed};
 use crate::{Detect, MemoryStore, ObsPoint};
@@ -52,23 +52,16 @@ fn context(config: &Config, store: &Counting) -> (Arc<Context<Counting>>, Sender
         workers: true,
         config_error: false,
     };
-    let shared = Arc::new(Shared {
-        ledger: Ledger::new(config, Some(rx.clone()), mode),
-        front: Front {
-            tx: None,
-            max_wait: config.max_wait(),
-            late: true,
-            late_config_error: false,
-            door: AtomicU8::new(OPEN),
-            accepted: AtomicU64::new(0),
-        },
-    });
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        None,
+        mode,
+        crate::Refused::Disabled,
+    ));
     let ctx = Context {
         connector: store.clone(),
         jobs: rx,
         shared,
-        stop: Arc::new(StopSignal::new()),
-        config: config.clone(),
         owner_prefix: "t".into(),
         stream: StreamSpec {
             name: config.stream().into(),
@@ -111,7 +104,7 @@ fn a_draining_worker_goes_on_reading_messages() {
     tx.send(job).unwrap();
     let stats = || ctx.shared.ledger.snapshot(1);
     wait_for("the intake look", || stats().exists_calls == 1);
-    ctx.stop.ask(StopMode::Drain {
+    ctx.shared.close(StopMode::Drain {
         until: at + Duration::from_secs(8),
     });
     // Two more waits on the socket: the worker has seen the stop and

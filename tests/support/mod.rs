@@ -9,7 +9,7 @@ pub mod server;
 
 use std::time::{Duration, Instant};
 
-use heat_observer::{LateObserver, MemoryStore, Stats, StreamEntry};
+use heat_observer::{MemoryStore, ObserverHandle, Stats, StreamEntry};
 
 /// Generous bound for conditions that normally hold within milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -30,7 +30,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Waits until the observer's stats satisfy `cond` and returns them.
 pub fn wait_stats(
-    observer: &LateObserver,
+    observer: &ObserverHandle,
     what: &str,
     mut cond: impl FnMut(&Stats) -> bool,
 ) -> Stats {
