@@ -507,33 +507,21 @@ impl Core {
         }
     }
 
-    /// Redis said these watched keys were written (or, when not `proof`,
-    /// invalidated: written, deleted, expired, or dropped from the server's
-    /// tracking table, so a look must confirm).
-    pub(crate) fn handle_pushed(&mut self, keys: &[String], proof: bool, now: Now) {
-        let mut hits: Vec<usize> = Vec::new();
+    /// Redis said these watched keys were invalidated: written, deleted,
+    /// expired, or dropped from the server's tracking table; a look must
+    /// confirm, and decides as of its answer.
+    pub(crate) fn handle_pushed(&mut self, keys: &[String], now: Now) {
         for key in keys {
-            for &i in self.watch.find(key) {
-                let w = self.watch.get(i);
-                // Only while watched: not an early look (its own look
-                // decides it), not a job past its deadline.
-                if w.job.wait_ms() > 0 && !w.retrying && w.job.deadline() > now.at {
-                    hits.push(i);
-                }
-            }
-        }
-        if proof {
-            hits.sort_unstable();
-            hits.dedup();
-            for i in hits {
-                let watch = self.watch.take(i);
-                self.decide(watch, true, now.at, now, Detect::Push);
-            }
-        } else {
+            let at = now.at;
+            let hits: Vec<usize> = self.watch.find(key).to_vec();
             for i in hits {
                 let w = self.watch.get_mut(i);
-                w.pushed_at.get_or_insert(now.at);
-                self.watch.mark(i, Mark::Check);
+                // Only while watched: not an early look (its own look
+                // decides it), not a job past its deadline.
+                if w.job.wait_ms() > 0 && !w.retrying && w.job.deadline() > at {
+                    w.pushed_at.get_or_insert(at);
+                    self.watch.mark(i, Mark::Check);
+                }
             }
         }
     }

@@ -100,7 +100,7 @@ stats! {
         /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
         /// `Auth`, `Permission` and `Database` are operators' errors.
         pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
-        /// [`Store::exists`](crate::Store::exists) calls (round trips).
+        /// [`Store::look`](crate::Store::look) calls (round trips).
         pub exists_calls: u64,
         /// [`Store::claim_and_append`](crate::Store::claim_and_append) calls.
         pub append_calls: u64,

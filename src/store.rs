@@ -21,39 +21,18 @@ use crate::Event;
 /// the worker, its jobs are counted as panicked, and the store is replaced
 /// with a fresh one from the [`Connector`].
 pub trait Store: Send {
-    /// Whether each key exists, in the order given; the result has exactly
-    /// `keys.len()` entries.
+    /// Whether each key exists, in the order given, one answer per key.
+    /// A store whose keys live on several nodes (a cluster) answers the
+    /// keys whose node answered and leaves the others `None`, with the
+    /// error that kept them from it. With `watch` (push detection, after
+    /// [`Store::subscribe`] said yes), it also registers interest in each
+    /// key (also in one that does not exist), so that its next change is
+    /// told through [`Store::changes`], once.
     ///
     /// # Errors
-    /// A [`StoreError`] when the answer could not be had; the worker keeps
-    /// the jobs and looks again at its next tick.
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError>;
-
-    /// Like [`Store::exists`], for a store whose keys live on several
-    /// nodes (a cluster): the keys whose node answered are answered, the
-    /// others are `None`, with the error that kept them from it. The
-    /// default answers all or nothing, through [`Store::exists`].
-    ///
-    /// # Errors
-    /// A [`StoreError`] when no key could be answered.
-    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        self.exists(keys).map(|found| Answers {
-            found: found.into_iter().map(Some).collect(),
-            failed: None,
-        })
-    }
-
-    /// Push detection: like [`Store::exists_each`], and after
-    /// [`Store::subscribe`] registers interest in each key looked at (also
-    /// in a key that does not exist), so that its next change is told
-    /// through [`Store::changes`], once. Plain looks register nothing. The
-    /// default is a plain look.
-    ///
-    /// # Errors
-    /// As [`Store::exists_each`].
-    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        self.exists_each(keys)
-    }
+    /// A [`StoreError`] when no key could be answered; the worker keeps the
+    /// jobs and looks again.
+    fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError>;
 
     /// For each claim, in order: set its dedupe key (only if absent, with the
     /// stream's TTL, holding the claim's owner token) and, if that won,
@@ -72,7 +51,7 @@ pub trait Store: Send {
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Push detection: asks to be told, through [`Store::changes`], when a
-    /// key this store looks at with [`Store::watch`] from now on is
+    /// key this store watches with [`Store::look`] from now on is
     /// written. One message comes per key, after which its interest is
     /// spent until it is watched again. `Ok(false)` (the default) when
     /// this store cannot push: the worker polls.
@@ -99,7 +78,7 @@ pub trait Store: Send {
     }
 }
 
-/// What [`Store::exists_each`] answered.
+/// What [`Store::look`] answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answers {
     /// Per key, in the order asked: whether it exists, or `None` when its
@@ -109,14 +88,33 @@ pub struct Answers {
     pub failed: Option<StoreError>,
 }
 
+impl Answers {
+    /// Every key answered.
+    pub fn all(found: Vec<bool>) -> Answers {
+        Answers {
+            found: found.into_iter().map(Some).collect(),
+            failed: None,
+        }
+    }
+
+    /// Whether each key exists, or the error if any key went unanswered.
+    ///
+    /// # Errors
+    /// The error that kept a key unanswered.
+    pub fn whole(self) -> Result<Vec<bool>, StoreError> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.found.into_iter().map(|f| f == Some(true)).collect()),
+        }
+    }
+}
+
 /// What [`Store::changes`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Changes {
     /// Nothing within the timeout.
     Quiet,
-    /// These keys were written: the store knows (a proof of each write).
-    Written(Vec<String>),
     /// These keys were invalidated: written, deleted or expired, or dropped
     /// from the server's tracking table when it was full. Not a proof of a
     /// write: the worker confirms with a look.

@@ -74,10 +74,7 @@ pub(crate) fn run<C: Connector>(index: usize, ctx: &Context<C>) {
             }
             Action::Look { watch } => {
                 let keys = core.look_keys();
-                let answer = guarded(&mut store, ctx, index, keys.len(), |s| match watch {
-                    true => s.watch(&keys),
-                    false => s.exists_each(&keys),
-                });
+                let answer = guarded(&mut store, ctx, index, keys.len(), |s| s.look(&keys, watch));
                 core.handle_looked(answer, clock());
             }
             Action::Write => {
@@ -173,8 +170,7 @@ fn take_changes<C: Connector>(
     });
     match answer.map(|mut c| c.remove(0)) {
         Ok(Changes::Quiet) => return false,
-        Ok(Changes::Written(keys)) => core.handle_pushed(&keys, true, clock()),
-        Ok(Changes::Invalidated(keys)) => core.handle_pushed(&keys, false, clock()),
+        Ok(Changes::Invalidated(keys)) => core.handle_pushed(&keys, clock()),
         Ok(Changes::Lost) => core.handle_lost(),
         Err(CallError::Store(e)) => core.handle_push_broken(e, Instant::now()),
         Err(CallError::Panicked) => core.handle_store_replaced(Instant::now()),

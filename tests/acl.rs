@@ -350,7 +350,7 @@ fn a_refused_call_names_the_missing_right_as_check_config_does() {
         let connector = RedisConnector::new(&url, &config).unwrap();
         let mut store = heat_observer::Connector::connect(&connector, 0);
         let error = if right.starts_with("+exists") {
-            heat_observer::Store::exists(&mut store, &[&config.heat_key("p")]).unwrap_err()
+            heat_observer::Store::look(&mut store, &[&config.heat_key("p")], false).unwrap_err()
         } else {
             let event =
                 heat_observer::Event::new("p", "S", heat_observer::ObsPoint::PUBLISH_PLAN_POST);

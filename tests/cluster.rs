@@ -13,8 +13,8 @@ mod pipeline;
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Config, ConfigBuilder, Connector, LateObserver, ObsPoint, RedisClusterConnector, Store,
-    StoreErrorKind,
+    Answers, Config, ConfigBuilder, Connector, LateObserver, ObsPoint, RedisClusterConnector,
+    Store, StoreErrorKind,
 };
 use redis::Commands;
 use support::cluster::Cluster;
@@ -209,12 +209,22 @@ fn a_frozen_master_costs_a_look_one_timeout_and_fails_only_its_own_keys() {
     let mut store = connector.connect(0);
     let keys: Vec<String> = (0..5000).map(|i| format!("frozen-{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    assert_eq!(store.exists(&keys).unwrap().len(), 5000);
+    assert_eq!(
+        store
+            .look(&keys, false)
+            .and_then(Answers::whole)
+            .unwrap()
+            .len(),
+        5000
+    );
     let held = keys.iter().filter(|k| cluster.node_of(k) == 1).count();
     assert!(held > 1000, "the frozen node holds {held} keys");
     cluster.nodes[1].stall();
     let t = Instant::now();
-    let err = store.exists(&keys).unwrap_err();
+    let err = store
+        .look(&keys, false)
+        .and_then(Answers::whole)
+        .unwrap_err();
     let took = t.elapsed();
     cluster.nodes[1].resume();
     assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
@@ -223,7 +233,7 @@ fn a_frozen_master_costs_a_look_one_timeout_and_fails_only_its_own_keys() {
     // Each master is looked at on its own connection: while one is frozen,
     // the others' keys are answered.
     cluster.nodes[1].stall();
-    let answers = store.exists_each(&keys);
+    let answers = store.look(&keys, false);
     cluster.nodes[1].resume();
     let answers = answers.unwrap();
     let answered = answers.found.iter().filter(|f| f.is_some()).count();
@@ -545,7 +555,7 @@ fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_ke
     first.extend(written.iter().cloned());
     fn look(store: &mut impl Store, keys: &[String]) -> heat_observer::Answers {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        store.watch(&keys).expect("answered")
+        store.look(&keys, true).expect("answered")
     }
     // The map is read and the tracked connection opened.
     let before = look(&mut store, &first);
@@ -599,10 +609,10 @@ fn a_slot_moved_under_a_polling_look_is_followed_within_the_look() {
     let mut keys = vec![key(0)];
     keys.extend(written.iter().cloned());
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let before = store.exists_each(&keys).unwrap();
+    let before = store.look(&keys, false).unwrap();
     assert!(before.failed.is_none(), "{before:?}");
     cluster.move_empty_slot(moving, (master + 1) % 3);
-    let during = store.exists_each(&keys).unwrap();
+    let during = store.look(&keys, false).unwrap();
     assert!(
         during.failed.is_none(),
         "followed within the look: {during:?}"
@@ -660,7 +670,7 @@ fn a_key_in_a_migrating_slot_is_asked_of_the_importing_node() {
         if detect == heat_observer::Detect::Push {
             assert!(store.subscribe().unwrap());
         }
-        let answers = store.exists_each(&[key.as_str()]).unwrap();
+        let answers = store.look(&[key.as_str()], false).unwrap();
         assert_eq!(answers.found, [Some(true)], "{detect:?}: {answers:?}");
         assert!(answers.failed.is_none(), "{detect:?}: {answers:?}");
     }

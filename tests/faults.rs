@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use heat_observer::{Config, ConfigBuilder, LateObserver, Refused, Stats};
+use heat_observer::{Answers, Config, ConfigBuilder, LateObserver, Refused, Stats};
 use support::rig::{Fault, Op, RiggedStore};
 use support::{PATIENCE, events, ms, wait_stats};
 
@@ -335,14 +335,15 @@ fn the_rigs_faults_and_gates_apply_to_their_operation_only() {
     };
     let mut store = RiggedStore::new();
     store.set_fault(Op::Append, Some(Fault::Error));
-    assert!(store.exists(&["k"]).is_ok());
+    assert!(store.look(&["k"], false).and_then(Answers::whole).is_ok());
     assert!(store.claim_and_append(&spec, &[]).is_err());
     store.set_fault(Op::Append, None);
     assert!(store.claim_and_append(&spec, &[]).is_ok());
 
     let gate = store.hold(Op::Exists);
     let mut worker = store.clone();
-    let t = std::thread::spawn(move || worker.exists(&["k"]).unwrap());
+    let t =
+        std::thread::spawn(move || worker.look(&["k"], false).and_then(Answers::whole).unwrap());
     assert!(gate.wait_arrivals(1, PATIENCE));
     assert_eq!(
         store.calls(Op::Exists),

@@ -26,15 +26,16 @@ fn start(store: &RiggedStore) -> LateObserver {
 }
 
 #[test]
-fn a_message_decides_at_once_and_no_tick_looks_again() {
+fn a_message_is_confirmed_by_one_look_and_no_tick_looks_again() {
     let store = RiggedStore::new();
     let observer = start(&store);
     observer.observe_late("p", "S").unwrap();
     wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
     store.insert_key(heat_key("p"));
     let stats = wait_stats(&observer, "found", |s| s.found == 1);
-    // With a 10 ms poll, polling would have looked tens of times by now.
-    assert_eq!(store.calls(Op::Exists), 1, "{stats:?}");
+    // The intake look and the one that confirms the message; with a 10 ms
+    // poll, polling would have looked tens of times by now.
+    assert_eq!(store.calls(Op::Exists), 2, "{stats:?}");
     let event = &events(&store)[0];
     assert_eq!(event.field("decided_by"), Some("push"));
     assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() < 400);
@@ -104,8 +105,12 @@ fn a_store_that_cannot_push_polls() {
     // not there yet); a Connector whose stores keep the default polls too.
     struct Plain(RiggedStore);
     impl heat_observer::Store for Plain {
-        fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, heat_observer::StoreError> {
-            self.0.exists(keys)
+        fn look(
+            &mut self,
+            keys: &[&str],
+            _watch: bool,
+        ) -> Result<heat_observer::Answers, heat_observer::StoreError> {
+            self.0.look(keys, false)
         }
         fn claim_and_append(
             &mut self,
@@ -163,7 +168,10 @@ fn a_drain_keeps_the_subscription_and_decides_by_message() {
     stopping.join().unwrap();
     assert_eq!((report.stats.found, report.abandoned()), (1, 0));
     let event = &events(&store)[0];
-    assert_eq!(event.field("decided_by"), Some("push"), "not by a look");
+    assert_eq!(event.field("decided_by"), Some("push"), "not by a tick");
     assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() < 400);
-    assert_eq!(report.stats.exists_calls, 1, "no look after the intake one");
+    assert_eq!(
+        report.stats.exists_calls, 2,
+        "the intake look and the one that confirms the message"
+    );
 }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Claim, Config, ConfigBuilder, Connector, Event, LateObserver, ObsPoint, RedisConnector, Store,
-    StoreErrorKind, StreamSpec,
+    Answers, Claim, Config, ConfigBuilder, Connector, Event, LateObserver, ObsPoint,
+    RedisConnector, Store, StoreErrorKind, StreamSpec,
 };
 use redis::Commands;
 use support::server::{self, Server, connect, unique, xrange};
@@ -361,14 +361,30 @@ fn a_stalled_server_costs_one_timeout_per_call_whatever_the_batch_size() {
     };
     let connector = RedisConnector::with_timeout(&server.url(), ms(50)).unwrap();
     let mut store = connector.connect(0);
-    assert_eq!(store.exists(&["warm-up"]).unwrap(), [false]);
+    assert_eq!(
+        store
+            .look(&["warm-up"], false)
+            .and_then(Answers::whole)
+            .unwrap(),
+        [false]
+    );
     let keys: Vec<String> = (0..5000).map(|i| format!("k{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    assert_eq!(store.exists(&keys).unwrap().len(), 5000);
+    assert_eq!(
+        store
+            .look(&keys, false)
+            .and_then(Answers::whole)
+            .unwrap()
+            .len(),
+        5000
+    );
 
     server.stall();
     let t = Instant::now();
-    let err = store.exists(&keys).unwrap_err();
+    let err = store
+        .look(&keys, false)
+        .and_then(Answers::whole)
+        .unwrap_err();
     let took = t.elapsed();
     assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
     assert!(
@@ -396,7 +412,9 @@ fn a_stalled_server_costs_one_timeout_per_call_whatever_the_batch_size() {
         assert!(t.elapsed() < ms(2000), "still backing off");
     }
     server.resume();
-    wait_until("the store works again", || store.exists(&keys).is_ok());
+    wait_until("the store works again", || {
+        store.look(&keys, false).and_then(Answers::whole).is_ok()
+    });
 }
 
 fn event(plan: &str) -> Event {

@@ -513,29 +513,6 @@ fn pushing_a_job_is_looked_at_when_taken_and_then_only_at_its_deadline() {
 }
 
 #[test]
-fn a_message_that_proves_a_write_decides_at_once_at_its_time() {
-    let mut sim = Sim::pushing(push());
-    sim.observe("a", 1000, 0);
-    sim.observe("b", 1000, 0);
-    sim.look(0, &[]);
-    sim.core
-        .handle_pushed(&[format!("{KEY}a")], true, sim.now(420));
-    sim.core
-        .handle_pushed(&[format!("{KEY}b")], true, sim.now(423));
-    sim.collect();
-    assert_eq!(
-        sim.decided(),
-        [
-            ("a".into(), true, 420, Detect::Push, false),
-            ("b".into(), true, 423, Detect::Push, false)
-        ]
-    );
-    // Written together, within the write batch of the first decision.
-    assert_eq!(sim.write(423, Ok(())), ["a", "b"]);
-    assert_eq!(sim.last_write_at, 440);
-}
-
-#[test]
 fn a_message_that_is_no_proof_is_confirmed_by_a_look() {
     let mut sim = Sim::pushing(push());
     sim.observe("written", 1000, 0);
@@ -545,7 +522,7 @@ fn a_message_that_is_no_proof_is_confirmed_by_a_look() {
     // Both keys named; only one was written (the other fell out of the
     // server's full tracking table).
     let keys = [format!("{KEY}written"), format!("{KEY}evicted")];
-    sim.core.handle_pushed(&keys, false, sim.now(500));
+    sim.core.handle_pushed(&keys, sim.now(500));
     let looked = sim.look(502, &["written"]);
     assert_eq!(looked.len(), 2, "one look confirms both");
     assert!(
@@ -581,13 +558,11 @@ fn messages_that_a_look_will_confirm_wait_for_it_in_one_sleep() {
     sim.observe("a", 1000, 0);
     sim.observe("b", 1000, 0);
     sim.look(0, &[]);
-    sim.core
-        .handle_pushed(&[format!("{KEY}a")], false, sim.now(500));
+    sim.core.handle_pushed(&[format!("{KEY}a")], sim.now(500));
     sim.look(500, &["a"]);
     // A second message within the spacing of looks: its look is due at
     // 502; what comes before then is taken in one wake, at 502.
-    sim.core
-        .handle_pushed(&[format!("{KEY}b")], false, sim.now(501));
+    sim.core.handle_pushed(&[format!("{KEY}b")], sim.now(501));
     assert_eq!(sim.waits_until(501), (502, WaitOn::Collect));
     assert_eq!(sim.look(502, &["b"]), ["b"]);
     // Nothing to confirm: a message wakes the worker at once.
@@ -672,9 +647,8 @@ fn a_drain_keeps_push_and_decides_by_message() {
         WaitOn::Push,
         "still waiting on messages"
     );
-    sim.core
-        .handle_pushed(&[format!("{KEY}a")], true, sim.now(640));
-    sim.collect();
+    sim.core.handle_pushed(&[format!("{KEY}a")], sim.now(640));
+    assert_eq!(sim.look(640, &["a"]), ["a"], "a look confirms it");
     assert_eq!(
         sim.decided(),
         [("a".into(), true, 640, Detect::Push, false)]
@@ -692,7 +666,7 @@ fn an_early_look_that_fails_is_failed_and_no_message_decides_it() {
     sim.fail_look(0, store_error(StoreErrorKind::Permission));
     assert_eq!(sim.lost(Loss::Failed), 1);
     sim.core
-        .handle_pushed(&[format!("{KEY}early")], true, sim.now(300));
+        .handle_pushed(&[format!("{KEY}early")], sim.now(300));
     sim.collect();
     assert!(sim.decided().is_empty());
 }
@@ -723,8 +697,7 @@ fn a_failed_deadline_look_is_retried_each_tick_and_a_key_missing_late_is_not_fou
     sim.fail_look(300, store_error(StoreErrorKind::Timeout));
     // Retried each tick (100 ms), pushing or not; a message after the
     // deadline decides nothing.
-    sim.core
-        .handle_pushed(&[format!("{KEY}a")], true, sim.now(350));
+    sim.core.handle_pushed(&[format!("{KEY}a")], sim.now(350));
     sim.collect();
     assert!(sim.decided().is_empty());
     sim.fail_look(400, store_error(StoreErrorKind::Timeout));
@@ -836,11 +809,11 @@ fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
     sim.core
         .handle_looked(Ok(Answers { found, failed }), sim.now(0));
     sim.collect();
-    // "live" is decided by its message; "dead" is not looked at again in a
-    // loop: at its deadline (or after a loss, which a reconnect says).
-    sim.core
-        .handle_pushed(&[format!("{KEY}live")], true, sim.now(40));
-    sim.collect();
+    // "live" is decided by its message and the look that confirms it;
+    // "dead" is not looked at again in a loop: at its deadline (or after a
+    // loss, which a reconnect says).
+    sim.core.handle_pushed(&[format!("{KEY}live")], sim.now(40));
+    assert_eq!(sim.look(40, &["live"]), ["live"]);
     assert_eq!(
         sim.decided(),
         [("live".into(), true, 40, Detect::Push, false)]

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
-use super::{Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec};
+use super::{
+    Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+};
 
 /// One entry of a stream kept by a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +35,9 @@ impl StreamEntry {
 /// test or a simulator can write `by_plan` keys while workers read them.
 ///
 /// Push detection works as Redis's client tracking does: after
-/// [`Store::subscribe`], each key a clone looks at with [`Store::watch`] is
-/// watched for that clone until the next change to it, which is told once
-/// ([`Changes::Written`] for a write, [`Changes::Invalidated`] for a
-/// deletion).
+/// [`Store::subscribe`], each key a clone watches with [`Store::look`] is
+/// watched for that clone until the next change to it (a write or a
+/// deletion), which is told once as [`Changes::Invalidated`].
 ///
 /// ```
 /// use heat_observer::{MemoryStore, Store};
@@ -44,8 +45,8 @@ impl StreamEntry {
 /// let store = MemoryStore::new();
 /// store.insert_key("quantum:harvest:heat:by_plan:p1");
 /// let mut worker_view = store.clone();
-/// let found = worker_view.exists(&["quantum:harvest:heat:by_plan:p1", "other"])?;
-/// assert_eq!(found, [true, false]);
+/// let answers = worker_view.look(&["quantum:harvest:heat:by_plan:p1", "other"], false)?;
+/// assert_eq!(answers.whole()?, [true, false]);
 /// # Ok::<(), heat_observer::StoreError>(())
 /// ```
 #[derive(Debug, Default)]
@@ -121,7 +122,7 @@ impl MemoryStore {
                 expires: None,
             },
         );
-        self.notify(&key, true);
+        self.notify(&key);
     }
 
     /// Writes `key` to live for `ttl` (a key that "expires quickly"), and
@@ -133,14 +134,14 @@ impl MemoryStore {
             expires: Some(Instant::now() + ttl),
         };
         lock(&self.inner.data).keys.insert(key.clone(), value);
-        self.notify(&key, true);
+        self.notify(&key);
     }
 
     /// Deletes `key`, and tells the subscribers that looked at it; returns
     /// whether it existed.
     pub fn remove_key(&self, key: &str) -> bool {
         let existed = lock(&self.inner.data).keys.remove(key).is_some();
-        self.notify(key, false);
+        self.notify(key);
         existed
     }
 
@@ -153,18 +154,13 @@ impl MemoryStore {
         });
     }
 
-    fn notify(&self, key: &str, written: bool) {
+    fn notify(&self, key: &str) {
         lock(&self.inner.subscribers).list.retain_mut(|s| {
             if !s.interest.remove(key) {
                 return true;
             }
-            let keys = vec![key.to_owned()];
-            let change = if written {
-                Changes::Written(keys)
-            } else {
-                Changes::Invalidated(keys)
-            };
-            s.tx.send(change).is_ok()
+            s.tx.send(Changes::Invalidated(vec![key.to_owned()]))
+                .is_ok()
         });
     }
 
@@ -214,15 +210,12 @@ impl Data {
 }
 
 impl Store for MemoryStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+    fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
         let now = Instant::now();
         let data = lock(&self.inner.data);
-        Ok(keys.iter().map(|k| data.live(k, now).is_some()).collect())
-    }
-
-    fn watch(&mut self, keys: &[&str]) -> Result<super::Answers, StoreError> {
-        let answers = self.exists_each(keys)?;
-        if let Some((id, _)) = &self.subscription {
+        let answers = Answers::all(keys.iter().map(|k| data.live(k, now).is_some()).collect());
+        drop(data);
+        if let Some((id, _)) = self.subscription.as_ref().filter(|_| watch) {
             let mut subscribers = lock(&self.inner.subscribers);
             if let Some(s) = subscribers.list.iter_mut().find(|s| s.id == *id) {
                 s.interest.extend(keys.iter().map(|k| (*k).to_owned()));

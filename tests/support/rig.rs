@@ -178,9 +178,9 @@ impl RiggedStore {
 }
 
 impl Store for RiggedStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
+    fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
         self.enter(Op::Exists, keys.len())?;
-        let found = self.memory.exists(keys);
+        let found = self.memory.look(keys, watch);
         self.answered(Op::Exists);
         found
     }
@@ -198,18 +198,11 @@ impl Store for RiggedStore {
         self.memory.subscribe()
     }
 
-    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        self.enter(Op::Exists, keys.len())?;
-        let found = self.memory.watch(keys);
-        self.answered(Op::Exists);
-        found
-    }
-
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
         let changes = self.memory.changes(timeout)?;
         let mut c = self.rig.lock();
         match changes {
-            Changes::Written(keys) | Changes::Invalidated(keys) if c.withhold => {
+            Changes::Invalidated(keys) if c.withhold => {
                 c.withheld += keys.len() as u64;
                 Ok(Changes::Quiet)
             }

@@ -889,22 +889,10 @@ fn redirect(e: &redis::RedisError) -> Option<Redirect> {
 }
 
 impl Store for RedisClusterStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        let answers = self.exists_each(keys)?;
-        match answers.failed {
-            Some(e) => Err(e),
-            None => Ok(answers.found.into_iter().map(|f| f == Some(true)).collect()),
-        }
-    }
-
-    fn exists_each(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        self.look_each(keys, false)
-    }
-
-    /// Subscribed, the looks register interest in their keys on their
-    /// masters.
-    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        let register = self.push.is_some();
+    /// Subscribed, watching looks register interest in their keys on
+    /// their masters.
+    fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
+        let register = watch && self.push.is_some();
         self.look_each(keys, register)
     }
 

@@ -356,17 +356,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn exists(&mut self, keys: &[&str]) -> Result<Vec<bool>, StoreError> {
-        self.looks(keys, false)
-    }
-
-    /// Subscribed, a look that registers interest in its keys.
-    fn watch(&mut self, keys: &[&str]) -> Result<Answers, StoreError> {
-        let register = self.subscriber.is_some();
-        self.looks(keys, register).map(|found| Answers {
-            found: found.into_iter().map(Some).collect(),
-            failed: None,
-        })
+    /// Subscribed, a watching look registers interest in its keys.
+    fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
+        let register = watch && self.subscriber.is_some();
+        self.looks(keys, register).map(Answers::all)
     }
 
     fn claim_and_append(
