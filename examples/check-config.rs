@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use heat_observer::{Config, Detect, RedisConnector, StoreErrorKind};
+use heat_observer::{Config, Detect, RedisConnector, store::StoreErrorKind};
 
 /// What a check found: the text to print and the exit code.
 pub struct Checked {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use heat_observer::{Config, LateObserver, MemoryStore, MetricKind, ObserverHandle};
+use heat_observer::{Config, LateObserver, MemoryStore, ObserverHandle, metrics::MetricKind};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 use prometheus::{Encoder, IntCounter, Registry, TextEncoder};
@@ -28,7 +28,7 @@ impl Collector for ObserverCollector {
 
     fn collect(&self) -> Vec<proto::MetricFamily> {
         let sets = self.observers.iter().map(ObserverHandle::metric_families);
-        heat_observer::MetricsFormat::merge(sets)
+        heat_observer::metrics::MetricsFormat::merge(sets)
             .into_iter()
             .map(to_proto)
             .collect()
@@ -43,7 +43,7 @@ fn pair(name: &str, value: &str) -> proto::LabelPair {
 }
 
 /// A sample's labels but `le`, which a proto histogram keeps in its buckets.
-fn labels(sample: &heat_observer::Sample) -> Vec<(String, String)> {
+fn labels(sample: &heat_observer::metrics::Sample) -> Vec<(String, String)> {
     let own = sample.labels.iter().filter(|(k, _)| *k != "le");
     own.map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
@@ -52,14 +52,14 @@ fn metric(labels: Vec<(String, String)>) -> proto::Metric {
     proto::Metric::from_label(labels.iter().map(|(k, v)| pair(k, v)).collect())
 }
 
-fn to_proto(family: heat_observer::MetricFamily) -> proto::MetricFamily {
+fn to_proto(family: heat_observer::metrics::MetricFamily) -> proto::MetricFamily {
     let mut out = proto::MetricFamily::default();
     out.set_name(family.name.to_owned());
     out.set_help(family.help.to_owned());
     let metrics = match family.kind {
         MetricKind::Counter => {
             out.set_field_type(proto::MetricType::COUNTER);
-            let counter = |s: &heat_observer::Sample| {
+            let counter = |s: &heat_observer::metrics::Sample| {
                 let mut m = metric(labels(s));
                 let mut c = proto::Counter::default();
                 c.set_value(s.value);
@@ -70,7 +70,7 @@ fn to_proto(family: heat_observer::MetricFamily) -> proto::MetricFamily {
         }
         MetricKind::Gauge => {
             out.set_field_type(proto::MetricType::GAUGE);
-            let gauge = |s: &heat_observer::Sample| {
+            let gauge = |s: &heat_observer::metrics::Sample| {
                 let mut m = metric(labels(s));
                 let mut g = proto::Gauge::default();
                 g.set_value(s.value);

@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
-use crate::ObsPoint;
+use crate::obs_point::ObsPoint;
 
 pub use error::{ConfigError, ConfigErrorKind};
 pub use settings::Config;

@@ -41,9 +41,12 @@ mod watchlist;
 
 use std::time::{Duration, Instant};
 
+use crate::config::{Config, Detect};
+use crate::event::Event;
 use crate::job::Job;
+use crate::obs_point::ObsPoint;
 use crate::store::{Answers, Claim, Claimed};
-use crate::{Config, Detect, Event, ObsPoint, StoreError, StoreErrorKind};
+use crate::store::{StoreError, StoreErrorKind};
 use watchlist::{Mark, Watch, Watchlist};
 
 /// Two looks are at least this far apart (or the poll, if shorter), so

@@ -3,7 +3,8 @@
 //! `redis-cli XREVRANGE` output with awk and expects exactly one field
 //! (`wait_ms`) between `obs_point` and `heat_found`.
 
-use crate::{Detect, ObsPoint};
+use crate::config::Detect;
+use crate::obs_point::ObsPoint;
 
 /// One field's value, as the store writes it.
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +56,10 @@ impl Event {
 
     /// An event for `plan_id` at `obs_point`, not found, with no wait and no
     /// look yet; set the public fields to change that. Workers build their
-    /// own; this is for [`Store`](crate::Store) implementations and tests.
+    /// own; this is for [`Store`](crate::store::Store) implementations and tests.
     ///
     /// ```
-    /// use heat_observer::{Event, ObsPoint};
+    /// use heat_observer::{ObsPoint, store::Event};
     /// let mut event = Event::new("p1", "BTCUSDT", ObsPoint::PUBLISH_PLAN_POST);
     /// event.heat_found = true;
     /// assert_eq!(event.fields()[4], ("heat_found", "1".to_string()));
@@ -80,7 +81,7 @@ impl Event {
     /// The event's stream fields in contract order, values as written.
     ///
     /// ```
-    /// use heat_observer::Event;
+    /// use heat_observer::store::Event;
     /// assert_eq!(&Event::FIELDS[2..5], &["obs_point", "wait_ms", "heat_found"]);
     /// ```
     pub fn fields(&self) -> Vec<(&'static str, String)> {

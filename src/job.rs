@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ObsPoint;
+use crate::obs_point::ObsPoint;
 
 /// Bytes of plan id plus symbol stored without allocating.
 pub(crate) const INLINE: usize = 78;

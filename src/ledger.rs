@@ -22,12 +22,14 @@ use log::Level;
 
 use crate::say::say;
 
+use crate::config::Config;
 use crate::core::{Loss, Op, Outcome};
 use crate::job::Job;
 use crate::metrics::{self, MetricFamily};
 use crate::refusal::InvalidInput;
+use crate::refusal::Refused;
 use crate::stats::{Count, Stats};
-use crate::{Config, Refused, StoreErrorKind};
+use crate::store::StoreErrorKind;
 use counters::Counters;
 pub(crate) use warnings::example;
 use warnings::{Line, Warnings};

@@ -4,14 +4,14 @@
 //! `quantum:harvest:heat:by_plan:{plan_id}` some hundreds of milliseconds
 //! later. [`observe_late`](ObserverHandle::observe_late) hands the plan to a
 //! fixed pool of worker threads that watch the key for up to `max_wait`,
-//! looking every `poll`, then append one [`Event`] to
+//! looking every `poll`, then append one [`Event`](store::Event) to
 //! `quantum:stream:apply.heat.observed` and count it in
 //! `p28_observed_total{obs_point,heat_found}`.
 //!
 //! # In a service
 //!
 //! ```no_run
-//! use heat_observer::{LateObserver, MetricsFormat};
+//! use heat_observer::{LateObserver, metrics::MetricsFormat};
 //!
 //! // At startup: reads P28_LATE_OBS_*, never fails (a bad setting is logged
 //! // as "Late observer disabled: ..." and the service runs without it).
@@ -138,20 +138,18 @@ mod event;
 mod front;
 mod job;
 mod ledger;
-mod metrics;
+pub mod metrics;
 mod obs_point;
 mod observer;
 mod pool;
 mod refusal;
 mod say;
 mod stats;
-mod store;
+pub mod store;
 mod text;
 mod worker;
 
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind, Detect};
-pub use event::Event;
-pub use metrics::{MetricFamily, MetricKind, MetricsFormat, Sample};
 pub use obs_point::ObsPoint;
 pub use observer::{LateObserver, ObserverHandle, ShutdownReport};
 pub use refusal::{InvalidInput, Refused};
@@ -162,11 +160,7 @@ pub use store::redis::RedisClusterConnector;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use store::redis::TlsCerts;
-pub use store::redis::{RedisConnector, RedisUrlError, RightCheck};
-pub use store::{
-    Answers, Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
-    StreamEntry, StreamSpec,
-};
+pub use store::{MemoryStore, redis::RedisConnector};
 
 // Compiles the Rust examples of the README and the guides as doctests.
 #[cfg(doctest)]

@@ -1,19 +1,19 @@
 //! The metrics as data, and their two text renderings.
 //!
-//! Every series is one row of [`TABLE`]: name, type, help, and how to read
+//! Every series is one row of a table: name, type, help, and how to read
 //! its samples from a [`Stats`] snapshot. [`MetricFamily`] is that row with
 //! its samples, so a collector for any registry is a loop over
-//! [`LateObserver::metric_families`](crate::LateObserver::metric_families),
+//! [`LateObserver::metric_families`](crate::ObserverHandle::metric_families),
 //! and [`MetricsFormat`] renders a set of families as Prometheus text
 //! (0.0.4) or OpenMetrics. `p28_observed_total{obs_point,heat_found}` is the
 //! series the runbook's panels use; every family is `p28_`-prefixed, the
 //! built-in observation points are present at 0 from the start.
 
-use std::fmt;
-use std::io;
+use std::fmt::{self, Write as _};
 
+use crate::refusal::Refused;
 use crate::stats::Count;
-use crate::{Refused, Stats, WaitHistogram};
+use crate::stats::{Stats, WaitHistogram};
 
 /// The type of a [`MetricFamily`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct Sample {
 /// How to render a set of [`MetricFamily`].
 ///
 /// ```
-/// use heat_observer::{Config, LateObserver, MemoryStore, MetricsFormat};
+/// use heat_observer::{Config, LateObserver, MemoryStore, metrics::MetricsFormat};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let a = LateObserver::start(Config::builder().name("eu").build()?, MemoryStore::new())?;
@@ -120,25 +120,12 @@ impl MetricsFormat {
     /// The families as text in this format.
     pub fn render(self, families: &[MetricFamily]) -> String {
         let mut out = String::with_capacity(8192);
-        self.encode_fmt(families, &mut out)
+        self.write(families, &mut out)
             .expect("writing to a String cannot fail");
         out
     }
 
-    /// Writes the families as text in this format to `out` (a `Vec<u8>`, a
-    /// socket, a registry's buffer).
-    ///
-    /// # Errors
-    /// Only those of `out`.
-    pub fn encode(self, families: &[MetricFamily], out: &mut impl io::Write) -> io::Result<()> {
-        out.write_all(self.render(families).as_bytes())
-    }
-
-    /// Writes the families as text in this format to `out`.
-    ///
-    /// # Errors
-    /// Only those of `out`.
-    pub fn encode_fmt(self, families: &[MetricFamily], out: &mut impl fmt::Write) -> fmt::Result {
+    fn write(self, families: &[MetricFamily], out: &mut String) -> fmt::Result {
         for family in families {
             let open = self == MetricsFormat::OpenMetrics;
             // OpenMetrics names a counter family without its `_total`.
@@ -159,7 +146,7 @@ impl MetricsFormat {
     }
 }
 
-fn write_sample(out: &mut impl fmt::Write, name: &str, sample: &Sample) -> fmt::Result {
+fn write_sample(out: &mut String, name: &str, sample: &Sample) -> fmt::Result {
     write!(out, "{name}{}", sample.suffix)?;
     if !sample.labels.is_empty() {
         out.write_char('{')?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::InvalidInput;
+use crate::refusal::InvalidInput;
 
 /// Longest accepted observation point name.
 const MAX_OBS_POINT_LEN: usize = 64;

@@ -16,18 +16,22 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::Level;
 
+use crate::config::Config;
 use crate::config::{ENV_ENABLED, ENV_REDIS_URL};
 use crate::core::StopMode;
 use crate::front::{OPEN, STOPPED, Shared};
 use crate::job::Job;
 use crate::ledger::Mode;
 use crate::metrics::{MetricFamily, MetricsFormat};
+use crate::obs_point::ObsPoint;
 use crate::pool::Pool;
+use crate::refusal::Refused;
 use crate::refusal::validate;
 use crate::say::say;
+use crate::stats::Stats;
+use crate::store::Connector;
 use crate::store::StreamSpec;
 use crate::worker::{self, Context};
-use crate::{Config, Connector, ObsPoint, Refused, Stats};
 
 /// The late observer: a fixed pool of worker threads watching heat keys.
 ///

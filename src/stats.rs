@@ -2,7 +2,9 @@
 //! A new simple counter is a row in its `counters` part (its field, its
 //! metric) and the line in the ledger that counts it.
 
-use crate::{ObsPoint, Refused, StoreErrorKind};
+use crate::obs_point::ObsPoint;
+use crate::refusal::Refused;
+use crate::store::StoreErrorKind;
 
 /// Generates [`Stats`] with the simple counters of its `counters` part
 /// (each an unlabelled `u64` counter: its field, the [`Count`] the ledger
@@ -100,9 +102,9 @@ stats! {
         /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
         /// `Auth`, `Permission` and `Database` are operators' errors.
         pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
-        /// [`Store::look`](crate::Store::look) calls (round trips).
+        /// [`Store::look`](crate::store::Store::look) calls (round trips).
         pub exists_calls: u64,
-        /// [`Store::claim_and_append`](crate::Store::claim_and_append) calls.
+        /// [`Store::claim_and_append`](crate::store::Store::claim_and_append) calls.
         pub append_calls: u64,
         /// Per observation point: the built-in points first, then others in the
         /// order they first finished.

@@ -1,20 +1,28 @@
-//! The seam between the workers and Redis: what a worker needs, in batches.
+//! The seam between the workers and Redis: what a worker needs, in batches,
+//! and what the Redis store reports.
 //!
 //! A [`Connector`] makes one [`Store`] per worker thread (on that thread, with
 //! no I/O: stores connect lazily). A store answers two batched questions per
 //! tick: which of these keys exist, and "claim these dedupe keys and append
 //! one event per claim won". [`MemoryStore`] implements both traits in memory;
 //! everything Redis-specific lives in `store/redis`.
+//!
+//! **Stability.** A service needs none of this module but the errors it
+//! reads ([`StoreError`] in logs, [`StoreErrorKind`] in
+//! [`Stats`](crate::Stats), [`RedisUrlError`], [`RightCheck`]). The traits
+//! and their types are for those who write a store of their own (a test
+//! double, another database) and may change in a minor release, with a
+//! note in the changelog.
 
-mod memory;
+pub(crate) mod memory;
 pub(crate) mod redis;
 
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::event::Event;
 pub use memory::{MemoryStore, StreamEntry};
-
-use crate::Event;
+pub use redis::{RedisUrlError, RightCheck};
 
 /// One worker's access to the key-value store. Calls may block, but should
 /// be bounded by the store's own timeouts; a call that panics is caught by

@@ -20,7 +20,7 @@ use crate::front::Shared;
 use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::store::{Answers, Changes, Connector, Store, StreamSpec};
-use crate::{StoreError, StoreErrorKind};
+use crate::store::{StoreError, StoreErrorKind};
 
 /// What every worker of one observer shares and never changes.
 pub(crate) struct Context<C> {

@@ -209,6 +209,6 @@ fn handles_and_snapshots_cross_threads() {
     assert_send_sync::<RiggedStore>();
     assert_send_sync::<Stats>();
     assert_send_sync::<heat_observer::ConfigError>();
-    assert_send_sync::<heat_observer::StoreError>();
+    assert_send_sync::<heat_observer::store::StoreError>();
     assert_send_sync::<heat_observer::ObserverHandle>();
 }

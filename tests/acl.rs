@@ -348,28 +348,32 @@ fn a_refused_call_names_the_missing_right_as_check_config_does() {
         let rule = rules[0].replace(cut, with);
         set_user(&server, &[rule], &config);
         let connector = RedisConnector::new(&url, &config).unwrap();
-        let mut store = heat_observer::Connector::connect(&connector, 0);
+        let mut store = heat_observer::store::Connector::connect(&connector, 0);
         let error = if right.starts_with("+exists") {
-            heat_observer::Store::look(&mut store, &[&config.heat_key("p")], false).unwrap_err()
+            heat_observer::store::Store::look(&mut store, &[&config.heat_key("p")], false)
+                .unwrap_err()
         } else {
-            let event =
-                heat_observer::Event::new("p", "S", heat_observer::ObsPoint::PUBLISH_PLAN_POST);
+            let event = heat_observer::store::Event::new(
+                "p",
+                "S",
+                heat_observer::ObsPoint::PUBLISH_PLAN_POST,
+            );
             let dedupe = config.dedupe_key(heat_observer::ObsPoint::PUBLISH_PLAN_POST, "p");
-            let claim = heat_observer::Claim {
+            let claim = heat_observer::store::Claim {
                 dedupe_key: &dedupe,
                 owner: "o",
                 event: &event,
             };
-            let spec = heat_observer::StreamSpec {
+            let spec = heat_observer::store::StreamSpec {
                 name: config.stream().to_owned(),
                 maxlen: 1000,
                 dedupe_ttl: ms(60_000),
             };
-            heat_observer::Store::claim_and_append(&mut store, &spec, &[claim]).unwrap_err()
+            heat_observer::store::Store::claim_and_append(&mut store, &spec, &[claim]).unwrap_err()
         };
         assert_eq!(
             error.kind(),
-            heat_observer::StoreErrorKind::Permission,
+            heat_observer::store::StoreErrorKind::Permission,
             "{error}"
         );
         assert!(error.message().contains(right), "{right}: {error}");

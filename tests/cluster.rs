@@ -13,8 +13,8 @@ mod pipeline;
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Answers, Config, ConfigBuilder, Connector, LateObserver, ObsPoint, RedisClusterConnector,
-    Store, StoreErrorKind,
+    Config, ConfigBuilder, LateObserver, ObsPoint, RedisClusterConnector,
+    store::{Answers, Connector, Store, StoreErrorKind},
 };
 use redis::Commands;
 use support::cluster::Cluster;
@@ -553,7 +553,7 @@ fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_ke
     }
     let mut first: Vec<String> = vec![key(0)];
     first.extend(written.iter().cloned());
-    fn look(store: &mut impl Store, keys: &[String]) -> heat_observer::Answers {
+    fn look(store: &mut impl Store, keys: &[String]) -> heat_observer::store::Answers {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         store.look(&keys, true).expect("answered")
     }
@@ -581,7 +581,7 @@ fn a_slot_moved_under_a_pushing_look_is_followed_and_no_reply_answers_another_ke
     // looked at again.
     assert_eq!(
         store.changes(Duration::ZERO).unwrap(),
-        heat_observer::Changes::Lost
+        heat_observer::store::Changes::Lost
     );
 }
 

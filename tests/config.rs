@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use heat_observer::metrics::MetricsFormat;
 use heat_observer::*;
 
 fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use heat_observer::{Config, Connector, LateObserver, MemoryStore, ObsPoint, Refused};
+use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, Refused, store::Connector};
 
 /// Counts `connect` calls, and hands out one shared memory store.
 struct CountingConnector(Arc<AtomicUsize>, MemoryStore);

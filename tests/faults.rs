@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use heat_observer::{Answers, Config, ConfigBuilder, LateObserver, Refused, Stats};
+use heat_observer::{Config, ConfigBuilder, LateObserver, Refused, Stats, store::Answers};
 use support::rig::{Fault, Op, RiggedStore};
 use support::{PATIENCE, events, ms, wait_stats};
 
@@ -327,7 +327,7 @@ fn observe_never_blocks_even_with_every_worker_stuck() {
 
 #[test]
 fn the_rigs_faults_and_gates_apply_to_their_operation_only() {
-    use heat_observer::{Store, StreamSpec};
+    use heat_observer::store::{Store, StreamSpec};
     let spec = StreamSpec {
         name: "s".into(),
         maxlen: 10,

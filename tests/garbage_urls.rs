@@ -4,7 +4,7 @@
 //! piece of the password (as written, or as redis-rs decodes it) is in any
 //! error, `Debug` output, description or shown variable.
 
-use heat_observer::{Config, Connector, RedisConnector};
+use heat_observer::{Config, RedisConnector, store::Connector};
 
 /// A fixed-seed xorshift: the same URLs on every run.
 struct Rng(u64);

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use heat_observer::{
-    Config, LateObserver, MemoryStore, MetricsFormat, ObserverHandle, WaitHistogram,
+    Config, LateObserver, MemoryStore, ObserverHandle, WaitHistogram, metrics::MetricsFormat,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use support::{PATIENCE, ms, promtool, wait_stats, wait_until};

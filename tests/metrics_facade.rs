@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use heat_observer::{Config, LateObserver, MemoryStore, MetricKind};
+use heat_observer::{Config, LateObserver, MemoryStore, metrics::MetricKind};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind as Kind};
 

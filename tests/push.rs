@@ -8,7 +8,9 @@ mod support;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use heat_observer::{Config, ConfigBuilder, Detect, Event, LateObserver, RedisConnector, Stats};
+use heat_observer::{
+    Config, ConfigBuilder, Detect, LateObserver, RedisConnector, Stats, store::Event,
+};
 use log::{Log, Metadata, Record};
 use support::server::{self, Server, unique, xrange};
 use support::{ms, wait_stats};

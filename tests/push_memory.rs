@@ -104,24 +104,24 @@ fn a_store_that_cannot_push_polls() {
     // The Redis Cluster store says it cannot (one subscriber per master is
     // not there yet); a Connector whose stores keep the default polls too.
     struct Plain(RiggedStore);
-    impl heat_observer::Store for Plain {
+    impl heat_observer::store::Store for Plain {
         fn look(
             &mut self,
             keys: &[&str],
             _watch: bool,
-        ) -> Result<heat_observer::Answers, heat_observer::StoreError> {
+        ) -> Result<heat_observer::store::Answers, heat_observer::store::StoreError> {
             self.0.look(keys, false)
         }
         fn claim_and_append(
             &mut self,
-            stream: &heat_observer::StreamSpec,
-            claims: &[heat_observer::Claim<'_>],
-        ) -> Result<Vec<heat_observer::Claimed>, heat_observer::StoreError> {
+            stream: &heat_observer::store::StreamSpec,
+            claims: &[heat_observer::store::Claim<'_>],
+        ) -> Result<Vec<heat_observer::store::Claimed>, heat_observer::store::StoreError> {
             self.0.claim_and_append(stream, claims)
         }
     }
     struct PlainConnector(RiggedStore);
-    impl heat_observer::Connector for PlainConnector {
+    impl heat_observer::store::Connector for PlainConnector {
         type Store = Plain;
         fn connect(&self, _worker: usize) -> Plain {
             Plain(self.0.clone())

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Answers, Claim, Config, ConfigBuilder, Connector, Event, LateObserver, ObsPoint,
-    RedisConnector, Store, StoreErrorKind, StreamSpec,
+    Config, ConfigBuilder, LateObserver, ObsPoint, RedisConnector,
+    store::{Answers, Claim, Connector, Event, Store, StoreErrorKind, StreamSpec},
 };
 use redis::Commands;
 use support::server::{self, Server, connect, unique, xrange};

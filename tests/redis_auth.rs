@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use heat_observer::{Config, Connector, LateObserver, RedisConnector};
+use heat_observer::{Config, LateObserver, RedisConnector, store::Connector};
 use log::{Log, Metadata, Record};
 use redis::Commands;
 use support::server::{self, unique, xrange};

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Instant;
 
-use heat_observer::{Config, ConfigBuilder, Event, LateObserver, ObsPoint};
+use heat_observer::{Config, ConfigBuilder, LateObserver, ObsPoint, store::Event};
 use support::rig::{Op, RiggedStore};
 use support::{PATIENCE, events, ms, wait_stats};
 
@@ -18,7 +18,7 @@ fn heat_key(plan: &str) -> String {
     Config::default().heat_key(plan)
 }
 
-fn field(entry: &heat_observer::StreamEntry, name: &str) -> u64 {
+fn field(entry: &heat_observer::store::StreamEntry, name: &str) -> u64 {
     entry.field(name).unwrap().parse().unwrap()
 }
 

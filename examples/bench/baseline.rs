@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use heat_observer::{Config, Event, ObsPoint};
+use heat_observer::{Config, ObsPoint, store::Event};
 
 pub struct ThreadPerPlan {
     shared: Arc<Shared>,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use heat_observer::{MetricFamily, MetricsFormat};
+use heat_observer::metrics::{MetricFamily, MetricsFormat};
 use tiny_http::{Header, Response, Server};
 
 pub struct MetricsServer {

@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::{ConfigBuilder, StoreError, StoreErrorKind};
+use crate::config::ConfigBuilder;
+use crate::store::{StoreError, StoreErrorKind};
 
 const KEY: &str = "quantum:harvest:heat:by_plan:";
 

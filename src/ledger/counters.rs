@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
 use crate::core::Loss;
+use crate::obs_point::ObsPoint;
 use crate::refusal::InvalidInput;
+use crate::refusal::Refused;
 use crate::stats::{Count, PointStats, Stats};
-use crate::{ObsPoint, Refused, StoreErrorKind};
+use crate::store::StoreErrorKind;
 
 /// Keeps a value on its own cache line (128 bytes covers adjacent-line
 /// prefetching on x86), so callers and workers do not share one.

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, Label};
 
-use crate::Refused;
 use crate::metrics::{MetricFamily, MetricKind, families_described};
+use crate::refusal::Refused;
 
 /// Least time between two reports from a snapshot.
 const EVERY: Duration = Duration::from_millis(100);

@@ -24,7 +24,7 @@ use log::Level;
 
 use crate::core::Op;
 use crate::refusal::InvalidInput;
-use crate::{StoreError, StoreErrorKind};
+use crate::store::{StoreError, StoreErrorKind};
 
 /// A line to log.
 pub(crate) type Line = (Level, String);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ObsPoint;
+use crate::obs_point::ObsPoint;
 use crate::stats::PointStats;
 
 fn stats() -> Stats {

@@ -11,10 +11,12 @@ use std::ffi::OsString;
 use log::Level;
 
 use super::{LateObserver, Launch};
+use crate::config::Config;
 use crate::config::{ConfigError, ENV_ENABLED, ENV_NAME, ENV_REDIS_URL, PREFIX, late_only};
 use crate::ledger::Mode;
+use crate::refusal::Refused;
 use crate::say::say;
-use crate::{Config, RedisConnector, Refused};
+use crate::store::redis::RedisConnector;
 
 impl LateObserver {
     /// The fail-open start in one call, for services: reads every

@@ -40,14 +40,14 @@ impl StreamEntry {
 /// deletion), which is told once as [`Changes::Invalidated`].
 ///
 /// ```
-/// use heat_observer::{MemoryStore, Store};
+/// use heat_observer::{MemoryStore, store::Store};
 ///
 /// let store = MemoryStore::new();
 /// store.insert_key("quantum:harvest:heat:by_plan:p1");
 /// let mut worker_view = store.clone();
 /// let answers = worker_view.look(&["quantum:harvest:heat:by_plan:p1", "other"], false)?;
 /// assert_eq!(answers.whole()?, [true, false]);
-/// # Ok::<(), heat_observer::StoreError>(())
+/// # Ok::<(), heat_observer::store::StoreError>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {

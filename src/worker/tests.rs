@@ -2,10 +2,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::*;
 use crate::config::Config;
+use crate::config::Detect;
 use crate::core::StopMode;
 use crate::ledger::Mode;
+use crate::obs_point::ObsPoint;
+use crate::store::memory::MemoryStore;
 use crate::store::{Claim, Claimed};
-use crate::{Detect, MemoryStore, ObsPoint};
 
 /// A memory store that counts its waits for messages.
 #[derive(Clone, Default)]

@@ -9,7 +9,7 @@ pub mod server;
 
 use std::time::{Duration, Instant};
 
-use heat_observer::{MemoryStore, ObserverHandle, Stats, StreamEntry};
+use heat_observer::{MemoryStore, ObserverHandle, Stats, store::StreamEntry};
 
 /// Generous bound for conditions that normally hold within milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -8,8 +8,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use heat_observer::{
-    Answers, Changes, Claim, Claimed, Connector, MemoryStore, Store, StoreError, StoreErrorKind,
-    StreamSpec,
+    MemoryStore,
+    store::{
+        Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
+    },
 };
 
 /// Which store call a fault or gate applies to.

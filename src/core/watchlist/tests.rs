@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::ObsPoint;
+use crate::obs_point::ObsPoint;
 
 fn job(start: Instant, wait_ms: u64) -> Job {
     Job::new(

@@ -1,5 +1,6 @@
 use super::*;
-use crate::{Event, ObsPoint};
+use crate::event::Event;
+use crate::obs_point::ObsPoint;
 
 fn event(plan: &str) -> Event {
     Event {

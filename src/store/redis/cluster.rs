@@ -31,7 +31,7 @@ use super::scripts::{self, EXISTS_CHUNK};
 use super::slots::{SlotMap, key_slot};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
-use crate::Config;
+use crate::config::Config;
 use crate::store::{
     Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
@@ -51,13 +51,13 @@ fn node_url(node: &str) -> String {
 /// call.
 ///
 /// ```
-/// use heat_observer::{Config, Connector, RedisClusterConnector};
+/// use heat_observer::{Config, RedisClusterConnector, store::Connector};
 ///
 /// let nodes = ["redis://:secret@10.0.0.5:7000", "10.0.0.6:7000"];
 /// # let nodes = ["redis://:secret@10.0.0.5:7000", "redis://:secret@10.0.0.6:7000"];
 /// let connector = RedisClusterConnector::new(&nodes, &Config::default())?;
 /// assert_eq!(connector.describe(), "redis cluster 10.0.0.5:7000,10.0.0.6:7000");
-/// # Ok::<(), heat_observer::RedisUrlError>(())
+/// # Ok::<(), heat_observer::store::RedisUrlError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisClusterConnector {

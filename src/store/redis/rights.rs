@@ -9,7 +9,8 @@
 
 use redis::{Cmd, ConnectionLike};
 
-use crate::{Config, Detect, ObsPoint};
+use crate::config::{Config, Detect};
+use crate::obs_point::ObsPoint;
 
 /// One right and what proving it found.
 #[derive(Debug, Clone, PartialEq, Eq)]

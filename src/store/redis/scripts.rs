@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use redis::{Cmd, ConnectionLike, ErrorKind, RedisResult, Script, ServerErrorKind, Value};
 
-use crate::Event;
+use crate::event::Event;
 use crate::event::FieldValue;
 use crate::store::{Claim, Claimed, StoreError, StoreErrorKind, StreamSpec};
 

@@ -23,7 +23,7 @@ use super::rights::{self, RightCheck};
 use super::scripts::{self, EXISTS_CHUNK};
 use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
-use crate::Config;
+use crate::config::Config;
 use crate::store::{
     Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
@@ -36,11 +36,11 @@ use crate::store::{
 /// `?db=N&user=U&pass=P`), and `rediss://` with the `tls` feature.
 ///
 /// ```
-/// use heat_observer::{Config, Connector, RedisConnector};
+/// use heat_observer::{Config, RedisConnector, store::Connector};
 ///
 /// let connector = RedisConnector::new("redis://:secret@10.0.0.5:6380/2", &Config::default())?;
 /// assert_eq!(connector.describe(), "redis 10.0.0.5:6380");
-/// # Ok::<(), heat_observer::RedisUrlError>(())
+/// # Ok::<(), heat_observer::store::RedisUrlError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisConnector {
