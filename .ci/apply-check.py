@@ -122,7 +122,7 @@ def main():
         port2 = free_port()
         procs.append(start_redis(port2, work))
         cli(port2, "ACL", "SETUSER", "heat-observer", "on", ">pw", "resetkeys", "resetchannels", "-@all",
-            "+script|load", "+evalsha_ro", "+exists", "%R~quantum:harvest:heat:by_plan:*",
+            "+script|load", "+exists", "%R~quantum:harvest:heat:by_plan:*",
             "(+evalsha", "~quantum:stream:apply.heat.observed",
             "~{quantum:stream:apply.heat.observed}:dedupe:*)",
             "(+xadd", "~quantum:stream:apply.heat.observed)",

@@ -55,8 +55,8 @@ fn credentials_in_the_url_work_and_never_show_up_in_logs() {
         .unwrap();
     let admin_url = format!("redis://:{ADMIN_PASSWORD}@127.0.0.1:{}", server.port());
     let mut admin = server::connect(&admin_url);
-    // A rule written for Redis 6 (no EVALSHA_RO, heat keys writable): the
-    // looks fall back to EVALSHA. (`tests/acl.rs` runs the README's rules.)
+    // A rule written for Redis 6 (no selectors, heat keys writable).
+    // (`tests/acl.rs` runs the rules of docs/operators.md.)
     let rule = acl_rule(&config);
     let mut setuser = redis::cmd("ACL");
     setuser

@@ -1,12 +1,14 @@
 //! Everything Redis-specific: the standalone store ([`RedisConnector`]), the
 //! cluster store (feature `cluster`), TLS (feature `tls`), and what they
-//! share: URL checks, the connection [`Link`](link::Link) with its
-//! reconnect backoff, and the two Lua scripts.
+//! share: URL checks, the [`Node`](node::Node) (a server's connection,
+//! opened, configured and retried in one place, with its subscriber), and
+//! the claim script.
 
 mod backoff;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod link;
+mod node;
 mod pipelined;
 #[cfg(unix)]
 mod push_frames;

@@ -1,14 +1,12 @@
 //! Redis Cluster (feature `cluster`), through redis-rs's synchronous
 //! cluster client, one cluster connection per worker.
 //!
-//! * Heat keys are HeatBridge's and spread over every slot. Looking at them
-//!   is one script call per node (per 1,024 keys), the keys passed as
-//!   arguments so that they may sit in different slots of that node (Redis
-//!   7 `allow-cross-slot-keys`), sent to the node by address after grouping
-//!   the keys with a slot map read from `CLUSTER SLOTS`. One reply per call:
-//!   a node that stops answering costs one read timeout (two with the one
-//!   retry), where a cluster pipeline of `EXISTS` would wait one timeout per
-//!   key it holds (docs/operators.md, "When a node dies").
+//! * Heat keys are HeatBridge's and spread over every slot. They are
+//!   grouped by master with a slot map read from `CLUSTER SLOTS` and looked
+//!   at on each master's own [`Node`] (pipelined `EXISTS`, 1,024 keys a
+//!   call): a master that dies or stalls fails its own keys only, and costs
+//!   one read timeout, then backs off. A `MOVED` or `ASK` is followed
+//!   within the look.
 //! * Claim and append stay one script call per chunk: the dedupe keys carry
 //!   the stream's name as a hash tag (`{stream}:dedupe:...`), so they live in
 //!   the stream's slot with it.
@@ -26,10 +24,11 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
 
 use super::link::Link;
-use super::pipelined::{PerKey, exists_pipelined};
-use super::scripts::{self, EXISTS_CHUNK};
+use super::node::{Endpoint, Node};
+use super::pipelined::EXISTS_CHUNK;
+use super::pipelined::PerKey;
+use super::scripts;
 use super::slots::{SlotMap, key_slot};
-use super::tracking::{self, Subscriber};
 use super::url::{RedisUrlError, connection_info};
 use crate::config::Config;
 use crate::store::{
@@ -68,24 +67,19 @@ pub struct RedisClusterConnector {
     nodes: NodeClients,
 }
 
-#[cfg(feature = "tls")]
-type TlsCertsOrNone = super::tls::TlsCerts;
-#[cfg(not(feature = "tls"))]
-type TlsCertsOrNone = ();
-
 /// Makes a client for one node from the first node's settings (credentials,
 /// TLS) and the node's address.
 #[derive(Clone)]
 struct NodeClients {
     template: redis::ConnectionInfo,
+    timeout: Duration,
     /// The nodes given, `(host, port)`: asked for the slot map when none
     /// of the last map's masters answers.
     seeds: Vec<(String, u16)>,
     /// The slot maps this connector's stores read, as said: a change (a
     /// failover, a reshard) is said once, not once per worker.
     said: std::sync::Arc<std::sync::Mutex<SaidMaps>>,
-    #[cfg(feature = "tls")]
-    certs: Option<super::tls::TlsCerts>,
+    certs: super::node::Certs,
 }
 
 /// How often the slot map's changes are said at most: a reshard moves
@@ -127,34 +121,25 @@ impl SaidMaps {
 }
 
 impl NodeClients {
-    /// A client for one node; `resp3` for a push subscriber.
-    fn client(&self, host: &str, port: u16, resp3: bool) -> redis::RedisResult<redis::Client> {
+    /// How to reach one node: the first node's settings (credentials,
+    /// TLS) at `host:port`.
+    fn endpoint(&self, (host, port): &(String, u16)) -> redis::RedisResult<Endpoint> {
         let addr = match self.template.addr() {
             redis::ConnectionAddr::TcpTls {
                 insecure,
                 tls_params,
                 ..
             } => redis::ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
+                host: host.clone(),
+                port: *port,
                 insecure: *insecure,
                 tls_params: tls_params.clone(),
             },
-            _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+            _ => redis::ConnectionAddr::Tcp(host.clone(), *port),
         };
-        let mut info = self.template.clone().set_addr(addr);
-        if resp3 {
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_protocol(redis::ProtocolVersion::RESP3);
-            info = info.set_redis_settings(settings);
-        }
-        #[cfg(feature = "tls")]
-        if let Some(certs) = &self.certs {
-            return redis::Client::build_with_tls(info, certs.clone().into_redis());
-        }
-        redis::Client::open(info)
+        let info = self.template.clone().set_addr(addr);
+        let address = format!("{host}:{port}");
+        Endpoint::new(info, address, self.timeout, self.certs.clone())
     }
 }
 
@@ -195,7 +180,7 @@ impl RedisClusterConnector {
     fn build<S: AsRef<str>>(
         nodes: &[S],
         timeout: Duration,
-        #[cfg_attr(not(feature = "tls"), allow(unused_variables))] certs: Option<TlsCertsOrNone>,
+        certs: super::node::Certs,
         finish: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
     ) -> Result<Self, RedisUrlError> {
         if nodes.is_empty() {
@@ -218,9 +203,9 @@ impl RedisClusterConnector {
             .collect();
         let node_clients = NodeClients {
             template: infos[0].clone(),
+            timeout,
             seeds,
             said: std::sync::Arc::default(),
-            #[cfg(feature = "tls")]
             certs,
         };
         let builder = ClusterClientBuilder::new(infos)
@@ -269,9 +254,9 @@ impl Connector for RedisClusterConnector {
             slots: None,
             known: None,
             map_reads: 0,
-            plain: Vec::new(),
+            servers: Vec::new(),
             nodes: self.nodes.clone(),
-            push: None,
+            push: false,
             lost: false,
             turn: 0,
             resubscribe_at: None,
@@ -296,36 +281,21 @@ pub struct RedisClusterStore {
     /// Maps read so far: each read starts with the next node, so that a
     /// node slow to learn of a move is not the only one asked.
     map_reads: usize,
-    /// Polling, each master's connection for looks.
-    plain: Vec<((String, u16), redis::Connection)>,
+    /// The servers this worker talks to, by `(host, port)`: each master
+    /// (its looks and, pushing, its subscriber), the nodes asked for the
+    /// slot map, the target of an `ASK`.
+    servers: Vec<((String, u16), Node)>,
     nodes: NodeClients,
-    /// Push detection, once subscribed: per master (tracking is per node),
-    /// a subscriber and the connection whose looks register keys with it.
-    push: Option<Vec<MasterPush>>,
-    /// A master's looks lost their registered interest (a connection was
-    /// replaced): every watched key is to be looked at again.
+    /// Push detection is on: every master is subscribed, a broken one
+    /// rebuilt.
+    push: bool,
+    /// A slot moved under the looks: interest registered on the old
+    /// master tells nothing of writes on the new one.
     lost: bool,
     /// The master whose socket is read first next time.
     turn: usize,
     /// No attempt to rebuild a broken subscription before this.
     resubscribe_at: Option<std::time::Instant>,
-}
-
-/// One master's push detection; either part `None` when it broke and is
-/// to be rebuilt.
-struct MasterPush {
-    node: (String, u16),
-    subscriber: Option<Subscriber>,
-    /// Looks at this master's keys, with tracking redirected to the
-    /// subscriber.
-    looks: Option<redis::Connection>,
-}
-
-impl MasterPush {
-    /// `host:port`, for errors.
-    fn address(&self) -> String {
-        format!("{}:{}", self.node.0, self.node.1)
-    }
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -381,15 +351,11 @@ impl RedisClusterStore {
         }
         self.map_reads = self.map_reads.wrapping_add(1);
         for node in known {
-            let ask = || -> redis::RedisResult<redis::Value> {
-                let client = self.nodes.client(&node.0, node.1, false)?;
-                let mut con = client.get_connection_with_timeout(self.timeout)?;
-                con.set_read_timeout(Some(self.timeout))?;
-                con.set_write_timeout(Some(self.timeout))?;
-                slots.query(&mut con)
+            let Ok(server) = self.server(&node) else {
+                continue;
             };
             let read = |reply| SlotMap::from_reply(reply, &node.0).ok();
-            if let Some(map) = ask().ok().and_then(read) {
+            if let Some(map) = server.call(|c| slots.query(c)).ok().and_then(read) {
                 self.read_map(&map);
                 return Ok(map);
             }
@@ -413,9 +379,11 @@ impl RedisClusterStore {
     /// connector's stores read last (a failover or a reshard: what the
     /// errors around it were), once for all its workers.
     fn read_map(&mut self, map: &SlotMap) {
-        // Connections to nodes that are no longer masters are closed.
-        self.plain
-            .retain(|(node, _)| (0..map.nodes()).any(|i| map.node(i) == node));
+        // Nodes that are no longer masters (nor given) are closed.
+        let seeds = &self.nodes.seeds;
+        self.servers.retain(|(node, _)| {
+            (0..map.nodes()).any(|i| map.node(i) == node) || seeds.contains(node)
+        });
         self.slots = Some(map.clone());
         self.known = Some(map.clone());
         self.say_moves(Some(map));
@@ -457,139 +425,32 @@ impl RedisClusterStore {
         }
     }
 
-    /// Which of `keys`, all served by `node`, exist, per key (a key's own
-    /// error is a redirect or a refusal); pushing, on the node's tracked
-    /// connection, so that the look registers the keys.
-    fn exists_on(
-        &mut self,
-        node: &(String, u16),
-        keys: &[&str],
-        register: bool,
-    ) -> Result<PerKey, StoreError> {
-        match self.push.is_some() {
-            true => self.exists_tracked(node, keys, register),
-            false => self.exists_plain(node, keys),
-        }
-    }
-
-    /// The look on `node`'s own plain connection (opened on first use,
-    /// kept while it answers), as pipelined `EXISTS`: a master that dies
-    /// or stalls fails its own keys only, never the cluster connection
-    /// that every other master's looks and the event writes share.
-    fn exists_plain(&mut self, node: &(String, u16), keys: &[&str]) -> Result<PerKey, StoreError> {
-        let address = format!("{}:{}", node.0, node.1);
-        let at = match self.plain.iter().position(|(n, _)| n == node) {
+    /// `node`'s server, added (nothing opened yet) on first use.
+    fn server(&mut self, node: &(String, u16)) -> Result<&mut Node, StoreError> {
+        let at = match self.servers.iter().position(|(n, _)| n == node) {
             Some(at) => at,
             None => {
-                let con = self
-                    .open_on(node)
-                    .map_err(|e| super::link::store_error(&address, &e))?;
-                self.plain.push((node.clone(), con));
-                self.plain.len() - 1
+                let endpoint = self
+                    .nodes
+                    .endpoint(node)
+                    .map_err(|e| super::link::store_error(&format!("{}:{}", node.0, node.1), &e))?;
+                self.servers.push((node.clone(), Node::new(endpoint)));
+                self.servers.len() - 1
             }
         };
-        exists_pipelined(&mut self.plain[at].1, keys, false).map_err(|e| {
-            // Not a reply (every reply is read, errors included): the
-            // connection's state is unknown.
-            self.plain.swap_remove(at);
-            super::link::store_error(&address, &e)
-        })
+        Ok(&mut self.servers[at].1)
     }
 
-    /// A connection of its own to `node`, with the store's timeouts.
-    fn open_on(&self, node: &(String, u16)) -> redis::RedisResult<redis::Connection> {
-        let client = self.nodes.client(&node.0, node.1, false)?;
-        let con = client.get_connection_with_timeout(self.timeout)?;
-        con.set_read_timeout(Some(self.timeout))?;
-        con.set_write_timeout(Some(self.timeout))?;
-        Ok(con)
-    }
-}
-
-impl RedisClusterStore {
-    /// The look on `node`'s tracked connection (opened, with tracking
-    /// redirected to its subscriber, if need be), as plain `EXISTS`
-    /// commands: only a command's own keys register interest (a script's
-    /// declared keys, which must share one slot on a cluster), so one
-    /// script per node cannot. A master without a subscriber is looked at
-    /// through the cluster connection: no interest is registered there
-    /// until its subscription is rebuilt (which says `Lost`, so everything
-    /// is looked at again).
-    fn exists_tracked(
-        &mut self,
-        node: &(String, u16),
-        keys: &[&str],
-        register: bool,
-    ) -> Result<PerKey, StoreError> {
-        let address = format!("{}:{}", node.0, node.1);
-        let Some(at) = self.master(node) else {
-            return self.exists_plain(node, keys);
-        };
-        let timeout = self.timeout;
-        let nodes = self.nodes.clone();
-        let push = &mut self.push.as_mut().expect("subscribed")[at];
-        let redirect = push.subscriber.as_ref().map(Subscriber::id);
-        let open = || -> redis::RedisResult<redis::Connection> {
-            let client = nodes.client(&node.0, node.1, false)?;
-            let mut con = client.get_connection_with_timeout(timeout)?;
-            con.set_read_timeout(Some(timeout))?;
-            con.set_write_timeout(Some(timeout))?;
-            if let Some(id) = redirect {
-                tracking::enable(id).exec(&mut con)?;
-            }
-            Ok(con)
-        };
-        if redirect.is_none() {
-            // No subscriber on this master (it broke): a look of its own,
-            // not through the cluster connection, whose failure would hold
-            // up every other master's calls, the event writes among them.
-            let mut con = open().map_err(|e| super::link::store_error(&address, &e))?;
-            return exists_pipelined(&mut con, keys, false)
-                .map_err(|e| super::link::store_error(&address, &e));
-        }
-        if push.looks.is_none() {
-            push.looks = Some(open().map_err(|e| super::link::store_error(&address, &e))?);
-        }
-        let con = push.looks.as_mut().expect("opened");
-        match exists_pipelined(con, keys, register) {
-            Ok(found) => Ok(found),
-            Err(e) => {
-                // Not a reply (every reply is read, errors included): its
-                // state is unknown, and with it the interest its looks
-                // registered.
-                push.looks = None;
-                self.lost = true;
-                Err(super::link::store_error(&address, &e))
-            }
-        }
-    }
-
-    /// The index of `node`'s push entry, added (with nothing open) if it is
-    /// a master the slot map names now.
-    fn master(&mut self, node: &(String, u16)) -> Option<usize> {
-        let push = self.push.as_mut()?;
-        if let Some(at) = push.iter().position(|p| &p.node == node) {
-            return Some(at);
-        }
-        push.push(MasterPush {
-            node: node.clone(),
-            subscriber: None,
-            looks: None,
-        });
-        Some(push.len() - 1)
-    }
-
-    fn subscribe_on(&self, node: &(String, u16)) -> Result<Subscriber, StoreError> {
-        let address = format!("{}:{}", node.0, node.1);
-        let client = self
-            .nodes
-            .client(&node.0, node.1, true)
-            .map_err(|e| super::link::store_error(&address, &e))?;
-        Subscriber::open(&client, self.timeout, &address)
+    /// The masters of the slot map read last.
+    fn masters(&self) -> Vec<(String, u16)> {
+        let map = self.slots.as_ref().or(self.known.as_ref());
+        map.map(|m| (0..m.nodes()).map(|i| m.node(i).clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Rebuilds the broken subscriptions on the masters the slot map names
-    /// now. Whether any was rebuilt (messages may have been lost).
+    /// now, and drops those of nodes that are masters no more. Whether any
+    /// was rebuilt (messages may have been lost).
     fn resubscribe(&mut self) -> bool {
         // At most once a second: a dead master costs a connect each try.
         let now = std::time::Instant::now();
@@ -597,39 +458,34 @@ impl RedisClusterStore {
             return false;
         }
         self.resubscribe_at = Some(now + Duration::from_secs(1));
-        let Ok(map) = self.slot_map() else {
+        if self.slot_map().is_err() {
             return false;
-        };
-        let masters: Vec<(String, u16)> = (0..map.nodes()).map(|i| map.node(i).clone()).collect();
-        let Some(push) = self.push.as_mut() else {
-            return false;
-        };
-        // Masters gone (failed over, removed) are dropped; new ones added.
-        push.retain(|p| masters.contains(&p.node));
-        for node in &masters {
-            if !push.iter().any(|p| &p.node == node) {
-                push.push(MasterPush {
-                    node: node.clone(),
-                    subscriber: None,
-                    looks: None,
-                });
+        }
+        let masters = self.masters();
+        for (node, server) in &mut self.servers {
+            if server.is_subscribed() && !masters.contains(node) {
+                server.unsubscribe();
             }
         }
-        let broken: Vec<usize> = (0..push.len())
-            .filter(|&i| push[i].subscriber.is_none())
-            .collect();
         let mut rebuilt = false;
-        for i in broken {
-            let node = self.push.as_ref().expect("subscribed")[i].node.clone();
-            if let Ok(subscriber) = self.subscribe_on(&node) {
-                let entry = &mut self.push.as_mut().expect("subscribed")[i];
-                entry.subscriber = Some(subscriber);
-                // Its looks open anew, redirected to the new subscriber.
-                entry.looks = None;
-                rebuilt = true;
+        for node in &masters {
+            if let Ok(server) = self.server(node)
+                && !server.is_subscribed()
+            {
+                rebuilt |= server.subscribe().is_ok();
             }
         }
         rebuilt
+    }
+
+    /// Whether a master of the slot map has no subscription.
+    fn subscription_broken(&self) -> bool {
+        self.masters().iter().any(|node| {
+            !self
+                .servers
+                .iter()
+                .any(|(n, s)| n == node && s.is_subscribed())
+        })
     }
 }
 
@@ -652,9 +508,7 @@ impl RedisClusterStore {
             // old master tells nothing of writes on the new one, so a
             // pushing store says `Lost`: every watched key is looked at
             // (and registered) again.
-            if self.push.is_some() {
-                self.lost = true;
-            }
+            self.lost |= self.push;
             // Each key is asked of the node its `MOVED` names (the node
             // that answered knows; a map read from another may not yet, as
             // a reshard tells the nodes one by one), hop by hop.
@@ -778,8 +632,9 @@ impl RedisClusterStore {
         for chunk in indexes.chunks(EXISTS_CHUNK) {
             let chunk_keys: Vec<&str> = chunk.iter().map(|&i| look.keys[i]).collect();
             let answer = self
-                .exists_on(look.node, &chunk_keys, look.register)
-                .and_then(|part| {
+                .server(look.node)
+                .and_then(|server| server.look(&chunk_keys, look.register))
+                .and_then(|part: PerKey| {
                     if part.len() == chunk.len() {
                         Ok(part)
                     } else {
@@ -826,15 +681,10 @@ impl RedisClusterStore {
     /// for seconds, rarely). Registers no interest: the store says `Lost`
     /// once the migration ends (a `MOVED`), and the key is registered then.
     fn exists_asking(&mut self, to: &(String, u16), key: &str) -> Result<bool, StoreError> {
-        let address = format!("{}:{}", to.0, to.1);
-        let ask = || -> redis::RedisResult<bool> {
-            let client = self.nodes.client(&to.0, to.1, false)?;
-            let mut con = client.get_connection_with_timeout(self.timeout)?;
-            con.set_read_timeout(Some(self.timeout))?;
-            con.set_write_timeout(Some(self.timeout))?;
+        self.server(to)?.call(|con| {
             let mut packed = redis::cmd("ASKING").get_packed_command();
             packed.extend(redis::cmd("EXISTS").arg(key).get_packed_command());
-            let replies = redis::ConnectionLike::req_packed_commands(&mut con, &packed, 0, 2)?;
+            let replies = redis::ConnectionLike::req_packed_commands(con, &packed, 0, 2)?;
             match replies.as_slice() {
                 [_, redis::Value::Int(n)] => Ok(*n == 1),
                 other => Err((
@@ -844,8 +694,7 @@ impl RedisClusterStore {
                 )
                     .into()),
             }
-        };
-        ask().map_err(|e| super::link::store_error(&address, &e))
+        })
     }
 }
 
@@ -892,8 +741,7 @@ impl Store for RedisClusterStore {
     /// Subscribed, watching looks register interest in their keys on
     /// their masters.
     fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
-        let register = watch && self.push.is_some();
-        self.look_each(keys, register)
+        self.look_each(keys, watch && self.push)
     }
 
     fn claim_and_append(
@@ -911,20 +759,16 @@ impl Store for RedisClusterStore {
     /// looks then go through a connection of the worker's own, whose
     /// tracking is redirected to that master's subscriber.
     fn subscribe(&mut self) -> Result<bool, StoreError> {
-        self.push = None;
+        self.push = false;
         self.slots = None;
-        let map = self.slot_map()?;
-        let mut push = Vec::new();
-        for i in 0..map.nodes() {
-            let node = map.node(i).clone();
-            let subscriber = self.subscribe_on(&node)?;
-            push.push(MasterPush {
-                node,
-                subscriber: Some(subscriber),
-                looks: None,
-            });
+        self.slot_map()?;
+        for node in self.masters() {
+            if let Err(e) = self.server(&node).and_then(Node::subscribe) {
+                self.servers.iter_mut().for_each(|(_, s)| s.unsubscribe());
+                return Err(e);
+            }
         }
-        self.push = Some(push);
+        self.push = true;
         self.lost = false;
         Ok(true)
     }
@@ -934,33 +778,30 @@ impl Store for RedisClusterStore {
     /// and is rebuilt on the master that serves those slots now, while the
     /// others go on.
     fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
-        if std::mem::take(&mut self.lost) {
+        let mut lost = std::mem::take(&mut self.lost);
+        for (_, server) in &mut self.servers {
+            lost |= server.take_lost();
+        }
+        if lost {
             return Ok(Changes::Lost);
         }
-        let broken = self
-            .push
-            .as_ref()
-            .is_some_and(|p| p.iter().any(|m| m.subscriber.is_none()));
-        if broken && self.resubscribe() {
-            return Ok(Changes::Lost);
-        }
-        let Some(push) = self.push.as_mut() else {
+        if !self.push {
             let why = format!("{}: no subscription", self.link.address());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
-        };
-        let answer = wait_on_masters(push, &mut self.turn, timeout);
-        match answer {
+        }
+        if self.subscription_broken() && self.resubscribe() {
+            return Ok(Changes::Lost);
+        }
+        match wait_on_masters(&mut self.servers, &mut self.turn, timeout) {
             Ok(Changes::Quiet) => {}
             Ok(answer) => return Ok(answer),
             Err(i) => {
-                let master = &mut push[i];
-                master.subscriber = None;
-                master.looks = None;
+                self.servers[i].1.unsubscribe();
                 self.slots = None;
                 return Ok(Changes::Lost);
             }
         }
-        if push.iter().all(|m| m.subscriber.is_none()) {
+        if !self.servers.iter().any(|(_, s)| s.is_subscribed()) {
             let why = format!("{}: no master subscription", self.link.address());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         }
@@ -974,7 +815,7 @@ impl Store for RedisClusterStore {
 /// time each). Answers the first that has messages, starting after the
 /// one that answered last (`turn`), or the index of one that broke.
 fn wait_on_masters(
-    push: &mut [MasterPush],
+    push: &mut [((String, u16), Node)],
     turn: &mut usize,
     timeout: Duration,
 ) -> Result<Changes, usize> {
@@ -992,9 +833,9 @@ fn wait_on_masters(
     {
         let mut fds = Vec::new();
         for &i in &order {
-            let master = &mut push[i];
-            let address = master.address();
-            let Some(subscriber) = master.subscriber.as_mut() else {
+            let master = &mut push[i].1;
+            let address = master.address().to_owned();
+            let Some(subscriber) = master.subscriber() else {
                 continue;
             };
             if let Some(done) = answer(i, subscriber.buffered(&address)) {
@@ -1005,16 +846,16 @@ fn wait_on_masters(
                 None => fds.clear(),
             }
         }
-        let polled = fds.len() == push.iter().filter(|m| m.subscriber.is_some()).count();
+        let polled = fds.len() == push.iter().filter(|(_, m)| m.is_subscribed()).count();
         if polled && !fds.is_empty() {
             let raw: Vec<_> = fds.iter().map(|&(_, fd)| fd).collect();
             // A failed poll(2) falls through to reading in turn, which
             // says what failed.
             if let Ok(ready) = super::readable::readable(&raw, timeout) {
                 for (&(i, _), ready) in fds.iter().zip(ready) {
-                    let master = &mut push[i];
-                    let address = master.address();
-                    if let (true, Some(subscriber)) = (ready, master.subscriber.as_mut())
+                    let master = &mut push[i].1;
+                    let address = master.address().to_owned();
+                    if let (true, Some(subscriber)) = (ready, master.subscriber())
                         && let Some(done) = answer(i, subscriber.read_ready(&address))
                     {
                         return done;
@@ -1026,9 +867,9 @@ fn wait_on_masters(
     }
     let share = (timeout / n.max(1) as u32).max(Duration::from_millis(1));
     for i in order {
-        let master = &mut push[i];
-        let address = master.address();
-        let Some(subscriber) = master.subscriber.as_mut() else {
+        let master = &mut push[i].1;
+        let address = master.address().to_owned();
+        let Some(subscriber) = master.subscriber() else {
             continue;
         };
         if let Some(done) = answer(i, subscriber.changes(share, &address)) {

@@ -1,7 +1,7 @@
 //! [`Link`]: a lazily opened Redis connection that is dropped after any
 //! error but a server's reply and reopened with backoff; and the mapping of
-//! redis-rs errors to [`StoreError`]. Shared by the standalone and the
-//! cluster store.
+//! redis-rs errors to [`StoreError`]. Each [`Node`](super::node::Node) has
+//! one, and the cluster store one for its cluster connection.
 
 use std::time::Instant;
 
@@ -48,6 +48,12 @@ impl<C> Link<C> {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// Drops the connection: the next call opens one, without backing off.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn close(&mut self) {
+        self.connection = None;
     }
 
     /// Runs `f` on the connection, opening it with `open` first if there is

@@ -8,6 +8,11 @@
 
 use super::tracking;
 
+/// Keys asked about per call: small enough that one call stays far below
+/// the default 50 ms timeout, and that Redis serves other clients between
+/// chunks.
+pub(crate) const EXISTS_CHUNK: usize = 1024;
+
 /// What one node answered for each key of a look: a key's own error (a
 /// redirect, a refusal) apart from the answers of the others.
 pub(crate) type PerKey = Vec<redis::RedisResult<bool>>;

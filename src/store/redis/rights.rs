@@ -4,8 +4,7 @@
 //! `0-0`, `SET ... PX 0`, `EVALSHA` of no script, `CLIENT CACHING` without
 //! tracking), so nothing is written. `check-config --connect` prints them;
 //! a store whose call was refused for a right says which ones are missing
-//! in the same words (a script's refusal names no right, and one refused
-//! `EVALSHA_RO` falls back to `EVALSHA`, whose refusal names a key).
+//! in the same words (a script's refusal names no right).
 
 use redis::{Cmd, ConnectionLike};
 
@@ -38,10 +37,6 @@ pub(crate) fn probes(config: &Config) -> Vec<(String, Cmd)> {
         (
             "+script|load (the scripts are loaded once)".to_owned(),
             cmd(&["SCRIPT", "LOAD", "return 1"]),
-        ),
-        (
-            format!("+evalsha_ro on {heat} (push's registering look on one server)"),
-            cmd(&["EVALSHA_RO", &sha, "1", &heat]),
         ),
         (
             format!("+exists on {heat} (the look; reads only: %R~ is enough)"),

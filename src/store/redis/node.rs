@@ -1,0 +1,210 @@
+//! [`Node`]: one Redis server as a worker uses it, the one path by which a
+//! connection is opened, configured and retried. The standalone store has
+//! one; the cluster store one per master (and per node it asks for the slot
+//! map or follows an `ASK` to).
+//!
+//! * The data connection opens lazily with a connect timeout, gets read and
+//!   write timeouts (connect clears them) and, while push detection is on,
+//!   `CLIENT TRACKING ... REDIRECT` to the subscriber; after any error but a
+//!   server's reply it is dropped and reopened with backoff ([`Link`]).
+//! * Looks are pipelined `EXISTS` ([`exists_pipelined`]), registering
+//!   interest in their keys when asked.
+//! * A data connection replaced while subscribed has lost the interest its
+//!   looks registered: [`Node::changes`] says `Lost` once.
+
+use std::time::Duration;
+
+use redis::{Client, Connection, ConnectionInfo, ProtocolVersion, RedisResult};
+
+use super::link::Link;
+use super::pipelined::{PerKey, exists_pipelined};
+use super::tracking::{self, Subscriber};
+use crate::store::{Changes, StoreError, StoreErrorKind};
+
+/// How to reach one server: a client for calls, a RESP3 one for the
+/// subscriber, the timeout, and what errors name.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    client: Client,
+    push_client: Client,
+    timeout: Duration,
+    /// `host:port` or `unix:/path`: errors and logs name it, never the URL.
+    address: String,
+    /// The URL's user, for "authentication failed for user ...".
+    user: Option<String>,
+}
+
+#[cfg(feature = "tls")]
+pub(crate) type Certs = Option<super::tls::TlsCerts>;
+#[cfg(not(feature = "tls"))]
+pub(crate) type Certs = Option<std::convert::Infallible>;
+
+impl Endpoint {
+    pub(crate) fn new(
+        info: ConnectionInfo,
+        address: String,
+        timeout: Duration,
+        #[cfg_attr(not(feature = "tls"), allow(unused_variables))] certs: Certs,
+    ) -> RedisResult<Endpoint> {
+        let user = info.redis_settings().username().map(str::to_owned);
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let push = info.clone().set_redis_settings(settings);
+        let open = |info| {
+            #[cfg(feature = "tls")]
+            if let Some(certs) = &certs {
+                return Client::build_with_tls(info, certs.clone().into_redis());
+            }
+            Client::open(info)
+        };
+        Ok(Endpoint {
+            client: open(info)?,
+            push_client: open(push)?,
+            timeout,
+            address,
+            user,
+        })
+    }
+
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A new connection with the timeouts set.
+    pub(crate) fn open(&self) -> RedisResult<Connection> {
+        let c = self.client.get_connection_with_timeout(self.timeout)?;
+        c.set_read_timeout(Some(self.timeout))?;
+        c.set_write_timeout(Some(self.timeout))?;
+        Ok(c)
+    }
+}
+
+/// One server's data connection and, with push detection, its subscriber.
+pub(crate) struct Node {
+    endpoint: Endpoint,
+    link: Link<Connection>,
+    subscriber: Option<Subscriber>,
+    /// The data connection (by `Link::opened`) whose looks register
+    /// interest for the subscriber.
+    tracked: u64,
+    /// The data connection was replaced while subscribed.
+    lost: bool,
+}
+
+impl Node {
+    pub(crate) fn new(endpoint: Endpoint) -> Node {
+        let link = Link::new(endpoint.address.clone(), endpoint.user.clone());
+        Node {
+            endpoint,
+            link,
+            subscriber: None,
+            tracked: 0,
+            lost: false,
+        }
+    }
+
+    pub(crate) fn address(&self) -> &str {
+        self.link.address()
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
+    /// `f` on the data connection, opened (with tracking redirected to the
+    /// subscriber, when subscribed) if need be.
+    pub(crate) fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let endpoint = &self.endpoint;
+        let redirect = self.subscriber.as_ref().map(Subscriber::id);
+        let open = || {
+            let mut c = endpoint.open()?;
+            if let Some(id) = redirect {
+                tracking::enable(id).exec(&mut c)?;
+            }
+            Ok(c)
+        };
+        let answer = self.link.call(open, f);
+        if self.subscriber.is_some() && self.link.opened() != self.tracked {
+            self.tracked = self.link.opened();
+            self.lost = true;
+        }
+        answer
+    }
+
+    /// Whether each key exists, each its own answer (a key's error is a
+    /// redirect or a refusal); with `register`, interest in each key is
+    /// registered with the subscriber.
+    pub(crate) fn look(&mut self, keys: &[&str], register: bool) -> Result<PerKey, StoreError> {
+        let register = register && self.subscriber.is_some();
+        self.call(|c| exists_pipelined(c, keys, register))
+    }
+
+    /// Opens the subscriber and turns tracking on for the data connection
+    /// (now, and on any later one as it opens).
+    pub(crate) fn subscribe(&mut self) -> Result<(), StoreError> {
+        self.subscriber = None;
+        let subscriber = Subscriber::open(
+            &self.endpoint.push_client,
+            self.endpoint.timeout,
+            &self.endpoint.address,
+        )?;
+        let id = subscriber.id();
+        // Tracking on for the data connection before the node counts as
+        // subscribed: a refusal (a missing right) must not make the
+        // connection itself fail to open, and back off, for the looks.
+        self.call(|c| tracking::enable(id).exec(c))?;
+        self.subscriber = Some(subscriber);
+        self.tracked = self.link.opened();
+        self.lost = false;
+        Ok(())
+    }
+
+    pub(crate) fn is_subscribed(&self) -> bool {
+        self.subscriber.is_some()
+    }
+
+    /// Drops the subscriber (it broke) and the data connection whose
+    /// tracking it was the target of: its looks open anew, plain until the
+    /// next [`Node::subscribe`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn unsubscribe(&mut self) {
+        self.subscriber = None;
+        self.link.close();
+    }
+
+    /// Whether the interest the looks registered was lost since asked last.
+    pub(crate) fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
+    }
+
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn subscriber(&mut self) -> Option<&mut Subscriber> {
+        self.subscriber.as_mut()
+    }
+
+    /// Waits up to `timeout` for messages; `Lost` first if the interest
+    /// was lost. A broken subscriber is dropped (the next subscription
+    /// opens a new one, and the data connection's redirect is set to it).
+    pub(crate) fn changes(&mut self, timeout: Duration) -> Result<Changes, StoreError> {
+        if self.take_lost() {
+            return Ok(Changes::Lost);
+        }
+        let address = &self.endpoint.address;
+        let Some(subscriber) = self.subscriber.as_mut() else {
+            let why = format!("{address}: no subscription");
+            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+        };
+        subscriber
+            .changes(timeout, address)
+            .inspect_err(|_| self.subscriber = None)
+    }
+}
