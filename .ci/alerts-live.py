@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The alerts against their scenarios on a real Prometheus (by hand: about
-6 minutes). Seven `examples/apply` processes, each serving /metrics and
+6 minutes). Seven `apply-sim` processes, each serving /metrics and
 lingering after its run, scraped every 2 s by a Prometheus that loads
 deploy/prometheus/heat-observer.rules.yml (evaluated every 2 s):
 
@@ -16,7 +16,7 @@ Prints, per alert and instance, when it went pending and firing (seconds
 from the start), and checks: the orderly stop, the rollback and the trickle
 page nobody; HeatObserverLosing fires within 2 minutes of the Redis kill;
 HeatObserverApplyDown within 5 minutes of the Apply kill. Needs
-target/debug/examples/apply, redis-server, redis-cli and prometheus.
+target/debug/examples/apply-sim, redis-server, redis-cli and prometheus.
 """
 
 import json
@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APPLY = os.path.join(ROOT, "target/debug/examples/apply")
+APPLY = os.path.join(ROOT, "target/debug/examples/apply-sim")
 RULES = os.path.join(ROOT, "deploy/prometheus/heat-observer.rules.yml")
 WATCH_S = float(os.environ.get("WATCH_S", "330"))
 

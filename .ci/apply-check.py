@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""examples/apply as an operator runs it (about 20 s), against private
+"""the lab's apply-sim as an operator runs it (about 20 s), against private
 redis-servers:
 
   outage    Redis killed 2 s into a run and restarted 3 s later: the
@@ -11,7 +11,7 @@ redis-servers:
   readonly  the observer as the README's read-only ACL user, the bridge on
             its own URL (--bridge-redis): keys are written and found
 
-Needs target/debug/examples/apply, redis-server and redis-cli.
+Needs target/debug/examples/apply-sim, redis-server and redis-cli.
 """
 
 import json
@@ -25,7 +25,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APPLY = os.path.join(ROOT, "target/debug/examples/apply")
+APPLY = os.path.join(ROOT, "target/debug/examples/apply-sim")
 
 
 def free_port():

@@ -145,3 +145,37 @@ fn main() {
     us.shutdown(std::time::Duration::from_secs(3));
     print!("{text}");
 }
+
+#[cfg(test)]
+mod tests {
+    use heat_observer::metrics::MetricsFormat;
+    use heat_observer::{Config, LateObserver, MemoryStore};
+    use heat_observer_testkit::promtool;
+
+    use super::page;
+
+    #[test]
+    fn several_observers_share_one_page_that_promtool_accepts() {
+        let named = |name: &str| {
+            let config = Config::builder().name(name).build().unwrap();
+            LateObserver::start(config, MemoryStore::new()).unwrap()
+        };
+        let (a, b) = (named("eu"), named("us"));
+        a.observe_late("p1", "S").unwrap();
+        let families = MetricsFormat::merge([a.metric_families(), b.metric_families()]);
+        let text = MetricsFormat::Prometheus.render(&families);
+        assert_eq!(text.matches("# HELP p28_observed_total ").count(), 1);
+        assert!(text.contains("p28_accepted_total{observer=\"eu\"} 1\n"));
+        assert!(text.contains("p28_accepted_total{observer=\"us\"} 0\n"));
+        // Joined with a `prometheus` crate registry by the collector above.
+        let page = page(vec![a.handle(), b.handle()]);
+        assert!(page.contains("apply_requests_total 3"));
+        assert!(page.contains("p28_accepted_total{observer=\"eu\"} 1"));
+        let Some((clean, said)) = promtool(&text) else {
+            return;
+        };
+        assert!(clean, "promtool on the merged page: {said}");
+        let (clean, said) = promtool(&page).unwrap();
+        assert!(clean, "promtool on the registry's page: {said}");
+    }
+}

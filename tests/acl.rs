@@ -6,10 +6,6 @@
 
 mod support;
 
-#[allow(dead_code)]
-#[path = "../examples/check-config.rs"]
-mod check_config;
-
 use heat_observer::{Config, Detect, LateObserver, RedisConnector};
 use support::server::{self, Server, unique, xrange};
 use support::{ms, wait_stats};
@@ -244,7 +240,7 @@ fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
             ("P28_LATE_OBS_REDIS_URL".to_owned(), url),
             ("P28_LATE_OBS_DETECT".to_owned(), detect.to_owned()),
         ];
-        check_config::check_with(None, env, true)
+        support::check_config(None, env, true)
     };
 
     set_user(&server, &rules[..1], &defaults);
@@ -277,14 +273,14 @@ fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
 
     // Only the service's REDIS_URL, as the service finds it: used, named.
     let env = vec![("REDIS_URL".to_owned(), url(PASSWORD))];
-    let only_service_url = check_config::check_with(None, env, true);
+    let only_service_url = support::check_config(None, env, true);
     assert_eq!(only_service_url.code, 0, "{}", only_service_url.out);
     assert!(
         only_service_url.out.contains("(from REDIS_URL;"),
         "{}",
         only_service_url.out
     );
-    let neither = check_config::check_with(None, Vec::new(), true);
+    let neither = support::check_config(None, Vec::new(), true);
     assert_eq!(neither.code, 2);
     assert!(
         neither

@@ -1,14 +1,8 @@
 //! Redis Cluster (feature `cluster`) against a local cluster of three
 //! masters: events, dedupe and trimming, and a master killed mid-run.
-// examples/pipeline.rs brings its own copy of support/server.rs.
-#![allow(clippy::duplicate_mod)]
 #![cfg(feature = "cluster")]
 
 mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/pipeline.rs"]
-mod pipeline;
 
 use std::time::{Duration, Instant};
 
@@ -137,70 +131,6 @@ fn a_master_killed_mid_run_fails_jobs_fast_and_everything_is_counted() {
 }
 
 #[test]
-fn the_pipeline_simulator_and_the_coverage_report_run_on_a_cluster() {
-    use pipeline::report::{CoverageReport, FetchOptions};
-    let Some(cluster) =
-        Cluster::start("the_pipeline_simulator_and_the_coverage_report_run_on_a_cluster")
-    else {
-        return;
-    };
-    let options = pipeline::Options {
-        plans: 200,
-        rate: 0.0,
-        median_ms: 100.0,
-        sigma: 0.8,
-        missing_pct: 10.0,
-        seed: 3,
-        run_id: unique("run"),
-        target: pipeline::target::Target::Cluster(cluster.addresses()),
-        metrics_addr: None,
-        linger: Duration::ZERO,
-        json: true,
-        key_ttl: None,
-    };
-    let config = config().max_wait(ms(400)).build().unwrap();
-    let (outcome, _) = pipeline::run(&options, config.clone());
-    assert!(
-        outcome.store.starts_with("redis cluster 127.0.0.1:"),
-        "{}",
-        outcome.store
-    );
-    assert_eq!(outcome.stats.calls(), 400);
-    assert!(outcome.stats.is_balanced(), "{:?}", outcome.stats);
-    let late = outcome.stats.point(ObsPoint::PUBLISH_PLAN_POST).unwrap();
-    assert!(late.found as f64 / (late.found + late.not_found) as f64 >= outcome.bound[1].1 - 0.01);
-
-    let fetch = FetchOptions {
-        stream: config.stream().to_owned(),
-        count: 1000,
-        heat_key_prefix: config.heat_key_prefix().to_owned(),
-        ..FetchOptions::default()
-    };
-    let report = CoverageReport::fetch_cluster(&cluster.addresses(), &fetch).unwrap();
-    let read = report
-        .points
-        .iter()
-        .find(|p| p.obs_point == "publish_plan_post")
-        .unwrap();
-    // Every decided observation has its event (on a busy CPU, a deadline
-    // look answered after the deadline fails rather than tell), and every
-    // heat_found=1 event is in time.
-    assert_eq!(
-        (read.events, read.found, read.found_late),
-        (late.found + late.not_found, late.found, 0)
-    );
-    assert!(late.found + late.not_found >= 195, "{late:?}");
-    // Every miss's key is known: the bridge wrote the late ones at the end.
-    let plans_keyed = outcome
-        .report
-        .points
-        .iter()
-        .find(|p| p.obs_point == "publish_plan_post")
-        .unwrap();
-    assert_eq!(read.came_late, plans_keyed.came_late);
-}
-
-#[test]
 fn a_frozen_master_costs_a_look_one_timeout_and_fails_only_its_own_keys() {
     let Some(cluster) = Cluster::start("a_frozen_master_costs_a_look_one_timeout") else {
         return;
@@ -231,151 +161,20 @@ fn a_frozen_master_costs_a_look_one_timeout_and_fails_only_its_own_keys() {
     // 50 ms timeout, the master's keys in one pipeline: not a wait per key.
     assert!(took < ms(500), "{held} keys on a frozen node took {took:?}");
     // Each master is looked at on its own connection: while one is frozen,
-    // the others' keys are answered.
+    // the others' keys are answered; the frozen one's fail, by a timeout
+    // or, while its connection backs off after one, at once.
     cluster.nodes[1].stall();
     let answers = store.look(&keys, false);
     cluster.nodes[1].resume();
     let answers = answers.unwrap();
     let answered = answers.found.iter().filter(|f| f.is_some()).count();
     assert_eq!(answered, 5000 - held, "{:?}", answers.failed);
-    assert_eq!(
-        answers.failed.map(|e| e.kind()),
-        Some(StoreErrorKind::Timeout)
-    );
-}
-
-fn pipeline_options(cluster: &Cluster, plans: usize, rate: f64) -> pipeline::Options {
-    pipeline::Options {
-        plans,
-        rate,
-        median_ms: 200.0,
-        sigma: 0.5,
-        missing_pct: 10.0,
-        seed: 11,
-        run_id: unique("run"),
-        target: pipeline::target::Target::Cluster(cluster.addresses()),
-        metrics_addr: None,
-        linger: Duration::ZERO,
-        json: true,
-        key_ttl: None,
-    }
-}
-
-/// `(plan_id, obs_point)` of every event in the stream, read through any
-/// live node.
-fn stream_events(cluster: &Cluster, config: &Config) -> Vec<(String, String)> {
-    stream_events_with(cluster, config, "obs_point")
-}
-
-#[test]
-fn a_master_failing_over_finds_no_key_after_its_deadline_and_writes_no_event_twice() {
-    let Some(mut cluster) = Cluster::start_with("a_master_failing_over", 1, 1000) else {
-        return;
-    };
-    let config = config().max_wait(ms(1000)).build().unwrap();
-    let victim = cluster.node_of(config.stream());
-    let options = pipeline_options(&cluster, 1500, 300.0);
-    let (outcome, took) = std::thread::scope(|s| {
-        let nodes = &mut cluster.nodes;
-        s.spawn(move || {
-            std::thread::sleep(ms(2000));
-            nodes[victim].kill();
-        });
-        let started = Instant::now();
-        let (outcome, _) = pipeline::run(&options, config.clone());
-        (outcome, started.elapsed())
-    });
-    let stats = &outcome.stats;
-    assert!(stats.is_balanced(), "{stats:?}");
-    let survivor = (victim + 1) % 3;
-    assert_ne!(
-        cluster.node_of_via(config.stream(), survivor),
-        victim,
-        "a replica took over"
-    );
-    let events = stream_events(&cluster, &config);
-    let distinct: std::collections::HashSet<_> = events.iter().collect();
-    assert_eq!(distinct.len(), events.len(), "an event written twice");
-    // A key found is found by a look made by its deadline: a deadline look
-    // retried after it (across the failover) that finds the key cannot
-    // tell when it was written, and fails the observation instead.
-    let found_waits: Vec<u64> = stream_events_with(&cluster, &config, "heat_found")
-        .into_iter()
-        .zip(stream_events_with(&cluster, &config, "wait_ms"))
-        .filter(|((_, found), _)| found == "1")
-        .map(|(_, (_, wait))| wait.parse().unwrap())
-        .collect();
-    let past = found_waits.iter().filter(|w| **w > 1000 + 100).count();
-    assert_eq!(past, 0, "found after the deadline: {found_waits:?}");
-    let late = outcome
-        .report
-        .points
-        .iter()
-        .find(|p| p.obs_point == "publish_plan_post")
-        .unwrap();
-    let in_time = late.found as f64 / late.events as f64;
-    let bound = outcome.bound[1].1;
-    let late_point = stats.point(ObsPoint::PUBLISH_PLAN_POST).unwrap();
-    let late_failed = 1500 - (late_point.found + late_point.not_found + late_point.deduplicated);
-    eprintln!(
-        "failover: {} calls, failed {} ({late_failed} late), late answers {}, events {}, \
-         bridge failed writes {}, coverage {in_time:.4} against a bound of {bound:.4}, in {took:?}",
-        stats.calls(),
-        stats.failed,
-        stats.late_answers,
-        events.len(),
-        outcome.bridge_failed_writes,
-    );
-    // Never above what was possible (a bridge write that failed during the
-    // failover may still have reached Redis: unknown to the bound).
-    let unknown = outcome.bridge_failed_keys as f64 / late.events as f64;
+    let failed = answers.failed.expect("the frozen master's keys failed");
+    let backing_off = failed.kind() == StoreErrorKind::Unavailable
+        && failed.message().contains("reconnecting in");
     assert!(
-        in_time <= bound + unknown,
-        "{in_time} > {bound} (+{unknown})"
-    );
-    // What fails is what the failover made unknowable: plans whose deadline
-    // fell in it (about 1,000 ms of refusals and a second of wait before).
-    assert!(
-        late_failed * 3 <= 1500,
-        "{late_failed} late observations failed"
-    );
-}
-
-#[test]
-fn a_slot_left_without_a_master_still_lets_the_run_end_and_says_what_failed() {
-    let Some(mut cluster) = Cluster::start_with("a_slot_left_without_a_master", 0, 1000) else {
-        return;
-    };
-    let config = config()
-        .max_wait(ms(500))
-        .retry_window(ms(2000))
-        .build()
-        .unwrap();
-    let options = pipeline_options(&cluster, 600, 300.0);
-    let (outcome, took) = std::thread::scope(|s| {
-        let nodes = &mut cluster.nodes;
-        s.spawn(move || {
-            std::thread::sleep(ms(1000));
-            nodes[1].kill();
-        });
-        let started = Instant::now();
-        let (outcome, _) = pipeline::run(&options, config.clone());
-        (outcome, started.elapsed())
-    });
-    // Plans for 2 s, then at most the wait, the retry window and a few
-    // seconds of bounded client timeouts.
-    let bound = Duration::from_secs(2)
-        + config.max_wait()
-        + config.retry_window()
-        + Duration::from_secs(10);
-    assert!(took < bound, "took {took:?}");
-    let stats = &outcome.stats;
-    assert!(stats.is_balanced(), "{stats:?}");
-    assert!(stats.failed > 0, "{stats:?}");
-    assert!(outcome.bridge_failed_writes > 0 || outcome.stream_read_error.is_some());
-    eprintln!(
-        "slot without a master: failed {}, found {}, bridge failed writes {}, stream read error {:?}, in {took:?}",
-        stats.failed, stats.found, outcome.bridge_failed_writes, outcome.stream_read_error
+        failed.kind() == StoreErrorKind::Timeout || backing_off,
+        "{failed}"
     );
 }
 
@@ -404,7 +203,8 @@ fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_on
     }
     wait_stats(&observer, "all found", |s| s.found == 60);
     let pushed = |cluster: &Cluster, plans: &str| -> Vec<String> {
-        stream_events_with(cluster, &config, "decided_by")
+        cluster
+            .stream_pairs(config.stream(), "plan_id", "decided_by")
             .into_iter()
             .filter(|(plan, by)| plan.starts_with(plans) && by == "push")
             .map(|(plan, _)| plan)
@@ -453,7 +253,8 @@ fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_on
     // subscriber breaks), and those looks may come after some keys were
     // written (timing). More looks would mean push fell back to polling
     // for the live masters too (a look every 20 ms).
-    let polls: Vec<(String, String)> = stream_events_with(&cluster, &config, "polls")
+    let polls: Vec<(String, String)> = cluster
+        .stream_pairs(config.stream(), "plan_id", "polls")
         .into_iter()
         .filter(|(plan, _)| live.contains(plan) && !b_pushed.contains(plan))
         .collect();
@@ -498,27 +299,6 @@ fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_on
     let stats = wait_stats(&observer, "every job ends", |s| s.finished() == s.accepted);
     assert!(stats.is_balanced(), "{stats:?}");
     assert!(observer.shutdown(ms(3000)).is_complete());
-}
-
-/// `(plan_id, field)` of every event in the stream.
-fn stream_events_with(cluster: &Cluster, config: &Config, field: &str) -> Vec<(String, String)> {
-    let mut con = cluster.connection();
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(config.stream())
-        .arg("-")
-        .arg("+")
-        .query(&mut con)
-        .expect("XRANGE");
-    entries
-        .into_iter()
-        .map(|(_, flat)| {
-            let get = |name: &str| {
-                let i = flat.iter().position(|f| f == name).unwrap();
-                flat[i + 1].clone()
-            };
-            (get("plan_id"), get(field))
-        })
-        .collect()
 }
 
 #[test]

@@ -7,10 +7,6 @@
 
 mod support;
 
-#[path = "../examples/check-config.rs"]
-#[allow(dead_code)]
-mod check_config;
-
 use std::sync::Mutex;
 
 use heat_observer::{Config, LateObserver, RedisConnector};
@@ -133,10 +129,10 @@ fn no_piece_of_a_password_reaches_any_output() {
             // check-config, on an env file and on the environment.
             let path = std::env::temp_dir().join(format!("secrets-{}.env", std::process::id()));
             std::fs::write(&path, format!("P28_LATE_OBS_REDIS_URL={url}\n")).unwrap();
-            let checked = check_config::check(Some(path.to_str().unwrap()), Vec::new());
+            let checked = support::check_config(Some(path.to_str().unwrap()), Vec::new(), false);
             outputs.push(checked.out);
             let env = vec![("P28_LATE_OBS_REDIS_URL".to_owned(), url.clone())];
-            outputs.push(check_config::check(None, env).out);
+            outputs.push(support::check_config(None, env, false).out);
             let _ = std::fs::remove_file(path);
         }
     }

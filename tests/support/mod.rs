@@ -1,45 +1,24 @@
 //! Helpers shared by the integration tests. Each test binary compiles this
 //! module and uses a part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod rig;
+
+use std::time::Duration;
 
 #[cfg(feature = "cluster")]
-pub mod cluster;
-pub mod rig;
-pub mod server;
-
-use std::time::{Duration, Instant};
+pub use heat_observer_testkit::cluster;
+pub use heat_observer_testkit::{PATIENCE, ms, promtool, server, wait_until};
 
 use heat_observer::{MemoryStore, ObserverHandle, Stats, store::StreamEntry};
-
-/// Generous bound for conditions that normally hold within milliseconds.
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-pub fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Waits until `cond` holds, checking every millisecond, for at most
-/// `PATIENCE`; panics with `what` if it never does.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Waits until the observer's stats satisfy `cond` and returns them.
 pub fn wait_stats(
     observer: &ObserverHandle,
     what: &str,
-    mut cond: impl FnMut(&Stats) -> bool,
+    cond: impl FnMut(&Stats) -> bool,
 ) -> Stats {
-    let mut last = observer.stats();
-    wait_until(what, || {
-        last = observer.stats();
-        cond(&last)
-    });
-    last
+    heat_observer_testkit::wait_for(what, || observer.stats(), cond)
 }
 
 /// The events of the default stream in `store`.
@@ -82,34 +61,46 @@ pub fn quiet_injected_panics() {
     });
 }
 
-/// `promtool check metrics` on `text`: `Some((passed, output))`, or `None`
-/// (said loudly) when promtool is not on PATH; with
-/// HEAT_OBSERVER_REQUIRE_PROMTOOL=1 (set by `.ci/run`) that is a failure.
-pub fn promtool(text: &str) -> Option<(bool, String)> {
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        if std::env::var("HEAT_OBSERVER_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
-            panic!("promtool is not on PATH and HEAT_OBSERVER_REQUIRE_PROMTOOL=1");
-        }
-        let _ = std::io::Write::write_fmt(
-            &mut std::io::stderr(),
-            format_args!(
-                "\n*** SKIPPED promtool check: promtool is not on PATH (apt-get install prometheus) ***\n"
-            ),
-        );
-        return None;
-    };
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Where `cargo test` builds the examples: next to this binary's directory.
+pub fn examples_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    let target = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    target.join("examples")
+}
+
+/// What `check-config` printed (stdout, then stderr) and its exit code.
+pub struct Checked {
+    pub code: i32,
+    pub out: String,
+}
+
+/// Runs the `check-config` example on the env file at `path`, or on `env`
+/// as its whole environment; with `connecting`, `--connect`. `cargo test`
+/// builds it before the tests run.
+pub fn check_config(path: Option<&str>, env: Vec<(String, String)>, connecting: bool) -> Checked {
+    let exe = examples_dir().join("check-config");
+    assert!(
+        exe.exists(),
+        "{} is not built: run `cargo test` (which builds the examples) or \
+         `cargo build --example check-config` first",
+        exe.display()
     );
-    Some((out.status.success() && said.trim().is_empty(), said))
+    let mut command = std::process::Command::new(exe);
+    command.env_clear().envs(env);
+    if connecting {
+        command.arg("--connect");
+    }
+    command.args(path);
+    let out = command.output().expect("check-config runs");
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        out: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

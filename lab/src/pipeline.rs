@@ -14,38 +14,15 @@
 //! ```
 //!
 //! `--chaos` runs against a private redis-server that it kills, stops and
-//! otherwise troubles on a schedule (see `support/chaos.rs`), or, with
+//! otherwise troubles on a schedule (see `chaos.rs`), or, with
 //! `--cluster`, a private Redis Cluster of three masters with a replica
 //! each whose masters it kills, pauses, switches and reshards
-//! (`support/cluster_faults.rs`), and holds every event against what
-//! happened (`support/audit.rs`).
+//! (`cluster_faults.rs`), and holds every event against what
+//! happened (`audit.rs`).
 
-#[path = "support/args.rs"]
-pub mod args;
-#[path = "support/audit.rs"]
-pub mod audit;
-#[path = "support/chaos.rs"]
-pub mod chaos;
 #[cfg(feature = "cluster")]
-#[path = "../tests/support/cluster.rs"]
-#[allow(dead_code)]
-pub mod cluster;
-#[cfg(feature = "cluster")]
-#[path = "support/cluster_faults.rs"]
-pub mod cluster_faults;
-#[path = "support/histogram.rs"]
-pub mod histogram;
-#[path = "support/metrics_http.rs"]
-mod metrics_http;
-#[path = "support/report.rs"]
-pub mod report;
-#[path = "../tests/support/server.rs"]
-#[allow(dead_code)]
-pub mod server;
-#[path = "support/sim.rs"]
-pub mod sim;
-#[path = "support/target.rs"]
-pub mod target;
+use crate::cluster;
+use crate::{args, audit, chaos, histogram, metrics_http, report, server, sim, target};
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -198,7 +175,8 @@ pub struct Outcome {
     pub picture: histogram::WaitHistogram,
 }
 
-fn main() {
+/// The example's `main`.
+pub fn main() {
     chaos::install_counting_logger("info");
     let args = Args::parse(ABOUT, FLAGS);
     let chaos_on = args.flag("--chaos");

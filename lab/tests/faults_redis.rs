@@ -1,21 +1,15 @@
 //! Faults against a real redis-server (issue 13): connections reset under
 //! load, a server frozen for seconds, a server out of memory. The runs end
 //! in bounded time, every call is accounted for, and a reset costs nothing.
-// examples/pipeline.rs brings its own copy of support/server.rs.
-#![allow(clippy::duplicate_mod)]
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/pipeline.rs"]
-mod pipeline;
+use heat_observer_lab::pipeline;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use heat_observer::{Config, ConfigBuilder, LateObserver, RedisConnector};
-use support::server::{self, Server, unique, xrange};
-use support::{PATIENCE, ms, wait_stats};
+use heat_observer_lab::server::{self, Server, unique, xrange};
+use heat_observer_lab::{PATIENCE, ms, wait_stats};
 
 fn config() -> ConfigBuilder {
     let ns = unique("faults");
@@ -99,7 +93,7 @@ fn options(server: &Server, plans: usize, rate: f64) -> pipeline::Options {
         missing_pct: 10.0,
         seed: 7,
         run_id: unique("run"),
-        target: pipeline::target::Target::Redis(server.url()),
+        target: heat_observer_lab::target::Target::Redis(server.url()),
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,

@@ -7,16 +7,14 @@
 //! own: the recorder is the process's, and it sets the environment.
 #![cfg(feature = "metrics")]
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use heat_observer::{
     Config, LateObserver, MemoryStore, ObserverHandle, WaitHistogram, metrics::MetricsFormat,
 };
+use heat_observer_lab::{PATIENCE, ms, promtool, wait_stats, wait_until};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use support::{PATIENCE, ms, promtool, wait_stats, wait_until};
 
 /// Every `p28_` sample of a scrape: its name with its labels sorted (and
 /// `le` as a number), and its value.

@@ -1,5 +1,5 @@
 //! Scenarios `chaos` and `chaos-cluster`: the pipeline's chaos run
-//! (`examples/pipeline.rs --chaos`, with `--cluster` for the second) in
+//! (`pipeline --chaos`, with `--cluster` for the second) in
 //! poll and in push, each in a process of its own. On one server: a steady
 //! rate while a private Redis is restarted, stopped, has its clients
 //! killed, its scripts flushed, its writes paused, its loop put to sleep
@@ -25,22 +25,24 @@ pub const MODES: [&str; 2] = ["pool", "push"];
 pub fn run_case(args: &Args, mode: &str, cluster: bool) -> Value {
     let rate: f64 = args.get("--rate", if cluster { 1000.0 } else { 5000.0 });
     let seconds: f64 = args.get("--seconds", 60.0);
-    if !pipeline::server::available() {
+    if !heat_observer_lab::server::available() {
         fail("the chaos scenarios need redis-server on PATH");
     }
     let troubled = if cluster {
         troubled_cluster()
     } else {
-        pipeline::chaos::Troubled::Server(pipeline::server::Server::start(
-            pipeline::server::free_port(),
+        heat_observer_lab::chaos::Troubled::Server(heat_observer_lab::server::Server::start(
+            heat_observer_lab::server::free_port(),
             &["--enable-debug-command", "local"],
         ))
     };
     let target = match &troubled {
-        pipeline::chaos::Troubled::Server(server) => pipeline::target::Target::Redis(server.url()),
+        heat_observer_lab::chaos::Troubled::Server(server) => {
+            heat_observer_lab::target::Target::Redis(server.url())
+        }
         #[cfg(feature = "cluster")]
-        pipeline::chaos::Troubled::Cluster(cluster) => {
-            pipeline::target::Target::Cluster(cluster.addresses())
+        heat_observer_lab::chaos::Troubled::Cluster(cluster) => {
+            heat_observer_lab::target::Target::Cluster(cluster.addresses())
         }
     };
     let options = pipeline::Options {
@@ -50,7 +52,7 @@ pub fn run_case(args: &Args, mode: &str, cluster: bool) -> Value {
         sigma: 0.8,
         missing_pct: args.get("--missing-pct", 10.0),
         seed: args.get("--seed", 42),
-        run_id: pipeline::sim::fresh_run_id(),
+        run_id: heat_observer_lab::sim::fresh_run_id(),
         target,
         metrics_addr: None,
         linger: std::time::Duration::ZERO,
@@ -79,15 +81,16 @@ pub fn run_case(args: &Args, mode: &str, cluster: bool) -> Value {
 }
 
 #[cfg(feature = "cluster")]
-fn troubled_cluster() -> pipeline::chaos::Troubled {
-    match pipeline::cluster::Cluster::start_with("bench --scenario chaos-cluster", 1, 1000) {
-        Some(cluster) => pipeline::chaos::Troubled::Cluster(cluster),
+fn troubled_cluster() -> heat_observer_lab::chaos::Troubled {
+    match heat_observer_lab::cluster::Cluster::start_with("bench --scenario chaos-cluster", 1, 1000)
+    {
+        Some(cluster) => heat_observer_lab::chaos::Troubled::Cluster(cluster),
         None => fail("chaos-cluster could not start its cluster"),
     }
 }
 
 #[cfg(not(feature = "cluster"))]
-fn troubled_cluster() -> pipeline::chaos::Troubled {
+fn troubled_cluster() -> heat_observer_lab::chaos::Troubled {
     fail("chaos-cluster needs the crate's feature cluster (--features cluster)")
 }
 

@@ -1,21 +1,14 @@
-//! `/metrics` as the examples serve it, and the rendered text checked by
+//! `/metrics` as the lab's programs serve it, and the rendered text checked by
 //! Prometheus's own `promtool check metrics` (Debian's `prometheus`
 //! package; `.ci/run` installs it and sets HEAT_OBSERVER_REQUIRE_PROMTOOL=1).
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/support/metrics_http.rs"]
-mod metrics_http;
-#[allow(dead_code)]
-#[path = "../examples/prometheus_registry.rs"]
-mod prometheus_registry;
+use heat_observer_lab::metrics_http;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use heat_observer::{Config, LateObserver, MemoryStore, ObsPoint, metrics::MetricsFormat};
-use support::{ms, promtool, wait_stats};
+use heat_observer_lab::{ms, promtool, wait_stats};
 
 /// An observer that has been through every kind of outcome.
 fn busy_observer() -> LateObserver {
@@ -94,32 +87,6 @@ fn promtool_accepts_the_rendered_metrics() {
     let (clean, said) =
         promtool("# HELP p28_bad A counter.\n# TYPE p28_bad counter\np28_bad 1\n").unwrap();
     assert!(!clean, "promtool let a bad name through: {said}");
-}
-
-#[test]
-fn several_observers_share_one_page_that_promtool_accepts() {
-    let named = |name: &str| {
-        let config = Config::builder().name(name).build().unwrap();
-        LateObserver::start(config, MemoryStore::new()).unwrap()
-    };
-    let (a, b) = (named("eu"), named("us"));
-    a.observe_late("p1", "S").unwrap();
-    let families = MetricsFormat::merge([a.metric_families(), b.metric_families()]);
-    let text = MetricsFormat::Prometheus.render(&families);
-    assert_eq!(text.matches("# HELP p28_observed_total ").count(), 1);
-    assert!(text.contains("p28_accepted_total{observer=\"eu\"} 1\n"));
-    assert!(text.contains("p28_accepted_total{observer=\"us\"} 0\n"));
-    // Joined with a `prometheus` crate registry by a collector that loops
-    // over the families (examples/prometheus_registry.rs).
-    let page = prometheus_registry::page(vec![a.handle(), b.handle()]);
-    assert!(page.contains("apply_requests_total 3"));
-    assert!(page.contains("p28_accepted_total{observer=\"eu\"} 1"));
-    let Some((clean, said)) = promtool(&text) else {
-        return;
-    };
-    assert!(clean, "promtool on the merged page: {said}");
-    let (clean, said) = promtool(&page).unwrap();
-    assert!(clean, "promtool on the registry's page: {said}");
 }
 
 #[test]

@@ -27,15 +27,12 @@ mod baseline;
 mod case;
 mod chaos;
 mod floor;
-#[path = "../pipeline.rs"]
-#[allow(dead_code)]
-mod pipeline;
 mod probe;
 mod processes;
 mod refusals;
-// The support modules the pipeline brings (one copy each): arguments, the
-// private redis-server of each case, the simulated bridge, the target.
-use pipeline::{args, server, sim, target};
+// The lab's parts the cases use: arguments, the private redis-server of
+// each case, the simulated bridge, the target, and the pipeline (chaos).
+use heat_observer_lab::{args, pipeline, server, sim, target};
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
@@ -149,7 +146,7 @@ const PASSED_ON: [&str; 11] = [
 
 fn main() {
     // Counts the crate's warnings per fault in the chaos scenario.
-    pipeline::chaos::install_counting_logger("warn");
+    heat_observer_lab::chaos::install_counting_logger("warn");
     let args = Args::parse(ABOUT, FLAGS);
     if let Some(case) = args.opt("--case") {
         return run_one(&args, &case);

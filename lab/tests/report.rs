@@ -1,13 +1,11 @@
 //! The coverage report against a real Redis: known events and keys in,
 //! every figure checked.
 
-#[path = "../examples/support/report.rs"]
-mod report;
-mod support;
+use heat_observer_lab::report;
 
+use heat_observer_lab::server::{self, unique};
 use redis::Commands;
 use report::{CoverageReport, FetchOptions, ObservedEvent, Percentiles};
-use support::server::{self, unique};
 
 #[test]
 fn the_report_reads_events_back_and_sorts_the_misses() {

@@ -14,14 +14,7 @@
 //! cargo run --features cluster --example coverage -- --redis-cluster 10.0.0.1:7000,10.0.0.2:7000
 //! ```
 
-#[path = "support/args.rs"]
-mod args;
-#[path = "support/histogram.rs"]
-mod histogram;
-#[path = "support/report.rs"]
-mod report;
-#[path = "support/target.rs"]
-mod target;
+use heat_observer_lab::{args, histogram, report, target};
 
 use args::{Args, Flag, fail, flag, opt};
 use report::{CoverageReport, DEFAULT_HEAT_KEY_PREFIX, DEFAULT_STREAM, FetchOptions};

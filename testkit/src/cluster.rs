@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::server::{self, Server};
+use crate::server::{self, Server};
 
 pub struct Cluster {
     pub nodes: Vec<Server>,
@@ -203,6 +203,28 @@ impl Cluster {
                 .exec(&mut self.nodes[node].connection())
                 .expect("SETSLOT NODE");
         }
+    }
+}
+
+impl Cluster {
+    /// The fields `a` and `b` of every entry of `stream`, read through any
+    /// live node.
+    pub fn stream_pairs(&self, stream: &str, a: &str, b: &str) -> Vec<(String, String)> {
+        let mut con = self.connection();
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .expect("XRANGE");
+        let get = |flat: &[String], name: &str| {
+            let i = flat.iter().position(|f| f == name).unwrap();
+            flat[i + 1].clone()
+        };
+        entries
+            .into_iter()
+            .map(|(_, flat)| (get(&flat, a), get(&flat, b)))
+            .collect()
     }
 }
 

@@ -1,21 +1,15 @@
-//! The main job, `examples/pipeline.rs`, run in-process: its story (early
+//! The main job, the lab's `pipeline`, run in-process: its story (early
 //! look in single digits, late look at the best possible), its accounting,
-//! and its JSON. Also the simulated bridge it rests on (`pipeline::sim`).
-// examples/pipeline.rs brings its own copy of support/server.rs.
-#![allow(clippy::duplicate_mod)]
+//! and its JSON. Also the simulated bridge it rests on (`heat_observer_lab::sim`).
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/pipeline.rs"]
-mod pipeline;
+use heat_observer_lab::pipeline;
 
 use std::time::{Duration, Instant};
 
 use heat_observer::{Config, MemoryStore, ObsPoint};
-use pipeline::sim;
-use support::ms;
-use support::server::{self, unique};
+use heat_observer_lab::ms;
+use heat_observer_lab::server::{self, unique};
+use heat_observer_lab::sim;
 
 fn options(plans: usize) -> pipeline::Options {
     pipeline::Options {
@@ -26,7 +20,7 @@ fn options(plans: usize) -> pipeline::Options {
         missing_pct: 10.0,
         seed: 7,
         run_id: unique("run"),
-        target: pipeline::target::Target::Memory,
+        target: heat_observer_lab::target::Target::Memory,
         metrics_addr: None,
         linger: Duration::ZERO,
         json: true,
@@ -164,7 +158,7 @@ fn a_redis_run_writes_the_real_stream_and_a_rerun_with_its_id_is_deduplicated() 
         return;
     };
     let mut options = options(200);
-    options.target = pipeline::target::Target::Redis(target.url());
+    options.target = heat_observer_lab::target::Target::Redis(target.url());
     let config = config();
     let (first, _) = pipeline::run(&options, config.clone());
     assert_eq!(first.stats.found + first.stats.not_found, 400);
@@ -214,7 +208,7 @@ fn the_bridge_writes_on_schedule_and_flushes_the_rest_as_late() {
     let now = Instant::now();
     bridge.schedule(0, "k0".into(), now);
     bridge.schedule(1, "k1".into(), now + Duration::from_secs(3600));
-    support::wait_until("k0 is written", || store.contains_key("k0"));
+    heat_observer_lab::wait_until("k0 is written", || store.contains_key("k0"));
     assert!(!store.contains_key("k1"));
     let written = bridge.finish().keys;
     assert!(matches!(written[0], sim::KeyWrite::At { sent, done } if sent <= done));
