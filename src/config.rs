@@ -143,18 +143,6 @@ impl Config {
         ConfigBuilder::from_vars(vars)?.build()
     }
 
-    /// Like [`Config::from_env`], reading variables through `lookup` instead
-    /// of the process environment (for tests, or settings kept elsewhere).
-    /// It asks for known names only, so it cannot see unknown ones.
-    ///
-    /// # Errors
-    /// As [`Config::from_env`], but for unknown names.
-    pub fn from_lookup<V: Into<OsString>>(
-        lookup: impl FnMut(&str) -> Option<V>,
-    ) -> Result<Config, ConfigError> {
-        ConfigBuilder::from_lookup(lookup)?.build()
-    }
-
     /// The line logged at start, which the runbook greps for.
     ///
     /// ```
@@ -287,11 +275,8 @@ impl ConfigBuilder {
         })
     }
 
-    /// Like [`ConfigBuilder::from_env`], reading through `lookup`.
-    ///
-    /// # Errors
-    /// As [`ConfigBuilder::from_env`], but for unknown names.
-    pub fn from_lookup<V: Into<OsString>>(
+    /// The known settings `lookup` gives, over the defaults.
+    fn from_lookup<V: Into<OsString>>(
         mut lookup: impl FnMut(&str) -> Option<V>,
     ) -> Result<ConfigBuilder, ConfigError> {
         let mut config = Config::default();

@@ -1,18 +1,13 @@
 //! Configuration: pinned defaults, strict parsing, errors that name the
 //! variable and the value, setters over the environment.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use heat_observer::metrics::MetricsFormat;
 use heat_observer::*;
 
 fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|name| map.get(name).cloned())
+    Config::from_vars(vars.iter().copied())
 }
 
 #[test]
@@ -164,10 +159,7 @@ fn errors_say_what_was_expected() {
 
 #[test]
 fn setters_override_the_environment_and_are_validated_too() {
-    let builder = ConfigBuilder::from_lookup(|name| {
-        (name == "P28_LATE_OBS_POLL_MS").then(|| "500".to_string())
-    })
-    .unwrap();
+    let builder = ConfigBuilder::from_vars([("P28_LATE_OBS_POLL_MS", "500")]).unwrap();
     let c = builder
         .clone()
         .poll(Duration::from_millis(50))

@@ -29,9 +29,7 @@ impl Connector for CountingConnector {
 
 #[test]
 fn a_rollback_stops_the_late_observer_and_keeps_the_early_look() {
-    let config =
-        Config::from_lookup(|name| (name == "P28_LATE_OBS_ENABLED").then(|| "false".to_string()))
-            .unwrap();
+    let config = Config::from_vars([("P28_LATE_OBS_ENABLED", "false")]).unwrap();
     assert_eq!(
         config.startup_line(),
         "P2.8A.3 Late Observer: False (wait=2000ms, poll=100ms)"

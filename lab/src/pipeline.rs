@@ -250,8 +250,8 @@ pub fn main() {
     }
     let mut config = Config::from_env().unwrap_or_else(|e| fail(&e.to_string()));
     if let Some(detect) = args.opt("--detect") {
-        let lookup = |name: &str| (name == "P28_LATE_OBS_DETECT").then(|| detect.clone());
-        let chosen = Config::from_lookup(lookup).unwrap_or_else(|e| fail(&e.to_string()));
+        let chosen = Config::from_vars([("P28_LATE_OBS_DETECT", detect.as_str())])
+            .unwrap_or_else(|e| fail(&e.to_string()));
         config = config
             .to_builder()
             .detect(chosen.detect())

@@ -12,10 +12,7 @@ use std::fmt;
 /// ```
 /// use heat_observer::Config;
 ///
-/// let err = Config::from_lookup(|name| {
-///     (name == "P28_LATE_OBS_POLL_MS").then(|| "2s".to_string())
-/// })
-/// .unwrap_err();
+/// let err = Config::from_vars([("P28_LATE_OBS_POLL_MS", "2s")]).unwrap_err();
 /// assert_eq!(err.variable(), "P28_LATE_OBS_POLL_MS");
 /// assert_eq!(err.value(), "2s");
 /// assert_eq!(
