@@ -455,3 +455,44 @@ fn a_key_in_a_migrating_slot_is_asked_of_the_importing_node() {
         assert!(answers.failed.is_none(), "{detect:?}: {answers:?}");
     }
 }
+
+#[test]
+fn a_master_that_stops_answering_has_its_keys_found_on_its_replica() {
+    // A node timeout long enough that no failover comes during the test.
+    let Some(cluster) = Cluster::start_with("found_on_the_replica", 1, 10_000) else {
+        return;
+    };
+    let config = config().build().unwrap();
+    let key = |name: &str| config.heat_key(name);
+    let master = cluster.node_of(&key("written"));
+    let on = |want: bool| {
+        (0..)
+            .map(|i| key(&format!("k{i}")))
+            .find(|k| (cluster.node_of(k) == master) == want)
+            .unwrap()
+    };
+    let (missing, elsewhere) = (on(true), on(false));
+    let mut con = cluster.nodes[master].connection();
+    let _: () = con.set(key("written"), 1).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
+    assert_eq!(acked, 1, "the replica has the key");
+    let mut other = cluster.connection();
+    let _: () = other.set(&elsewhere, 1).unwrap();
+
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &config).unwrap();
+    let mut store = connector.connect(0);
+    let keys = [key("written"), missing, elsewhere];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(
+        store.look(&keys, false).and_then(Answers::whole).unwrap(),
+        [true, false, true]
+    );
+    cluster.nodes[master].stall();
+    let answers = store.look(&keys, false);
+    cluster.nodes[master].resume();
+    let answers = answers.unwrap();
+    // Found on the replica: written, so answered in time; missing there
+    // may only not be replicated yet: unanswered, with the master's error.
+    assert_eq!(answers.found, [Some(true), None, Some(true)], "{answers:?}");
+    assert!(answers.failed.is_some());
+}

@@ -86,11 +86,14 @@ impl Cluster {
             "cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        cluster.wait_ok();
+        cluster.wait_ok(replicas);
         Some(cluster)
     }
 
-    fn wait_ok(&self) {
+    /// Waits until every node says `cluster_state:ok`, every replica's link
+    /// is up and every node's `CLUSTER SLOTS` names `replicas` replicas of
+    /// each master (gossip tells the nodes of the replicas one by one).
+    fn wait_ok(&self, replicas: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in &self.nodes {
             // A replica is ready once its link to its master is up.
@@ -116,6 +119,21 @@ impl Cluster {
                 assert!(
                     Instant::now() < deadline,
                     "cluster did not reach state ok: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            loop {
+                let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query(&mut node.connection())
+                    .unwrap_or_default();
+                // Each entry: first slot, last slot, the master, its replicas.
+                if !slots.is_empty() && slots.iter().all(|e| e.len() >= 3 + replicas) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the slot map does not name every replica: {slots:?}"
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -139,7 +139,7 @@ impl NodeClients {
         };
         let info = self.template.clone().set_addr(addr);
         let address = format!("{host}:{port}");
-        Endpoint::new(info, address, self.timeout, self.certs.clone())
+        Endpoint::new(info, address, self.timeout, self.certs.clone()).map(Endpoint::cluster_node)
     }
 }
 
@@ -651,6 +651,7 @@ impl RedisClusterStore {
                 Ok(part) => part,
                 // The first error is the cause; later ones may be its echo.
                 Err(e) => {
+                    self.found_on_replicas(look, chunk, found);
                     failed.get_or_insert(e);
                     continue;
                 }
@@ -671,6 +672,35 @@ impl RedisClusterStore {
                             failed.get_or_insert(super::link::store_error(&address, &e));
                         }
                     },
+                }
+            }
+        }
+    }
+
+    /// The keys of `chunk` still unanswered, asked of the replicas of
+    /// `look.node`, a master that did not answer (dead, paused, backing
+    /// off): a key a replica has was written, so it is answered found, in
+    /// time, where waiting for the failover would answer it late. A key a
+    /// replica lacks may only not be replicated yet: it stays unanswered.
+    fn found_on_replicas(&mut self, look: &Look<'_>, chunk: &[usize], found: &mut [Option<bool>]) {
+        let map = self.slots.as_ref().or(self.known.as_ref());
+        let replicas = map.map_or_else(Vec::new, |m| m.replicas_of(look.node).to_vec());
+        for replica in replicas {
+            let left: Vec<usize> = chunk
+                .iter()
+                .copied()
+                .filter(|&i| found[i].is_none())
+                .collect();
+            if left.is_empty() {
+                return;
+            }
+            let keys: Vec<&str> = left.iter().map(|&i| look.keys[i]).collect();
+            let Ok(answers) = self.server(&replica).and_then(|s| s.look(&keys, false)) else {
+                continue;
+            };
+            for (&i, answer) in left.iter().zip(answers) {
+                if let Ok(true) = answer {
+                    found[i] = Some(true);
                 }
             }
         }

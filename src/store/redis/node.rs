@@ -32,6 +32,9 @@ pub(crate) struct Endpoint {
     address: String,
     /// The URL's user, for "authentication failed for user ...".
     user: Option<String>,
+    /// A cluster node: `READONLY` on each connection, so that a replica
+    /// answers reads of its master's slots (a no-op on a master).
+    readonly: bool,
 }
 
 #[cfg(feature = "tls")]
@@ -65,7 +68,17 @@ impl Endpoint {
             timeout,
             address,
             user,
+            readonly: false,
         })
+    }
+
+    /// The same server as a cluster node (see `readonly`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn cluster_node(self) -> Endpoint {
+        Endpoint {
+            readonly: true,
+            ..self
+        }
     }
 
     pub(crate) fn address(&self) -> &str {
@@ -78,9 +91,17 @@ impl Endpoint {
 
     /// A new connection with the timeouts set.
     pub(crate) fn open(&self) -> RedisResult<Connection> {
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
+        let mut c = self.client.get_connection_with_timeout(self.timeout)?;
         c.set_read_timeout(Some(self.timeout))?;
         c.set_write_timeout(Some(self.timeout))?;
+        if self.readonly {
+            // Refused (an ACL without `+readonly`, a server without
+            // cluster mode): the node still serves its own slots.
+            match redis::cmd("READONLY").exec(&mut c) {
+                Err(e) if !super::link::is_server_reply(&e) => return Err(e),
+                _ => {}
+            }
+        }
         Ok(c)
     }
 }

@@ -33,13 +33,15 @@ fn crc16_xmodem(data: &[u8]) -> u16 {
     crc
 }
 
-/// Slot ranges and the master serving each.
+/// Slot ranges, the master serving each and its replicas.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SlotMap {
     /// `(first slot, last slot, index into nodes)`, sorted.
     ranges: Vec<(u16, u16, usize)>,
     /// `(host, port)` of each master.
     nodes: Vec<(String, u16)>,
+    /// The replicas of each master, as the map names them.
+    replicas: Vec<Vec<(String, u16)>>,
 }
 
 impl SlotMap {
@@ -68,28 +70,45 @@ impl SlotMap {
             else {
                 return Err(bad());
             };
-            let host = match master.first() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                Some(Value::Nil) => String::new(),
-                _ => return Err(bad()),
+            // `None` for a node whose address is unknown (`?`).
+            let address = |node: &[Value]| -> RedisResult<Option<(String, u16)>> {
+                let host = match node.first() {
+                    Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Some(Value::SimpleString(s)) => s.clone(),
+                    Some(Value::Nil) => String::new(),
+                    _ => return Err(bad()),
+                };
+                let host = match host.as_str() {
+                    "?" => return Ok(None),
+                    "" => answering.to_owned(),
+                    _ => host,
+                };
+                let Some(Value::Int(port)) = node.get(1) else {
+                    return Err(bad());
+                };
+                Ok(Some((host, u16::try_from(*port).map_err(|_| bad())?)))
             };
-            let host = match host.as_str() {
-                "?" => continue,
-                "" => answering.to_owned(),
-                _ => host,
+            let Some(node) = address(master)? else {
+                continue;
             };
-            let Some(Value::Int(port)) = master.get(1) else {
-                return Err(bad());
-            };
-            let node = (host, u16::try_from(*port).map_err(|_| bad())?);
             let index = match map.nodes.iter().position(|n| *n == node) {
                 Some(i) => i,
                 None => {
                     map.nodes.push(node);
+                    map.replicas.push(Vec::new());
                     map.nodes.len() - 1
                 }
             };
+            for replica in &fields[3..] {
+                let Value::Array(replica) = replica else {
+                    return Err(bad());
+                };
+                if let Some(replica) = address(replica)?
+                    && !map.replicas[index].contains(&replica)
+                {
+                    map.replicas[index].push(replica);
+                }
+            }
             let range = (
                 u16::try_from(*first).map_err(|_| bad())?,
                 u16::try_from(*last).map_err(|_| bad())?,
@@ -113,6 +132,14 @@ impl SlotMap {
 
     pub(crate) fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The replicas of the master `node`, if the map names it.
+    pub(crate) fn replicas_of(&self, node: &(String, u16)) -> &[(String, u16)] {
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .map_or(&[], |i| self.replicas[i].as_slice())
     }
 
     /// The slot ranges whose master differs in `newer`: `(first, last,

@@ -107,3 +107,35 @@ fn an_empty_or_null_host_is_the_answering_node_and_an_unknown_one_no_node() {
     assert_eq!(map.node_of(250), None, "an unknown master serves nothing");
     assert_eq!(map.nodes(), 2);
 }
+
+#[test]
+fn the_map_keeps_each_masters_replicas_and_skips_unknown_ones() {
+    let node = |host: &str, port: i64| {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    };
+    let reply = Value::Array(vec![
+        Value::Array(vec![
+            Value::Int(0),
+            Value::Int(8191),
+            node("10.0.0.1", 7000),
+            node("10.0.0.4", 7003),
+            node("?", 7009),
+        ]),
+        Value::Array(vec![
+            Value::Int(8192),
+            Value::Int(16383),
+            node("10.0.0.2", 7001),
+        ]),
+    ]);
+    let map = SlotMap::from_reply(reply, "h").unwrap();
+    assert_eq!(
+        map.replicas_of(&("10.0.0.1".to_owned(), 7000)),
+        [("10.0.0.4".to_owned(), 7003)]
+    );
+    assert!(map.replicas_of(&("10.0.0.2".to_owned(), 7001)).is_empty());
+    assert!(map.replicas_of(&("10.0.0.9".to_owned(), 1)).is_empty());
+}
