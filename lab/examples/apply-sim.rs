@@ -17,11 +17,11 @@
 //! from the signal's arrival, as an operator's clock does:
 //!
 //! ```text
-//! cargo run --example apply
-//! cargo run --example apply -- --redis redis://127.0.0.1:6379 --plans 5000 --rate 500 --json
-//! cargo run --features cluster --example apply -- --redis-cluster 127.0.0.1:7000,127.0.0.1:7001
-//! RUST_LOG=heat_observer=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply
-//! P28_LATE_OBS_POLL_MS=abc cargo run --example apply -- --redis redis://127.0.0.1:6379 --metrics-addr 9185
+//! cargo run --example apply-sim
+//! cargo run --example apply-sim -- --redis redis://127.0.0.1:6379 --plans 5000 --rate 500 --json
+//! cargo run --features cluster --example apply-sim -- --redis-cluster 127.0.0.1:7000,127.0.0.1:7001
+//! RUST_LOG=heat_observer=debug P28_LATE_OBS_MAX_WAIT_MS=500 cargo run --example apply-sim
+//! P28_LATE_OBS_POLL_MS=abc cargo run --example apply-sim -- --redis redis://127.0.0.1:6379 --metrics-addr 9185
 //! ```
 
 use heat_observer_lab::{args, metrics_http, target};

@@ -139,7 +139,7 @@ impl NodeClients {
         };
         let info = self.template.clone().set_addr(addr);
         let address = format!("{host}:{port}");
-        Endpoint::new(info, address, self.timeout, self.certs.clone()).map(Endpoint::cluster_node)
+        Endpoint::new(info, address, self.timeout, self.certs.clone())
     }
 }
 
@@ -255,6 +255,7 @@ impl Connector for RedisClusterConnector {
             known: None,
             map_reads: 0,
             servers: Vec::new(),
+            replicas: Vec::new(),
             nodes: self.nodes.clone(),
             push: false,
             lost: false,
@@ -285,6 +286,9 @@ pub struct RedisClusterStore {
     /// (its looks and, pushing, its subscriber), the nodes asked for the
     /// slot map, the target of an `ASK`.
     servers: Vec<((String, u16), Node)>,
+    /// The replicas read in place of a master that does not answer, each
+    /// on a `READONLY` connection of its own.
+    replicas: Vec<((String, u16), Node)>,
     nodes: NodeClients,
     /// Push detection is on: every master is subscribed, a broken one
     /// rebuilt.
@@ -384,6 +388,9 @@ impl RedisClusterStore {
         self.servers.retain(|(node, _)| {
             (0..map.nodes()).any(|i| map.node(i) == node) || seeds.contains(node)
         });
+        self.replicas.retain(|(node, _)| {
+            (0..map.nodes()).any(|i| map.replicas_of(map.node(i)).contains(node))
+        });
         self.slots = Some(map.clone());
         self.known = Some(map.clone());
         self.say_moves(Some(map));
@@ -434,11 +441,29 @@ impl RedisClusterStore {
                     .nodes
                     .endpoint(node)
                     .map_err(|e| super::link::store_error(&format!("{}:{}", node.0, node.1), &e))?;
-                self.servers.push((node.clone(), Node::new(endpoint)));
+                self.servers
+                    .push((node.clone(), Node::new(endpoint).eager()));
                 self.servers.len() - 1
             }
         };
         Ok(&mut self.servers[at].1)
+    }
+
+    /// `node`'s `READONLY` connection as a replica, added on first use.
+    fn replica(&mut self, node: &(String, u16)) -> Result<&mut Node, StoreError> {
+        let at = match self.replicas.iter().position(|(n, _)| n == node) {
+            Some(at) => at,
+            None => {
+                let endpoint = self
+                    .nodes
+                    .endpoint(node)
+                    .map_err(|e| super::link::store_error(&format!("{}:{}", node.0, node.1), &e))?;
+                self.replicas
+                    .push((node.clone(), Node::new(endpoint.readonly()).eager()));
+                self.replicas.len() - 1
+            }
+        };
+        Ok(&mut self.replicas[at].1)
     }
 
     /// The masters of the slot map read last.
@@ -695,7 +720,7 @@ impl RedisClusterStore {
                 return;
             }
             let keys: Vec<&str> = left.iter().map(|&i| look.keys[i]).collect();
-            let Ok(answers) = self.server(&replica).and_then(|s| s.look(&keys, false)) else {
+            let Ok(answers) = self.replica(&replica).and_then(|s| s.look(&keys, false)) else {
                 continue;
             };
             for (&i, answer) in left.iter().zip(answers) {

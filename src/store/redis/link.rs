@@ -16,7 +16,8 @@ pub(crate) struct Link<C> {
     /// The user of the URL, for "authentication failed for user ...".
     user: Option<String>,
     connection: Option<C>,
-    reconnect: Backoff,
+    /// `None`: reconnect at every call (a cluster node, see `Node::eager`).
+    reconnect: Option<Backoff>,
     /// Why the last connect failed: said again while backing off, so an
     /// operator's error (credentials, rights, database) stays visible.
     last_failure: Option<StoreError>,
@@ -31,7 +32,7 @@ impl<C> Link<C> {
             address,
             user,
             connection: None,
-            reconnect: Backoff::new(),
+            reconnect: Some(Backoff::new()),
             last_failure: None,
             opened: 0,
         }
@@ -48,6 +49,19 @@ impl<C> Link<C> {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// Never backs off: every call after a failure tries to reconnect.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn eager(mut self) -> Self {
+        self.reconnect = None;
+        self
+    }
+
+    fn backed_off(&mut self, now: Instant) {
+        if let Some(backoff) = &mut self.reconnect {
+            backoff.failed(now);
+        }
     }
 
     /// Drops the connection: the next call opens one, without backing off.
@@ -77,7 +91,9 @@ impl<C> Link<C> {
         match f(&mut connection) {
             Ok(value) => {
                 self.connection = Some(connection);
-                self.reconnect.succeeded();
+                if let Some(backoff) = &mut self.reconnect {
+                    backoff.succeeded();
+                }
                 self.last_failure = None;
                 Ok(value)
             }
@@ -87,7 +103,7 @@ impl<C> Link<C> {
                 if is_server_reply(&e) {
                     self.connection = Some(connection);
                 } else if !broke {
-                    self.reconnect.failed(Instant::now());
+                    self.backed_off(Instant::now());
                 }
                 Err(self.error(&e))
             }
@@ -96,7 +112,7 @@ impl<C> Link<C> {
 
     fn open(&mut self, open: impl FnOnce() -> RedisResult<C>) -> Result<C, StoreError> {
         let now = Instant::now();
-        if let Some(left) = self.reconnect.wait(now) {
+        if let Some(left) = self.reconnect.as_ref().and_then(|b| b.wait(now)) {
             let wait = format!("reconnecting in {} ms", left.as_millis());
             return Err(match &self.last_failure {
                 // The cause, not only the wait: an operator's error stays
@@ -115,7 +131,7 @@ impl<C> Link<C> {
             });
         }
         let opened = open().map_err(|e| {
-            self.reconnect.failed(now);
+            self.backed_off(now);
             let error = self.error(&e);
             self.last_failure = Some(error.clone());
             error

@@ -32,8 +32,11 @@ pub(crate) struct Endpoint {
     address: String,
     /// The URL's user, for "authentication failed for user ...".
     user: Option<String>,
-    /// A cluster node: `READONLY` on each connection, so that a replica
-    /// answers reads of its master's slots (a no-op on a master).
+    /// A cluster replica read in its master's place: `READONLY` on each
+    /// connection, so that it answers reads of its master's slots. Never
+    /// on a master's connection: a master demoted by a failover would
+    /// then answer from its copy instead of redirecting (`MOVED`), and
+    /// the store would not learn of the failover.
     readonly: bool,
 }
 
@@ -72,9 +75,9 @@ impl Endpoint {
         })
     }
 
-    /// The same server as a cluster node (see `readonly`).
+    /// The same server as a replica to read (see `readonly`).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn cluster_node(self) -> Endpoint {
+    pub(crate) fn readonly(self) -> Endpoint {
         Endpoint {
             readonly: true,
             ..self
@@ -128,6 +131,17 @@ impl Node {
             tracked: 0,
             lost: false,
         }
+    }
+
+    /// A cluster node: it reconnects at every call instead of backing
+    /// off. Its slots move to another node when it fails, and a backoff
+    /// kept it unused after it came back: with a 250 ms cap, 150 s of
+    /// cluster chaos in push left 356 late observations without an event
+    /// across 3 paused masters, 16 without.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn eager(mut self) -> Node {
+        self.link = self.link.eager();
+        self
     }
 
     pub(crate) fn address(&self) -> &str {
