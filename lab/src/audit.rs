@@ -11,8 +11,12 @@
 //!   and a key that lives 20 ms may be gone by the answer;
 //! - *false not-found*: `heat_found=0`, although the key was there for at
 //!   least a poll plus 50 ms before the deadline (poll), or was written
-//!   before the deadline (push; 5 ms of grace), or, for an answer given
-//!   after the deadline, was there when it was given;
+//!   before the deadline (push; 5 ms of grace) and, if it was gone before
+//!   the deadline (a restart wiped it, it expired), lived a poll plus
+//!   50 ms (push confirms a message with a look, and a key gone before the
+//!   look's answer cannot be found: those are counted apart, as
+//!   `short_lived_not_found`), or, for an answer given after the deadline,
+//!   was there when it was given;
 //! - *wait error*: found, on time, but `wait_ms` is later than the write
 //!   by more than the poll plus 20 ms (poll) or 5 ms (push). Those whose
 //!   key came during a fault (or the recovery after it) are counted apart.
@@ -101,6 +105,9 @@ pub struct Audit {
     pub unknown: u64,
     pub false_found: u64,
     pub false_not_found: u64,
+    /// Push: not found, the key written before the deadline but gone
+    /// before it (wiped, expired) after less than a poll plus 50 ms.
+    pub short_lived_not_found: u64,
     pub wait_errors: u64,
     pub wait_errors_in_faults: u64,
     /// How late the latest of the wait errors (outside faults) was, in ms.
@@ -119,6 +126,7 @@ impl Audit {
             "unknown": self.unknown,
             "false_found": self.false_found,
             "false_not_found": self.false_not_found,
+            "short_lived_not_found": self.short_lived_not_found,
             "wait_errors": self.wait_errors,
             "wait_errors_in_faults": self.wait_errors_in_faults,
             "worst_wait_error_ms": self.worst_wait_error_ms,
@@ -261,7 +269,18 @@ pub fn audit(
             l.surely.0 <= decided - SLACK_MS && decided + SLACK_MS < l.surely.1
         } else if truth.push {
             let from = l.surely.0.max(observed);
-            from <= deadline - PUSH_GRACE_MS && from + PUSH_GRACE_MS < l.surely.1
+            let written = from <= deadline - PUSH_GRACE_MS && from + PUSH_GRACE_MS < l.surely.1;
+            let short = l.surely.1 < deadline && l.surely.1 - from < poll_ms + POLL_OWED_MS;
+            if written && short {
+                audit.short_lived_not_found += 1;
+                let what = format!(
+                    "short-lived not found (key there from {:+.0} to {:+.0} ms)",
+                    from - observed,
+                    l.surely.1 - observed
+                );
+                example(&mut audit, &what, e);
+            }
+            written && !short
         } else {
             let (from, until) = (l.surely.0.max(observed), l.surely.1.min(deadline));
             until - from >= poll_ms + POLL_OWED_MS
@@ -380,5 +399,54 @@ mod tests {
         };
         let audit = super::audit(&after, &events[2..3], index, &clock);
         assert_eq!(audit.false_found, 1, "{audit:?}");
+    }
+
+    #[test]
+    fn in_push_a_key_gone_soon_after_its_write_is_counted_apart_not_as_a_lie() {
+        let clock = WallClock::now();
+        let t0 = clock.instant + Duration::from_secs(1);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let written = [
+            KeyWrite::At {
+                sent: ms(679),
+                done: ms(680),
+            },
+            KeyWrite::At {
+                sent: ms(399),
+                done: ms(400),
+            },
+        ];
+        let observed = [[t0, t0]; 2];
+        // A restart wipes every key at +686 ms.
+        let wipes = [ms(686)];
+        let truth = Truth {
+            written: &written,
+            observed: &observed,
+            ttl: None,
+            wipes: &wipes,
+            doubts: &[],
+            faults: &[],
+            poll: Duration::from_millis(10),
+            push: true,
+        };
+        let unix = |n: u64| clock.unix_ms(ms(n));
+        let events = [
+            event(0, false, 1000, unix(1000)), // there 6 ms: counted apart
+            event(1, false, 1000, unix(1000)), // there 286 ms: a lie
+        ];
+        let index = |e: &ObservedEvent| e.plan_id[1..].parse().ok();
+        let audit = audit(&truth, &events, index, &clock);
+        assert_eq!(
+            (audit.short_lived_not_found, audit.false_not_found),
+            (1, 1),
+            "{audit:?}"
+        );
+        assert!(
+            audit
+                .examples
+                .iter()
+                .any(|x| x.starts_with("short-lived not found (key there from +680 to +686 ms)")),
+            "{audit:?}"
+        );
     }
 }

@@ -694,13 +694,14 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
     let a = &outcome.audit;
     println!(
         "audit:    {} events held against the bridge's writes: false found {}, false not-found {}, \
-         wait errors {} (and {} in faults), not judged {}",
+         wait errors {} (and {} in faults), not judged {}, short-lived not found {}",
         a.events,
         a.false_found,
         a.false_not_found,
         a.wait_errors,
         a.wait_errors_in_faults,
-        a.unknown
+        a.unknown,
+        a.short_lived_not_found
     );
     for example in &a.examples {
         println!("          {example}");
