@@ -18,10 +18,11 @@
 //!   at its deadline. Two looks are at least `spacing` apart (10 ms, or the
 //!   poll if shorter), so a burst's deadlines share one look.
 //! * **Push**: a job is looked at when taken (the look registers interest
-//!   in its key) and at its deadline; in between, a message naming its key
-//!   decides it: at once when the store says the message proves a write,
-//!   else after a look confirms the key is there. A possible loss looks at
-//!   everything again. Without a subscription, the worker polls.
+//!   in its key) and 5 ms before its deadline (deadline looks 2 ms apart,
+//!   so each is answered before its deadline); in between, a message
+//!   naming its key brings a look that decides it if the key is there. A
+//!   possible loss looks at everything again. Without a subscription, the
+//!   worker polls.
 //! * **An early look** (no wait) is decided by its own look, or fails;
 //!   nothing else decides it. A message decides a job only while it is
 //!   watched, before its deadline.
@@ -71,6 +72,11 @@ pub(crate) const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// ended (events carry whole milliseconds): later, the key may have been
 /// written after the deadline.
 pub(crate) const ON_TIME: Duration = Duration::from_millis(1);
+/// Pushing, how long before its deadline a job's last look is made: its
+/// answer, after a redirect or on a busy CPU, still comes before the
+/// deadline. A key written in these last ms may be decided not found (its
+/// `wait_ms` says when the look was made).
+pub(crate) const PUSH_LEAD: Duration = Duration::from_millis(5);
 /// A push subscription that could not be made is asked for again this
 /// often; the worker polls meanwhile.
 pub(crate) const PUSH_RETRY: Duration = Duration::from_secs(1);
@@ -680,18 +686,26 @@ impl Core {
         }
     }
 
-    /// How long before its deadline a job's last look is made. In poll
-    /// mode, two spacings: looks a spacing apart then come at least a
-    /// spacing before each deadline, so that the answer comes before it (a
-    /// key found later may have been written after it), and a miss says
-    /// so in its `wait_ms`. In push mode, none, also while it polls for
-    /// want of a subscription: a key written up to the deadline is owed a
-    /// find there, and the deadline look decides (a key it finds after the
-    /// deadline fails the observation).
+    /// How long before its deadline a job's last look is made, so that its
+    /// answer comes before the deadline (a key found later may have been
+    /// written after it); a miss says when it looked in its `wait_ms`. In
+    /// poll mode, two spacings: looks a spacing apart then come at least a
+    /// spacing before each deadline. In push mode (also while it polls for
+    /// want of a subscription), [`PUSH_LEAD`], with deadline looks a marked
+    /// spacing apart: a key written up to a few ms before the deadline is
+    /// owed a find.
     fn lead(&self) -> Duration {
         match self.config.detect() {
             Detect::Poll => 2 * self.spacing,
-            _ => Duration::ZERO,
+            _ => PUSH_LEAD,
+        }
+    }
+
+    /// How far apart deadline looks are at least (see [`Core::lead`]).
+    fn deadline_spacing(&self) -> Duration {
+        match self.config.detect() {
+            Detect::Poll => self.spacing,
+            _ => MARKED_SPACING.min(self.spacing),
         }
     }
 
@@ -712,11 +726,15 @@ impl Core {
             Some(last) => at.max(last + spacing),
             None => at,
         };
-        let mut at = self.watch.earliest().map(|d| d - self.lead());
-        if self.ticking() {
-            at = Some(at.map_or(self.next_tick, |a| a.min(self.next_tick)));
-        }
-        let mut at = at.map(|at| after(self.spacing, at));
+        let deadline = self
+            .watch
+            .earliest()
+            .map(|d| after(self.deadline_spacing(), d - self.lead()));
+        let tick = self.ticking().then(|| after(self.spacing, self.next_tick));
+        let mut at = match (deadline, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let watches = match self.push {
             Push::On => 0,
             _ => self.watch.marked(Mark::Watch),
@@ -802,10 +820,14 @@ impl Core {
                 // store is down: a tick, its deadline, or a loss (any
                 // reconnect says one) brings the next look.
                 self.watch.looked(i);
-                let w = self.watch.get(i);
                 if deadline > look.at {
+                    if deadline <= look.at + lead {
+                        // Made ahead of the deadline: made again, up to it.
+                        self.watch.keep_deadline(i);
+                    }
                     continue;
                 }
+                let w = self.watch.get(i);
                 let window_over = w.retrying && self.watch.deadline(i) <= look.at;
                 if w.job.wait_ms() == 0 || retry.is_zero() || window_over {
                     ends.push((i, End::Failed));

@@ -90,12 +90,18 @@ fn a_message_after_the_deadline_does_not_decide_a_plan_whose_deadline_look_faile
         .unwrap();
     let observer = start(&store, config);
     observer.observe_late("late", "S").unwrap();
+    // At or after the plan's own deadline.
+    let deadline = std::time::Instant::now() + ms(100);
     wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
     // The deadline look fails (a failover): the plan is retried, no longer
-    // watched.
+    // watched. (Pushing, it is made 5 ms ahead, and again until the
+    // deadline has passed.)
     store.set_fault(Op::Exists, Some(Fault::Error));
     wait_stats(&observer, "the deadline look failed", |s| {
         s.store_errors >= 1
+    });
+    support::wait_until("the deadline has passed", || {
+        std::time::Instant::now() > deadline + ms(5)
     });
     // The key comes after the deadline; its message decides nothing, and
     // neither does the retried look that finds it: the key was not there

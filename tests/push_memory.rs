@@ -63,7 +63,8 @@ fn a_withheld_message_is_made_up_for_by_the_deadline_look() {
     assert_eq!(stats.exists_calls, 2, "intake and deadline: {stats:?}");
     let event = &events(&store)[0];
     assert_eq!(event.field("decided_by"), Some("poll"));
-    assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() >= 400);
+    // The deadline look, made 5 ms ahead of the 400 ms deadline.
+    assert!(event.field("wait_ms").unwrap().parse::<u64>().unwrap() >= 395);
 }
 
 #[test]

@@ -34,8 +34,17 @@ pub enum Troubled {
 }
 
 impl Troubled {
-    /// The faults it takes, in order.
+    /// The faults it takes, in order: those `LAB_FAULTS` names
+    /// (comma-separated), if set.
     fn kinds(&self, push: bool) -> Vec<&'static str> {
+        let mut kinds = self.all_kinds(push);
+        if let Ok(only) = std::env::var("LAB_FAULTS") {
+            kinds.retain(|k| only.split(',').any(|o| o.trim() == *k));
+        }
+        kinds
+    }
+
+    fn all_kinds(&self, push: bool) -> Vec<&'static str> {
         match self {
             Troubled::Server(_) => KINDS
                 .iter()
@@ -185,6 +194,20 @@ fn run(
         let error = made.err().map(|e| e.to_string());
         if let Some(e) = &error {
             eprintln!("chaos: {kind} could not be made: {e}");
+        }
+        if std::env::var_os("LAB_EXPLAIN_LATE").is_some() {
+            let unix = |at: Instant| {
+                let ago = Instant::now().saturating_duration_since(at);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                now.saturating_sub(ago).as_millis()
+            };
+            eprintln!(
+                "chaos: {kind} from {} to {} (unix ms)",
+                unix(start),
+                unix(Instant::now())
+            );
         }
         faults.push(Fault {
             kind,

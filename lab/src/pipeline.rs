@@ -433,6 +433,16 @@ pub fn run_with(
                     .count() as u64
             };
             let (early, late) = (missing(0), missing(1));
+            if late > 0 && std::env::var_os("LAB_EXPLAIN_LATE").is_some() {
+                explain_late(
+                    fault,
+                    &has_event,
+                    &deadlines,
+                    &written,
+                    during,
+                    &options.run_id,
+                );
+            }
             if let Some(k) = chaos.kinds.iter_mut().find(|k| k.kind == fault.kind) {
                 k.no_event[0] += early;
                 k.no_event[1] += late;
@@ -497,6 +507,47 @@ pub fn run_with(
         picture,
     };
     (outcome, metrics)
+}
+
+/// Up to 12 plans of `fault` left without a late event, on stderr (with
+/// `LAB_EXPLAIN_LATE` set): when each deadline fell in the fault and when
+/// its key was written, against that deadline, and the key's slot.
+fn explain_late(
+    fault: &chaos::Fault,
+    has_event: &[[bool; 2]],
+    deadlines: &[[Instant; 2]],
+    written: &[sim::KeyWrite],
+    during: impl Fn(Instant) -> bool,
+    run_id: &str,
+) {
+    let ms = |a: Instant, b: Instant| {
+        if a >= b {
+            (a - b).as_secs_f64() * 1e3
+        } else {
+            -((b - a).as_secs_f64() * 1e3)
+        }
+    };
+    let plans = (0..deadlines.len()).filter(|&i| !has_event[i][1] && during(deadlines[i][1]));
+    for i in plans.take(12) {
+        let deadline = deadlines[i][1];
+        let write = match written.get(i) {
+            Some(sim::KeyWrite::At { sent, done }) => format!(
+                "written {:+.1}..{:+.1} ms from the deadline",
+                ms(*sent, deadline),
+                ms(*done, deadline)
+            ),
+            other => format!("{other:?}"),
+        };
+        let key = format!("{}{run_id}-{i}", report::DEFAULT_HEAT_KEY_PREFIX);
+        eprintln!(
+            "late, no event: {} at +{:.0} ms of {} ({:.0} ms long): {write}, {}",
+            i,
+            ms(deadline, fault.start),
+            fault.kind,
+            ms(fault.end, fault.start),
+            key,
+        );
+    }
 }
 
 /// The late point's picture: the waits of found keys, and for the misses

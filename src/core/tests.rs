@@ -505,12 +505,57 @@ fn pushing_a_job_is_looked_at_when_taken_and_then_only_at_its_deadline() {
         (210, WaitOn::Push),
         "no tick, intake only"
     );
-    assert_eq!(sim.waits_until(295), (300, WaitOn::Push));
-    sim.look(300, &[]);
+    // 5 ms ahead: the answer comes before the deadline, also after a
+    // redirect or on a busy CPU.
+    assert_eq!(sim.waits_until(290), (295, WaitOn::Push));
+    sim.look(295, &[]);
     assert_eq!(
         sim.decided(),
-        [("a".into(), false, 300, Detect::Poll, false)]
+        [("a".into(), false, 295, Detect::Poll, false)]
     );
+}
+
+#[test]
+fn pushing_a_deadline_look_made_ahead_that_fails_is_made_again() {
+    // Its deadline was taken off for the look: without being put back,
+    // nothing would look at the job again (pushing, there is no tick).
+    let mut sim = Sim::pushing(push().max_wait(ms(300)).retry_window(ms(500)));
+    sim.observe("a", 300, 0);
+    sim.look(0, &[]);
+    assert_eq!(sim.fail_look(295, store_error(StoreErrorKind::Timeout)), 1);
+    assert_eq!(sim.waits_until(295), (297, WaitOn::Push));
+    assert_eq!(sim.look(297, &[]), ["a"]);
+    assert_eq!(
+        sim.decided(),
+        [("a".into(), false, 297, Detect::Poll, false)]
+    );
+}
+
+#[test]
+fn pushing_each_deadline_is_looked_at_before_it_even_right_after_another_look() {
+    // A deadline look delayed by the spacing (10 ms) after another look
+    // would come after the deadline: a key written just after it would be
+    // found late, and the observation fail. Pushing, deadline looks are
+    // only a marked spacing (2 ms) apart, and each comes 5 ms ahead.
+    let mut sim = Sim::pushing(push().max_wait(ms(1000)));
+    sim.observe("a", 300, 0);
+    sim.observe("b", 302, 0);
+    sim.observe("c", 306, 0);
+    sim.observe("d", 900, 0);
+    sim.look(0, &[]);
+    sim.core.handle_pushed(&[format!("{KEY}d")], sim.now(290));
+    assert_eq!(sim.look(290, &["d"]), ["d"], "a message's look");
+    assert_eq!(sim.waits_until(290), (295, WaitOn::Push), "not 300");
+    assert_eq!(sim.look(295, &[]), ["a"]);
+    assert_eq!(sim.waits_until(295), (297, WaitOn::Push));
+    assert_eq!(sim.look(297, &["b"]), ["b"]);
+    assert_eq!(sim.waits_until(297), (300, WaitOn::Push), "the intake");
+    assert_eq!(sim.waits_until(300), (301, WaitOn::Push));
+    assert_eq!(sim.look(301, &[]), ["c"]);
+    let decided = sim.decided();
+    assert_eq!(decided[1], ("a".into(), false, 295, Detect::Poll, false));
+    assert_eq!(decided[2], ("b".into(), true, 297, Detect::Poll, false));
+    assert_eq!(decided[3], ("c".into(), false, 301, Detect::Poll, false));
 }
 
 #[test]
@@ -820,6 +865,6 @@ fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
         [("live".into(), true, 40, Detect::Push, false)]
     );
     assert_eq!(sim.write(50, Ok(())), ["live"]);
-    assert_eq!(sim.waits_until(295), (300, WaitOn::Push));
-    assert_eq!(sim.look(300, &[]), ["dead"]);
+    assert_eq!(sim.waits_until(290), (295, WaitOn::Push));
+    assert_eq!(sim.look(295, &[]), ["dead"]);
 }

@@ -311,8 +311,7 @@ impl Watchlist {
         })
     }
 
-    /// Clears slot `i`'s mark (it was looked at); a deadline taken off the
-    /// heap for the look is put back if the job goes on.
+    /// Clears slot `i`'s mark (it was looked at).
     pub(crate) fn looked(&mut self, i: usize) {
         let old = self.get_mut(i).mark.take();
         self.count(old, false);
@@ -334,6 +333,14 @@ impl Watchlist {
     /// The kept deadline of slot `i`.
     pub(crate) fn deadline(&self, i: usize) -> Instant {
         self.get(i).kept
+    }
+
+    /// Slot `i`'s deadline, taken off the heap by a look made ahead of it
+    /// that failed, is put back: the look is made again.
+    pub(crate) fn keep_deadline(&mut self, i: usize) {
+        let kept = self.get(i).kept;
+        let entry = self.entry(i);
+        self.deadlines.push(Reverse((kept, entry)));
     }
 
     /// Slot `i`'s deadline look failed: it is retried until `until` (kept
