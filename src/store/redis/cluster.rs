@@ -420,8 +420,9 @@ impl RedisClusterStore {
             let more = moves.len().saturating_sub(8);
             crate::say::say!(
                 log::Level::Info,
-                "Late observer: the slot map of {} changed (a failover or a reshard): {slots} slot(s) moved: {}{}",
+                "Late observer: the slot map of {} changed ({}): {slots} slot(s) moved: {}{}",
                 self.link.address(),
+                super::slots::Move::kind(&moves),
                 shown.join("; "),
                 if more > 0 {
                     format!("; and {more} more range(s)")

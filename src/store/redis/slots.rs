@@ -154,12 +154,19 @@ impl SlotMap {
             }
             match moves.last_mut() {
                 Some(m) if m.last + 1 == slot && m.from == was && m.to == now => m.last = slot,
-                _ => moves.push(Move {
-                    first: slot,
-                    last: slot,
-                    from: was,
-                    to: now,
-                }),
+                _ => {
+                    let failover = match (&was, &now) {
+                        (Some(was), Some(now)) => self.replicas_of(was).contains(now),
+                        _ => false,
+                    };
+                    moves.push(Move {
+                        first: slot,
+                        last: slot,
+                        from: was,
+                        to: now,
+                        failover,
+                    });
+                }
             }
         }
         moves
@@ -173,6 +180,22 @@ pub(crate) struct Move {
     pub(crate) last: u16,
     pub(crate) from: Option<(String, u16)>,
     pub(crate) to: Option<(String, u16)>,
+    /// The new master was a replica of the old one: a failover, not a
+    /// reshard.
+    pub(crate) failover: bool,
+}
+
+impl Move {
+    /// What the moves were, as a line says it: a failover (each new master
+    /// was the old one's replica), a reshard, or both.
+    pub(crate) fn kind(moves: &[Move]) -> &'static str {
+        let failovers = moves.iter().filter(|m| m.failover).count();
+        match failovers {
+            0 => "a reshard",
+            n if n == moves.len() => "a failover",
+            _ => "a failover and a reshard",
+        }
+    }
 }
 
 impl std::fmt::Display for Move {
@@ -186,7 +209,11 @@ impl std::fmt::Display for Move {
         } else {
             format!("slots {}-{}", self.first, self.last)
         };
-        write!(f, "{slots} from {} to {}", node(&self.from), node(&self.to))
+        write!(f, "{slots} from {} to {}", node(&self.from), node(&self.to))?;
+        if self.failover {
+            write!(f, " (its replica)")?;
+        }
+        Ok(())
     }
 }
 

@@ -78,7 +78,40 @@ fn moves_name_the_ranges_whose_master_changed() {
     let moves = before.moves(&after);
     assert_eq!(moves.len(), 1);
     assert_eq!(moves[0].to_string(), "slots 0-99 from h:1 to h:3");
+    assert_eq!(Move::kind(&moves), "a reshard");
     assert!(after.moves(&after).is_empty());
+}
+
+#[test]
+fn a_master_replaced_by_its_replica_is_said_to_have_failed_over() {
+    let node = |port: i64| Value::Array(vec![Value::BulkString(b"h".to_vec()), Value::Int(port)]);
+    let range = |a: i64, b: i64, nodes: Vec<Value>| {
+        Value::Array([vec![Value::Int(a), Value::Int(b)], nodes].concat())
+    };
+    let before = Value::Array(vec![
+        range(0, 8191, vec![node(1), node(11)]),
+        range(8192, 16383, vec![node(2), node(12)]),
+    ]);
+    // 1 failed over to its replica 11; 2 gave 100 slots to 11.
+    let after = Value::Array(vec![
+        range(0, 8291, vec![node(11)]),
+        range(8292, 16383, vec![node(2), node(12)]),
+    ]);
+    let (before, after) = (
+        SlotMap::from_reply(before, "h").unwrap(),
+        SlotMap::from_reply(after, "h").unwrap(),
+    );
+    let moves = before.moves(&after);
+    let said: Vec<String> = moves.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        [
+            "slots 0-8191 from h:1 to h:11 (its replica)",
+            "slots 8192-8291 from h:2 to h:11"
+        ]
+    );
+    assert_eq!(Move::kind(&moves), "a failover and a reshard");
+    assert_eq!(Move::kind(&moves[..1]), "a failover");
 }
 
 #[test]
