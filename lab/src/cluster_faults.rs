@@ -389,7 +389,14 @@ fn kill(
         moved && whole(cluster, &[victim])
     });
     doubts.push((killed - UNREPLICATED, Instant::now()));
-    over?;
+    if let Err(e) = over {
+        // No replica took over (seen once in 10 minutes, Redis 7.0.15): the
+        // master comes back with its slots, or the run would go on without
+        // them, every later fault failing too.
+        cluster.nodes[victim].restart();
+        let _ = wait_whole(cluster);
+        return Err(e);
+    }
     cluster.nodes[victim].restart();
     wait_for("the killed master back as a replica", || {
         replica_in_sync(cluster, victim)

@@ -191,11 +191,17 @@ pub struct Written {
 
 impl Bridge {
     pub fn start(sink: Sink, plans: usize) -> Bridge {
+        Bridge::telling(sink, plans, None)
+    }
+
+    /// [`Bridge::start`], also sending on `tell` the plan of each key just
+    /// written (the benchmark's oracle).
+    pub fn telling(sink: Sink, plans: usize, tell: Option<Sender<usize>>) -> Bridge {
         let (tx, rx) = unbounded();
         let (stop, stop_rx) = unbounded();
         let handle = thread::Builder::new()
             .name("sim-bridge".into())
-            .spawn(move || run(sink, plans, rx, stop_rx))
+            .spawn(move || run(sink, plans, rx, stop_rx, tell))
             .expect("spawn the bridge thread");
         Bridge { tx, stop, handle }
     }
@@ -223,7 +229,13 @@ impl Bridge {
     }
 }
 
-fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>) -> Written {
+fn run(
+    mut sink: Sink,
+    plans: usize,
+    rx: Receiver<Vec<Due>>,
+    stop: Receiver<()>,
+    tell: Option<Sender<usize>>,
+) -> Written {
     let mut written = vec![KeyWrite::Never; plans];
     let mut heap: BinaryHeap<Reverse<(Instant, usize, String)>> = BinaryHeap::new();
     let mut stopping = false;
@@ -260,6 +272,11 @@ fn run(mut sink: Sink, plans: usize, rx: Receiver<Vec<Due>>, stop: Receiver<()>)
                 KeyWrite::Unknown
             };
             due.iter().for_each(|(plan, _)| written[*plan] = what);
+            if let (Some(tell), KeyWrite::At { .. }) = (&tell, what) {
+                due.iter().for_each(|(plan, _)| {
+                    let _ = tell.send(*plan);
+                });
+            }
             continue;
         }
         if stopping {

@@ -4,12 +4,14 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::Receiver;
 use heat_observer::{Config, LateObserver, RedisConnector, Stats};
 use serde_json::{Value, json};
 
 use crate::args::fail;
 use crate::baseline::ThreadPerPlan;
 use crate::floor::Floor;
+use crate::oracle::Oracle;
 use crate::probe;
 use crate::server;
 use crate::sim::{Bridge, Delays, KeyWrite, Sink};
@@ -36,10 +38,12 @@ enum Subject {
     Pool(LateObserver),
     ThreadPerPlan(ThreadPerPlan),
     Floor(Floor),
+    Oracle(Oracle),
 }
 
 impl Subject {
-    fn start(mode: &str, url: &str, config: Config) -> Subject {
+    /// `told`: the plans whose keys the bridge wrote (mode `oracle`).
+    fn start(mode: &str, url: &str, config: Config, told: Option<Receiver<usize>>) -> Subject {
         match mode {
             "thread-per-plan" => Subject::ThreadPerPlan(ThreadPerPlan::new(url, config)),
             "channel-floor" => {
@@ -48,53 +52,71 @@ impl Subject {
             _ => {
                 let connector =
                     RedisConnector::new(url, &config).unwrap_or_else(|e| fail(&e.to_string()));
-                Subject::Pool(
-                    LateObserver::start(config, connector).unwrap_or_else(|e| fail(&e.to_string())),
-                )
+                let observer =
+                    LateObserver::start(config, connector).unwrap_or_else(|e| fail(&e.to_string()));
+                match told {
+                    Some(told) => Subject::Oracle(Oracle::start(observer, told)),
+                    None => Subject::Pool(observer),
+                }
             }
         }
     }
 
-    fn observe(&self, plan: &str, symbol: &str) -> bool {
+    /// The crate's observer, in the modes that run it.
+    fn observer(&self) -> Option<&LateObserver> {
+        match self {
+            Subject::Pool(o) => Some(o),
+            Subject::Oracle(o) => Some(o.observer()),
+            Subject::ThreadPerPlan(_) | Subject::Floor(_) => None,
+        }
+    }
+
+    /// Plan `index` (`plan`) published, to be decided by `deadline`.
+    fn observe(&self, index: usize, plan: &str, symbol: &str, deadline: Instant) -> bool {
         match self {
             Subject::Pool(o) => o.observe_late(plan, symbol).is_ok(),
+            Subject::Oracle(o) => o.expect(index, plan, deadline),
             Subject::ThreadPerPlan(t) => t.observe(plan, symbol),
             Subject::Floor(f) => f.observe(plan),
         }
     }
 
     fn settled(&self) -> bool {
+        if let Subject::Oracle(o) = self
+            && !o.handed()
+        {
+            return false;
+        }
         match self {
-            Subject::Pool(o) => {
-                let s = o.stats();
-                s.finished() >= s.accepted && s.queued == 0 && s.in_flight == 0
-            }
             Subject::ThreadPerPlan(t) => t.settled(),
             Subject::Floor(f) => f.settled(),
+            _ => self
+                .stats()
+                .is_some_and(|s| s.finished() >= s.accepted && s.queued == 0 && s.in_flight == 0),
         }
     }
 
     fn outcomes(&self) -> Vec<(&'static str, u64)> {
         match self {
-            Subject::Pool(o) => o.stats().outcomes().to_vec(),
             Subject::ThreadPerPlan(t) => t.outcomes(),
             Subject::Floor(f) => f.outcomes(),
+            _ => self
+                .stats()
+                .map(|s| s.outcomes().to_vec())
+                .unwrap_or_default(),
         }
     }
 
     fn dropped(&self) -> u64 {
         match self {
-            Subject::Pool(o) => o.stats().refused_queue_full,
             Subject::ThreadPerPlan(t) => t.dropped(),
             Subject::Floor(f) => f.dropped(),
+            _ => self.stats().map_or(0, |s| s.refused_queue_full),
         }
     }
 
     fn stats(&self) -> Option<Stats> {
-        match self {
-            Subject::Pool(o) => Some(o.stats()),
-            Subject::ThreadPerPlan(_) | Subject::Floor(_) => None,
-        }
+        self.observer().map(|o| o.stats())
     }
 
     /// Waits (at most `limit`) until every observation has ended.
@@ -102,7 +124,7 @@ impl Subject {
     /// floor's drainers); `None` for thread-per-plan, whose threads are gone.
     fn worker_cpu_s(&self) -> Option<f64> {
         match self {
-            Subject::Pool(_) => Some(probe::thread_cpu_s("heat-observer-")),
+            Subject::Pool(_) | Subject::Oracle(_) => Some(probe::thread_cpu_s("heat-observer-")),
             Subject::Floor(_) => Some(probe::thread_cpu_s("floor-drain")),
             Subject::ThreadPerPlan(_) => None,
         }
@@ -174,7 +196,14 @@ pub fn run(
     let threads_before = probe::threads();
     let sampler = probe::ThreadSampler::start();
     let calls_before = probe::command_calls(&mut admin);
-    let subject = Subject::start(mode, &observed_url, config.clone());
+    let (tell, told) = match mode {
+        "oracle" => {
+            let (tell, told) = crossbeam_channel::unbounded();
+            (Some(tell), Some(told))
+        }
+        _ => (None, None),
+    };
+    let subject = Subject::start(mode, &observed_url, config.clone(), told);
     if let Subject::Pool(o) = &subject {
         // Push: measure from the moment the workers are subscribed.
         let ready = Instant::now() + Duration::from_secs(5);
@@ -188,9 +217,10 @@ pub fn run(
         }
     }
     let bridge = (scenario != "down").then(|| {
-        Bridge::start(
+        Bridge::telling(
             Sink::Redis(Target::Redis(url.to_owned()), None, key_ttl),
             plans,
+            tell,
         )
     });
     let mut delays = Delays::new(load.median_ms, 0.8, load.missing_pct, load.seed);
@@ -247,7 +277,7 @@ pub fn run(
         while i < batch_end {
             let plan = plan_id(i);
             let t0 = Instant::now();
-            subject.observe(&plan, "BTCUSDT");
+            subject.observe(i, &plan, "BTCUSDT", t0 + config.max_wait());
             submit_ns[i] = t0.elapsed().as_nanos() as u64;
             deadlines[i] = t0 + config.max_wait();
             i += 1;

@@ -14,7 +14,9 @@
 //! M minutes, Redis restarted every 30 s); alone: `processes` (K Apply
 //! processes on one Redis), `refusals` and `chaos` (faults on a schedule,
 //! every event audited; modes `pool` and `push`). Modes: `channel-floor` (a bare
-//! bounded channel, the floor), `pool` (the crate's defaults), `push`
+//! bounded channel, the floor), `oracle` (told when each key is written:
+//! one look per plan at the right moment, the floor of detection; steady
+//! scenarios and `processes` only), `pool` (the crate's defaults), `push`
 //! (push detection), `one-per-worker` (one job in flight per worker: the
 //! literal loop), `thread-per-plan` (the seed's design, see
 //! `baseline.rs`).
@@ -27,6 +29,7 @@ mod baseline;
 mod case;
 mod chaos;
 mod floor;
+mod oracle;
 mod probe;
 mod processes;
 mod refusals;
@@ -59,7 +62,7 @@ const FLAGS: &[Flag] = &[
     opt(
         "--mode",
         "NAMES",
-        "channel-floor, pool, push, one-per-worker, thread-per-plan, a comma list of them, or \
+        "channel-floor, oracle, pool, push, one-per-worker, thread-per-plan, a comma list of them, or \
          all (default all)",
     ),
     opt("--plans", "N", "plans in the burst (default 10000)"),
@@ -122,8 +125,9 @@ const SCENARIOS: [&str; 6] = [
     "down",
     "soak",
 ];
-const MODES: [&str; 5] = [
+const MODES: [&str; 6] = [
     "channel-floor",
+    "oracle",
     "pool",
     "push",
     "one-per-worker",
@@ -242,6 +246,9 @@ fn main() {
             }
             if scenario == "short-lived" && matches!(mode, "one-per-worker" | "thread-per-plan") {
                 continue; // the question there is poll against push
+            }
+            if mode == "oracle" && !matches!(scenario, "steady" | "steady-20k") {
+                continue; // a reference for what a steady flow costs Redis
             }
             eprintln!("running {scenario} / {mode} ...");
             let case = run_child(&args, scenario, mode);

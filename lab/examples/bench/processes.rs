@@ -2,9 +2,11 @@
 //! its own, with its own simulated bridge) on one private Redis, at the
 //! same total rate, in poll and in push. What each plan costs Redis (CPU
 //! from `INFO cpu`, bytes sent from `total_net_output_bytes`) and the
-//! observers' worker threads, and the coverage against its bound. Push
-//! used to reach exactness by broadcast, which cost Redis more than the
-//! poll and grew with every process; this shows where it stands.
+//! observers' worker threads, and the coverage against its bound, each
+//! also as a ratio to mode `oracle` in the same run (one look per plan at
+//! the right moment: the floor of detection). Push used to reach
+//! exactness by broadcast, which cost Redis more than the poll and grew
+//! with every process; this shows where it stands.
 
 use std::process::{Command, Stdio};
 
@@ -26,7 +28,8 @@ pub fn run(args: &Args) -> Vec<Value> {
     let mut admin = server::connect(&server.url());
     let mut rows = Vec::new();
     for processes in [1usize, 4] {
-        for mode in ["pool", "push"] {
+        let mut oracle: Option<Value> = None;
+        for mode in ["oracle", "pool", "push"] {
             eprintln!("running processes / {mode} / {processes} process(es) ...");
             let (cpu_before, out_before) = probe::redis_cpu_and_output(&mut admin);
             let calls_before = probe::command_calls(&mut admin);
@@ -82,9 +85,9 @@ pub fn run(args: &Args) -> Vec<Value> {
                 .iter()
                 .filter_map(|c| c["lag_ms"]["p99"].as_f64())
                 .fold(0.0, f64::max);
-            let row = json!({
+            let mut row = json!({
                 "scenario": "processes",
-                "mode": if mode == "pool" { "poll" } else { "push" },
+                "mode": if mode == "pool" { "poll" } else { mode },
                 "processes": processes,
                 "plans": total,
                 "redis_cpu_us_per_plan": (cpu_after - cpu_before) * 1e6 / total.max(1.0),
@@ -97,6 +100,17 @@ pub fn run(args: &Args) -> Vec<Value> {
                 "commands_per_plan": (scripts + plain) as f64 / total.max(1.0),
                 "accounted": cases.iter().all(|c| c["accounted"] == true),
             });
+            let floor = oracle.get_or_insert_with(|| row.clone());
+            for k in [
+                "redis_cpu_us_per_plan",
+                "redis_out_bytes_per_plan",
+                "worker_cpu_us_per_plan",
+                "commands_per_plan",
+            ] {
+                let of = floor[k].as_f64().unwrap_or(f64::NAN);
+                let ratio = row[k].as_f64().unwrap_or(f64::NAN) / of;
+                row[format!("{k}_x_oracle")] = json!(ratio);
+            }
             eprintln!("  {row}");
             rows.push(row);
         }
@@ -186,13 +200,15 @@ fn finish(
 /// The table of the rows, as the README shows it.
 pub fn print(rows: &[Value]) {
     println!(
-        "\n{:<6} {:>3} {:>7} {:>14} {:>16} {:>15} {:>15} {:>8} {:>7} {:>8} {:>7}",
+        "\n{:<6} {:>3} {:>7} {:>14} {:>9} {:>16} {:>15} {:>9} {:>15} {:>8} {:>7} {:>8} {:>7}",
         "mode",
         "K",
         "plans",
         "Redis CPU µs/pl",
+        "x oracle",
         "Redis out B/pl",
         "worker CPU µs/pl",
+        "x oracle",
         "process µs/pl",
         "cover",
         "bound",
@@ -202,13 +218,15 @@ pub fn print(rows: &[Value]) {
     for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<6} {:>3} {:>7} {:>14.1} {:>16.1} {:>15.1} {:>15.1} {:>8.4} {:>7.4} {:>8} {:>7.2}",
+            "{:<6} {:>3} {:>7} {:>14.1} {:>9.2} {:>16.1} {:>15.1} {:>9.2} {:>15.1} {:>8.4} {:>7.4} {:>8} {:>7.2}",
             r["mode"].as_str().unwrap_or(""),
             f("processes"),
             f("plans"),
             f("redis_cpu_us_per_plan"),
+            f("redis_cpu_us_per_plan_x_oracle"),
             f("redis_out_bytes_per_plan"),
             f("worker_cpu_us_per_plan"),
+            f("worker_cpu_us_per_plan_x_oracle"),
             f("process_cpu_us_per_plan"),
             f("coverage"),
             f("bound"),

@@ -678,7 +678,7 @@ impl RedisClusterStore {
                 // The first error is the cause; later ones may be its echo.
                 Err(e) => {
                     self.found_on_replicas(look, chunk, found);
-                    failed.get_or_insert(e);
+                    failed.get_or_insert_with(|| self.master_failed(look.node, &e));
                     continue;
                 }
             };
@@ -701,6 +701,19 @@ impl RedisClusterStore {
                 }
             }
         }
+    }
+
+    /// `e`, from a master that did not answer, naming it as one: how many
+    /// slots it serves, whether a replica can answer for it.
+    fn master_failed(&self, node: &(String, u16), e: &StoreError) -> StoreError {
+        let map = self.slots.as_ref().or(self.known.as_ref());
+        let (slots, replicas) =
+            map.map_or((0, 0), |m| (m.slots_of(node), m.replicas_of(node).len()));
+        let why = format!(
+            "master of {slots} slot(s) with {replicas} replica(s), {}",
+            e.message()
+        );
+        StoreError::new(e.kind(), why)
     }
 
     /// The keys of `chunk` still unanswered, asked of the replicas of

@@ -186,6 +186,10 @@ pub(crate) fn store_error(address: &str, e: &RedisError) -> StoreError {
             let why =
                 "the URL's database does not exist on this server (see `databases` in redis.conf)";
             (StoreErrorKind::Database, why.to_owned())
+        } else if code == "CLUSTERDOWN" {
+            let why = "the cluster is down (CLUSTERDOWN): a master failed and until its replica \
+                       takes over every node refuses";
+            (StoreErrorKind::Server, why.to_owned())
         } else if e.is_timeout() {
             (StoreErrorKind::Timeout, text)
         } else if e.is_connection_refusal() {

@@ -134,6 +134,18 @@ impl SlotMap {
         self.nodes.len()
     }
 
+    /// How many slots the master `node` serves.
+    pub(crate) fn slots_of(&self, node: &(String, u16)) -> u32 {
+        let Some(i) = self.nodes.iter().position(|n| n == node) else {
+            return 0;
+        };
+        self.ranges
+            .iter()
+            .filter(|r| r.2 == i)
+            .map(|r| u32::from(r.1) - u32::from(r.0) + 1)
+            .sum()
+    }
+
     /// The replicas of the master `node`, if the map names it.
     pub(crate) fn replicas_of(&self, node: &(String, u16)) -> &[(String, u16)] {
         self.nodes

@@ -28,3 +28,17 @@ fn a_missing_right_is_named_as_an_acl_rule() {
         );
     }
 }
+
+#[test]
+fn a_cluster_that_is_down_is_said_so() {
+    let reply = redis::parse_redis_value(b"-CLUSTERDOWN The cluster is down\r\n").unwrap();
+    let e = reply.extract_error().unwrap_err();
+    let error = store_error("10.0.0.5:7000", &e);
+    assert_eq!(error.kind(), StoreErrorKind::Server);
+    assert!(
+        error
+            .message()
+            .starts_with("10.0.0.5:7000: the cluster is down (CLUSTERDOWN): a master failed"),
+        "{error}"
+    );
+}

@@ -111,6 +111,12 @@ fn a_master_replaced_by_its_replica_is_said_to_have_failed_over() {
         ]
     );
     assert_eq!(Move::kind(&moves), "a failover and a reshard");
+    assert_eq!(after.slots_of(&("h".into(), 11)), 8292);
+    assert_eq!(
+        before.slots_of(&("h".into(), 11)),
+        0,
+        "a replica serves none"
+    );
     assert_eq!(Move::kind(&moves[..1]), "a failover");
 }
 
