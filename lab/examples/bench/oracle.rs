@@ -174,3 +174,48 @@ fn drive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heat_observer::{Config, MemoryStore};
+
+    #[test]
+    fn each_plan_is_looked_at_once_when_its_key_comes_or_at_its_deadline() {
+        let store = MemoryStore::new();
+        let config = Config::builder().build().expect("config");
+        let observer = LateObserver::start(config.clone(), store.clone()).expect("start");
+        let (tell, told) = unbounded();
+        let oracle = Oracle::start(observer, told);
+        let now = Instant::now();
+        let far = now + Duration::from_secs(60);
+        // A key written before its plan is expected, one after, and one
+        // that never comes (its deadline now).
+        store.insert_key(config.heat_key("first"));
+        tell.send(0).unwrap();
+        assert!(oracle.expect(0, "first", far));
+        assert!(oracle.expect(1, "then", far));
+        assert!(oracle.expect(2, "never", now));
+        store.insert_key(config.heat_key("then"));
+        tell.send(1).unwrap();
+        let settled = |o: &Oracle| {
+            let s = o.observer().stats();
+            o.handed() && s.found + s.not_found == 3
+        };
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !settled(&oracle) {
+            assert!(Instant::now() < give_up, "{:?}", oracle.observer().stats());
+            thread::sleep(Duration::from_millis(1));
+        }
+        let stats = oracle.observer().stats();
+        assert_eq!((stats.found, stats.not_found), (2, 1));
+        // One look each, no wait, at the late point.
+        assert_eq!(stats.keys_checked, 3);
+        let events = store.entries(config.stream());
+        assert_eq!(events.len(), 3);
+        for event in &events {
+            assert_eq!(event.field("obs_point"), Some("publish_plan_post"));
+            assert_eq!(event.field("max_wait_ms"), Some("0"));
+        }
+    }
+}
