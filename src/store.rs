@@ -9,10 +9,12 @@
 //!
 //! **Stability.** A service needs none of this module but the errors it
 //! reads ([`StoreError`] in logs, [`StoreErrorKind`] in
-//! [`Stats`](crate::Stats), [`RedisUrlError`], [`RightCheck`]). The traits
-//! and their types are for those who write a store of their own (a test
-//! double, another database) and may change in a minor release, with a
-//! note in the changelog.
+//! [`Stats`](crate::Stats), [`RedisUrlError`], [`RightCheck`]) and
+//! [`StreamEntry`], what [`MemoryStore`] holds. The traits and their types
+//! (`Store`, `Connector`, `Answers`, `Changes`, `Claim`, `Claimed`,
+//! `StreamSpec`, `Event`) are for those who write a store of their own (a
+//! test double, another database): they are hidden from these docs and may
+//! change in a minor release, with a note in the changelog.
 
 pub(crate) mod memory;
 pub(crate) mod redis;
@@ -20,6 +22,7 @@ pub(crate) mod redis;
 use std::fmt;
 use std::time::Duration;
 
+#[doc(hidden)]
 pub use crate::event::Event;
 pub use memory::{MemoryStore, StreamEntry};
 pub use redis::{RedisUrlError, RightCheck};
@@ -28,6 +31,7 @@ pub use redis::{RedisUrlError, RightCheck};
 /// be bounded by the store's own timeouts; a call that panics is caught by
 /// the worker, its jobs are counted as panicked, and the store is replaced
 /// with a fresh one from the [`Connector`].
+#[doc(hidden)]
 pub trait Store: Send {
     /// Whether each key exists, in the order given, one answer per key.
     /// A store whose keys live on several nodes (a cluster) answers the
@@ -88,6 +92,7 @@ pub trait Store: Send {
 
 /// What [`Store::look`] answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Answers {
     /// Per key, in the order asked: whether it exists, or `None` when its
     /// node did not answer.
@@ -120,6 +125,7 @@ impl Answers {
 /// What [`Store::changes`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub enum Changes {
     /// Nothing within the timeout.
     Quiet,
@@ -135,6 +141,7 @@ pub enum Changes {
 
 /// Makes the [`Store`] of each worker. Called on the worker's thread when it
 /// starts and again after a store panicked; it must not block.
+#[doc(hidden)]
 pub trait Connector: Send + Sync + 'static {
     /// The store it makes.
     type Store: Store + 'static;
@@ -150,6 +157,7 @@ pub trait Connector: Send + Sync + 'static {
 
 /// Where events go: the stream, its approximate length, the dedupe TTL.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct StreamSpec {
     /// The stream name.
     pub name: String,
@@ -161,6 +169,7 @@ pub struct StreamSpec {
 
 /// One event to append if its dedupe key can be claimed.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct Claim<'a> {
     /// The key that makes the event unique per `(plan_id, obs_point)`.
     pub dedupe_key: &'a str,
@@ -172,6 +181,7 @@ pub struct Claim<'a> {
 
 /// What became of one [`Claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Claimed {
     /// The event is in the stream (appended now or by an earlier attempt
     /// with the same owner).

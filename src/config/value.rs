@@ -24,72 +24,34 @@ pub(crate) trait Value: Clone {
     fn set(value: Self::Set) -> Self;
 }
 
-impl Value for bool {
-    type Get<'a> = bool;
-    type Set = bool;
-    fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
-        env::flag(name, raw)
-    }
-    fn show(&self, _: &Config) -> String {
-        self.to_string()
-    }
-    fn get(&self, _: &Config) -> bool {
-        *self
-    }
-    fn set(value: bool) -> Self {
-        value
-    }
+/// A type that is got and set as itself, shown with `show`.
+macro_rules! plain {
+    ($($ty:ty => $parse:path, $show:expr;)*) => {$(
+        impl Value for $ty {
+            type Get<'a> = $ty;
+            type Set = $ty;
+            fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
+                $parse(name, raw)
+            }
+            fn show(&self, _: &Config) -> String {
+                ($show)(self)
+            }
+            fn get(&self, _: &Config) -> $ty {
+                *self
+            }
+            fn set(value: $ty) -> Self {
+                value
+            }
+        }
+    )*};
 }
 
-impl Value for Duration {
-    type Get<'a> = Duration;
-    type Set = Duration;
-    fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
-        env::millis(name, raw)
-    }
-    fn show(&self, _: &Config) -> String {
-        super::ms(*self).to_string()
-    }
-    fn get(&self, _: &Config) -> Duration {
-        *self
-    }
-    fn set(value: Duration) -> Self {
-        value
-    }
-}
-
-impl Value for usize {
-    type Get<'a> = usize;
-    type Set = usize;
-    fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
-        env::size(name, raw)
-    }
-    fn show(&self, _: &Config) -> String {
-        self.to_string()
-    }
-    fn get(&self, _: &Config) -> usize {
-        *self
-    }
-    fn set(value: usize) -> Self {
-        value
-    }
-}
-
-impl Value for u64 {
-    type Get<'a> = u64;
-    type Set = u64;
-    fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
-        env::count(name, raw)
-    }
-    fn show(&self, _: &Config) -> String {
-        self.to_string()
-    }
-    fn get(&self, _: &Config) -> u64 {
-        *self
-    }
-    fn set(value: u64) -> Self {
-        value
-    }
+plain! {
+    bool => env::flag, ToString::to_string;
+    Duration => env::millis, |d: &Duration| super::ms(*d).to_string();
+    usize => env::size, ToString::to_string;
+    u64 => env::count, ToString::to_string;
+    Detect => env::detect, |d: &Detect| d.as_str().to_owned();
 }
 
 impl Value for String {
@@ -140,23 +102,6 @@ impl Value for Option<usize> {
     }
     fn set(value: usize) -> Self {
         Some(value)
-    }
-}
-
-impl Value for Detect {
-    type Get<'a> = Detect;
-    type Set = Detect;
-    fn parse(name: &'static str, raw: OsString) -> Result<Self, ConfigError> {
-        env::detect(name, raw)
-    }
-    fn show(&self, _: &Config) -> String {
-        self.as_str().to_owned()
-    }
-    fn get(&self, _: &Config) -> Detect {
-        *self
-    }
-    fn set(value: Detect) -> Self {
-        value
     }
 }
 

@@ -1,5 +1,5 @@
-//! Redis Cluster (feature `cluster`), through redis-rs's synchronous
-//! cluster client, one cluster connection per worker.
+//! Redis Cluster (feature `cluster`): each worker talks to each master on
+//! a [`Node`] of its own, the same path as the standalone store.
 //!
 //! * Heat keys are HeatBridge's and spread over every slot. They are
 //!   grouped by master with a slot map read from `CLUSTER SLOTS` and looked
@@ -7,23 +7,19 @@
 //!   call): a master that dies or stalls fails its own keys only, and costs
 //!   one read timeout, then backs off. A `MOVED` or `ASK` is followed
 //!   within the look.
-//! * Claim and append stay one script call per chunk: the dedupe keys carry
-//!   the stream's name as a hash tag (`{stream}:dedupe:...`), so they live in
-//!   the stream's slot with it.
-//! * Connect and response timeouts are the config's Redis timeout and
-//!   retries are kept to one, with short waits, so a dead node fails calls
-//!   at once instead of holding a worker (redis-rs's default is 16 retries,
-//!   seconds apart). Like the standalone store, any error but a server's
-//!   reply drops the connection and reconnecting backs off.
+//! * Claim and append stay one script call per chunk, on the master of the
+//!   stream's slot: the dedupe keys carry the stream's name as a hash tag
+//!   (`{stream}:dedupe:...`), so they live in that slot with it. A `MOVED`
+//!   or `ASK` is followed within the call; a failure is retried by the
+//!   worker, on the master the slot map names then.
+//! * A node that fails a call fails it once, within the config's Redis
+//!   timeout, and is reconnected at the next call (a cluster's calls are
+//!   spread over masters; redis-rs's cluster client would retry for
+//!   seconds and hold the worker).
 
 use std::fmt;
 use std::time::Duration;
 
-use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::io::tcp::TcpSettings;
-
-use super::link::Link;
 use super::node::{Endpoint, Node};
 use super::pipelined::EXISTS_CHUNK;
 use super::pipelined::PerKey;
@@ -60,10 +56,8 @@ fn node_url(node: &str) -> String {
 /// ```
 #[derive(Clone)]
 pub struct RedisClusterConnector {
-    client: ClusterClient,
     timeout: Duration,
     address: String,
-    /// Opens a plain connection to one master (push detection).
     nodes: NodeClients,
 }
 
@@ -157,7 +151,7 @@ impl RedisClusterConnector {
     /// [`RedisUrlError`] if no node is given, one does not parse, or they
     /// disagree on credentials or TLS.
     pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, RedisUrlError> {
-        Self::build(nodes, config.redis_timeout(), None, |builder| builder)
+        Self::build(nodes, config.redis_timeout(), None)
     }
 
     /// Like [`RedisClusterConnector::new`] for `rediss://` nodes, trusting
@@ -171,21 +165,14 @@ impl RedisClusterConnector {
         config: &Config,
         certs: super::tls::TlsCerts,
     ) -> Result<Self, RedisUrlError> {
-        let tls = Some(certs.clone());
-        Self::build(nodes, config.redis_timeout(), tls, |builder| {
-            builder.certs(certs.into_redis())
-        })
+        Self::build(nodes, config.redis_timeout(), Some(certs))
     }
 
     fn build<S: AsRef<str>>(
         nodes: &[S],
         timeout: Duration,
         certs: super::node::Certs,
-        finish: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
     ) -> Result<Self, RedisUrlError> {
-        if nodes.is_empty() {
-            return Err(RedisUrlError::new("no cluster node given"));
-        }
         let mut infos = Vec::with_capacity(nodes.len());
         let mut addresses = Vec::with_capacity(nodes.len());
         for node in nodes {
@@ -193,36 +180,51 @@ impl RedisClusterConnector {
             infos.push(info);
             addresses.push(address);
         }
-        let seeds = infos
-            .iter()
-            .filter_map(|info| match info.addr() {
-                redis::ConnectionAddr::Tcp(host, port)
-                | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
-                _ => None,
-            })
-            .collect();
-        let node_clients = NodeClients {
-            template: infos[0].clone(),
-            timeout,
-            seeds,
-            said: std::sync::Arc::default(),
-            certs,
+        let Some(first) = infos.first() else {
+            return Err(RedisUrlError::new("no cluster node given"));
         };
-        let builder = ClusterClientBuilder::new(infos)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .retries(1)
-            .min_retry_wait(10)
-            .max_retry_wait(50)
-            .tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client = finish(builder)
-            .build()
-            .map_err(|e| RedisUrlError::new(e.to_string()))?;
+        let tls = |info: &redis::ConnectionInfo| {
+            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+        };
+        let settings = |info: &redis::ConnectionInfo| {
+            let s = info.redis_settings();
+            (
+                s.username().map(str::to_owned),
+                s.password().map(str::to_owned),
+                s.db(),
+            )
+        };
+        let mut seeds = Vec::with_capacity(infos.len());
+        for info in &infos {
+            match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    seeds.push((host.clone(), *port));
+                }
+                _ => {
+                    return Err(RedisUrlError::new(
+                        "a cluster node must be host:port (CLUSTER SLOTS names nodes so, never by a unix socket)",
+                    ));
+                }
+            }
+            // The slot map names the other nodes by address only: they are
+            // reached with the first node's credentials, TLS and database.
+            if settings(info) != settings(first) || tls(info) != tls(first) {
+                return Err(RedisUrlError::new(
+                    "the cluster nodes differ in user, password, database or TLS",
+                ));
+            }
+        }
         Ok(Self {
-            client,
             timeout,
             address: addresses.join(","),
-            nodes: node_clients,
+            nodes: NodeClients {
+                template: first.clone(),
+                timeout,
+                seeds,
+                said: std::sync::Arc::default(),
+                certs,
+            },
         })
     }
 }
@@ -241,16 +243,7 @@ impl Connector for RedisClusterConnector {
 
     fn connect(&self, _worker: usize) -> RedisClusterStore {
         RedisClusterStore {
-            client: self.client.clone(),
-            timeout: self.timeout,
-            link: Link::new(
-                format!("cluster {}", self.address),
-                self.nodes
-                    .template
-                    .redis_settings()
-                    .username()
-                    .map(str::to_owned),
-            ),
+            address: format!("cluster {}", self.address),
             slots: None,
             known: None,
             map_reads: 0,
@@ -272,9 +265,8 @@ impl Connector for RedisClusterConnector {
 /// One worker's cluster connection, opened lazily and replaced after errors.
 /// Not exported: users name [`RedisClusterConnector`], never its store.
 pub struct RedisClusterStore {
-    client: ClusterClient,
-    timeout: Duration,
-    link: Link<ClusterConnection>,
+    /// `cluster <nodes given>`, for errors.
+    address: String,
     /// Read on first use and again after any error (slots may have moved).
     slots: Option<SlotMap>,
     /// The last map read, whose masters are asked for the next.
@@ -305,24 +297,9 @@ pub struct RedisClusterStore {
 impl fmt::Debug for RedisClusterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisClusterStore")
-            .field("nodes", &self.link.address())
-            .field("connected", &self.link.is_connected())
+            .field("nodes", &self.address)
+            .field("servers", &self.servers.len())
             .finish_non_exhaustive()
-    }
-}
-
-impl RedisClusterStore {
-    fn call<T>(
-        &mut self,
-        f: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
-    ) -> Result<T, StoreError> {
-        let (client, timeout) = (&self.client, self.timeout);
-        let open = || {
-            let c = client.get_connection()?;
-            c.set_write_timeout(Some(timeout))?;
-            Ok(c)
-        };
-        self.link.call(open, f)
     }
 }
 
@@ -354,29 +331,31 @@ impl RedisClusterStore {
             known.rotate_left(first);
         }
         self.map_reads = self.map_reads.wrapping_add(1);
+        let mut last = None;
         for node in known {
-            let Ok(server) = self.server(&node) else {
-                continue;
-            };
-            let read = |reply| SlotMap::from_reply(reply, &node.0).ok();
-            if let Some(map) = server.call(|c| slots.query(c)).ok().and_then(read) {
-                self.read_map(&map);
-                return Ok(map);
+            let read = self.server(&node).and_then(|server| {
+                let reply = server.call(|c| slots.query(c))?;
+                SlotMap::from_reply(reply, &node.0)
+                    .map_err(|e| super::link::store_error(server.address(), &e))
+            });
+            match read {
+                Ok(map) => {
+                    self.read_map(&map);
+                    return Ok(map);
+                }
+                Err(e) => last = Some(e),
             }
         }
-        let reply = self.call(|c| {
-            c.route_command(
-                &slots,
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )
-        })?;
-        // Some node of the cluster answered; which one is not known, so an
-        // empty host is taken to be the first node given.
-        let answering = self.nodes.seeds.first().map_or("", |s| s.0.as_str());
-        let map = SlotMap::from_reply(reply, answering)
-            .map_err(|e| super::link::store_error(self.link.address(), &e))?;
-        self.read_map(&map);
-        Ok(map)
+        let why = format!("{}: no node answered CLUSTER SLOTS", self.address);
+        Err(last.map_or_else(
+            || StoreError::new(StoreErrorKind::Unavailable, why),
+            |e| {
+                StoreError::new(
+                    e.kind(),
+                    format!("no node answered CLUSTER SLOTS, the last: {}", e.message()),
+                )
+            },
+        ))
     }
 
     /// Keeps `map`, and says which slots changed master since the map this
@@ -421,7 +400,7 @@ impl RedisClusterStore {
             crate::say::say!(
                 log::Level::Info,
                 "Late observer: the slot map of {} changed ({}): {slots} slot(s) moved: {}{}",
-                self.link.address(),
+                self.address.as_str(),
                 super::slots::Move::kind(&moves),
                 shown.join("; "),
                 if more > 0 {
@@ -435,36 +414,36 @@ impl RedisClusterStore {
 
     /// `node`'s server, added (nothing opened yet) on first use.
     fn server(&mut self, node: &(String, u16)) -> Result<&mut Node, StoreError> {
-        let at = match self.servers.iter().position(|(n, _)| n == node) {
-            Some(at) => at,
-            None => {
-                let endpoint = self
-                    .nodes
-                    .endpoint(node)
-                    .map_err(|e| super::link::store_error(&format!("{}:{}", node.0, node.1), &e))?;
-                self.servers
-                    .push((node.clone(), Node::new(endpoint).eager()));
-                self.servers.len() - 1
-            }
-        };
-        Ok(&mut self.servers[at].1)
+        Self::node_in(&mut self.servers, &self.nodes, node, false)
     }
 
     /// `node`'s `READONLY` connection as a replica, added on first use.
     fn replica(&mut self, node: &(String, u16)) -> Result<&mut Node, StoreError> {
-        let at = match self.replicas.iter().position(|(n, _)| n == node) {
+        Self::node_in(&mut self.replicas, &self.nodes, node, true)
+    }
+
+    fn node_in<'a>(
+        list: &'a mut Vec<((String, u16), Node)>,
+        clients: &NodeClients,
+        node: &(String, u16),
+        readonly: bool,
+    ) -> Result<&'a mut Node, StoreError> {
+        let at = match list.iter().position(|(n, _)| n == node) {
             Some(at) => at,
             None => {
-                let endpoint = self
-                    .nodes
+                let endpoint = clients
                     .endpoint(node)
                     .map_err(|e| super::link::store_error(&format!("{}:{}", node.0, node.1), &e))?;
-                self.replicas
-                    .push((node.clone(), Node::new(endpoint.readonly()).eager()));
-                self.replicas.len() - 1
+                let endpoint = if readonly {
+                    endpoint.readonly()
+                } else {
+                    endpoint
+                };
+                list.push((node.clone(), Node::new(endpoint).eager()));
+                list.len() - 1
             }
         };
-        Ok(&mut self.replicas[at].1)
+        Ok(&mut list[at].1)
     }
 
     /// The masters of the slot map read last.
@@ -549,7 +528,7 @@ impl RedisClusterStore {
             }
             if let Some(e) = again.or_else(|| {
                 (!left.is_empty()).then(|| {
-                    let why = format!("{}: slots still moving", self.link.address());
+                    let why = format!("{}: slots still moving", self.address.as_str());
                     StoreError::new(StoreErrorKind::Unavailable, why)
                 })
             }) {
@@ -587,7 +566,7 @@ impl RedisClusterStore {
                 None => {
                     let why = format!(
                         "{}: no master serves the slot of {}",
-                        self.link.address(),
+                        self.address.as_str(),
                         keys[i]
                     );
                     failed.get_or_insert(StoreError::new(StoreErrorKind::Unavailable, why));
@@ -666,7 +645,7 @@ impl RedisClusterStore {
                     } else {
                         let why = format!(
                             "{}: exists answered {} for {} keys",
-                            self.link.address(),
+                            self.address.as_str(),
                             part.len(),
                             chunk.len()
                         );
@@ -701,6 +680,48 @@ impl RedisClusterStore {
                 }
             }
         }
+    }
+
+    /// One claim call on the master of the stream's `slot`, following a
+    /// `MOVED` to the node it names and an `ASK` with `ASKING`, as
+    /// redis-rs's cluster client does, up to [`MOVED_ROUNDS`] times.
+    fn claim_on_master(&mut self, slot: u16, call: &redis::Cmd) -> Result<Vec<i64>, StoreError> {
+        let map = self.slot_map()?;
+        let Some(master) = map.node_of(slot) else {
+            let why = format!(
+                "{}: no master serves the stream's slot {slot}",
+                self.address
+            );
+            return Err(StoreError::new(StoreErrorKind::Unavailable, why));
+        };
+        let (mut to, mut asking) = (map.node(master).clone(), false);
+        for _ in 0..MOVED_ROUNDS {
+            let reply = self.server(&to)?.call(|c| {
+                if asking {
+                    redis::cmd("ASKING").exec(c)?;
+                }
+                match scripts::run_claim(c, call) {
+                    Err(e) => redirect(&e).map(Err).ok_or(e),
+                    codes => codes.map(Ok),
+                }
+            });
+            match reply {
+                Ok(Ok(codes)) => return Ok(codes),
+                Ok(Err(Redirect::Ask(node))) => (to, asking) = (node, true),
+                Ok(Err(Redirect::Moved(node))) => {
+                    self.slots = None;
+                    let map = self.slot_map()?;
+                    let named = map.node_of(slot).map(|i| map.node(i).clone());
+                    match node.or(named) {
+                        Some(node) => (to, asking) = (node, false),
+                        None => break,
+                    }
+                }
+                Err(e) => return Err(self.master_failed(&to, &e)),
+            }
+        }
+        let why = format!("{}: the stream's slot {slot} still moving", self.address);
+        Err(StoreError::new(StoreErrorKind::Unavailable, why))
     }
 
     /// `e`, from a master that did not answer, naming it as one: how many
@@ -818,10 +839,16 @@ impl Store for RedisClusterStore {
         stream: &StreamSpec,
         claims: &[Claim<'_>],
     ) -> Result<Vec<Claimed>, StoreError> {
-        let address = self.link.address().to_owned();
-        super::claim_in_chunks(stream, claims, &address, |call| {
-            self.call(|c| scripts::run_claim(c, call))
-        })
+        let slot = key_slot(stream.name.as_bytes());
+        let address = self.address.clone();
+        let answer = super::claim_in_chunks(stream, claims, &address, |call| {
+            self.claim_on_master(slot, call)
+        });
+        if answer.is_err() {
+            // The slot may have moved: the retry reads the map again.
+            self.slots = None;
+        }
+        answer
     }
 
     /// Subscribes on every master: tracking is per node. Each master's
@@ -855,7 +882,7 @@ impl Store for RedisClusterStore {
             return Ok(Changes::Lost);
         }
         if !self.push {
-            let why = format!("{}: no subscription", self.link.address());
+            let why = format!("{}: no subscription", self.address.as_str());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         }
         if self.subscription_broken() && self.resubscribe() {
@@ -871,7 +898,7 @@ impl Store for RedisClusterStore {
             }
         }
         if !self.servers.iter().any(|(_, s)| s.is_subscribed()) {
-            let why = format!("{}: no master subscription", self.link.address());
+            let why = format!("{}: no master subscription", self.address.as_str());
             return Err(StoreError::new(StoreErrorKind::Unavailable, why));
         }
         Ok(Changes::Quiet)
