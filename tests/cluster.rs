@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use heat_observer::{
     Config, ConfigBuilder, LateObserver, ObsPoint, RedisClusterConnector,
-    store::{Answers, Connector, Store, StoreErrorKind},
+    store::{Answers, Claim, Claimed, Connector, Event, Store, StoreErrorKind, StreamSpec},
 };
 use redis::Commands;
 use support::cluster::Cluster;
@@ -402,6 +402,61 @@ fn a_slot_moved_under_a_polling_look_is_followed_within_the_look() {
         during.found[1..].iter().all(|f| *f == Some(true)),
         "{during:?}"
     );
+}
+
+#[test]
+fn an_event_write_follows_the_stream_slot_to_its_new_master() {
+    // The writes go to the master of the stream's slot on the worker's own
+    // connection to it: a reshard or a failover that moves the slot is
+    // followed within the write (MOVED), not failed until the map is read.
+    let Some(cluster) = Cluster::start("an_event_write_follows_the_stream_slot") else {
+        return;
+    };
+    let config = config().build().unwrap();
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &config).unwrap();
+    let mut store = connector.connect(0);
+    let spec = StreamSpec {
+        name: config.stream().to_owned(),
+        maxlen: 1000,
+        dedupe_ttl: ms(60_000),
+    };
+    let point = ObsPoint::PUBLISH_PLAN_POST;
+    let mut write = |plan: &str| {
+        let event = Event::new(plan, "S", point);
+        let dedupe = config.dedupe_key(point, plan);
+        let owner = format!("owner-{plan}");
+        let claim = Claim {
+            dedupe_key: &dedupe,
+            owner: &owner,
+            event: &event,
+        };
+        store.claim_and_append(&spec, &[claim])
+    };
+    // The stream's slot holds no key until the first write: moved first,
+    // after the store read the slot map.
+    let (slot, from) = (
+        cluster.slot_of(config.stream()),
+        cluster.node_of(config.stream()),
+    );
+    assert_eq!(write("warm").unwrap(), [Claimed::Appended]);
+    let mut con = cluster.connection();
+    let _: () = con.del(config.stream()).unwrap();
+    let _: () = con.del(config.dedupe_key(point, "warm")).unwrap();
+    let to = (from + 1) % 3;
+    cluster.move_empty_slot(slot, to);
+    assert_eq!(write("moved").unwrap(), [Claimed::Appended], "followed");
+    assert_eq!(
+        write("moved").unwrap(),
+        [Claimed::Appended],
+        "its own retry"
+    );
+    assert_eq!(cluster.node_of(config.stream()), to);
+    let plans: Vec<String> = cluster
+        .stream_pairs(config.stream(), "plan_id", "obs_point")
+        .into_iter()
+        .map(|(plan, _)| plan)
+        .collect();
+    assert_eq!(plans, ["moved"], "one event, on the new master");
 }
 
 #[test]

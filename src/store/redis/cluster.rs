@@ -262,7 +262,7 @@ impl Connector for RedisClusterConnector {
     }
 }
 
-/// One worker's cluster connection, opened lazily and replaced after errors.
+/// One worker's connections to the cluster's nodes, opened lazily.
 /// Not exported: users name [`RedisClusterConnector`], never its store.
 pub struct RedisClusterStore {
     /// `cluster <nodes given>`, for errors.
@@ -305,9 +305,8 @@ impl fmt::Debug for RedisClusterStore {
 
 impl RedisClusterStore {
     /// The slot map: the one read last, unless an error cleared it. Read
-    /// again from the masters of the last map, one by one (a dead master
-    /// is skipped, where the cluster connection would pick one at random
-    /// and back off after it failed), then through the cluster connection.
+    /// again from the masters of the last map and the nodes given, one by
+    /// one, starting with the next each time (a dead master is skipped).
     fn slot_map(&mut self) -> Result<SlotMap, StoreError> {
         if let Some(map) = &self.slots {
             // Changes read within the last line's interval are said once

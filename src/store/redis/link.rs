@@ -1,7 +1,7 @@
 //! [`Link`]: a lazily opened Redis connection that is dropped after any
 //! error but a server's reply and reopened with backoff; and the mapping of
 //! redis-rs errors to [`StoreError`]. Each [`Node`](super::node::Node) has
-//! one, and the cluster store one for its cluster connection.
+//! one.
 
 use std::time::Instant;
 
