@@ -4,7 +4,7 @@
 //! `quantum:harvest:heat:by_plan:{plan_id}` some hundreds of milliseconds
 //! later. [`observe_late`](ObserverHandle::observe_late) hands the plan to a
 //! fixed pool of worker threads that watch the key for up to `max_wait`,
-//! looking every `poll`, then append one [`Event`](store::Event) to
+//! looking every `poll`, then append one event to
 //! `quantum:stream:apply.heat.observed` and count it in
 //! `p28_observed_total{obs_point,heat_found}`.
 //!

@@ -102,9 +102,9 @@ stats! {
         /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
         /// `Auth`, `Permission` and `Database` are operators' errors.
         pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
-        /// [`Store::look`](crate::store::Store::look) calls (round trips).
+        /// Store calls that look at heat keys (round trips).
         pub exists_calls: u64,
-        /// [`Store::claim_and_append`](crate::store::Store::claim_and_append) calls.
+        /// Store calls that claim and append events (round trips).
         pub append_calls: u64,
         /// Per observation point: the built-in points first, then others in the
         /// order they first finished.

@@ -31,13 +31,14 @@ impl StreamEntry {
     }
 }
 
-/// An in-memory [`Store`] and [`Connector`]. Clones share one state, so a
-/// test or a simulator can write `by_plan` keys while workers read them.
+/// The store in memory, in place of Redis (give it to
+/// [`LateObserver::start`](crate::LateObserver::start)). Clones share one
+/// state, so a test or a simulator can write `by_plan` keys while workers
+/// read them.
 ///
-/// Push detection works as Redis's client tracking does: after
-/// [`Store::subscribe`], each key a clone watches with [`Store::look`] is
-/// watched for that clone until the next change to it (a write or a
-/// deletion), which is told once as [`Changes::Invalidated`].
+/// Push detection works as Redis's client tracking does: a key a worker
+/// looks at while pushing is told to it once, at its next change (a write
+/// or a deletion).
 ///
 /// ```
 /// use heat_observer::{MemoryStore, store::Store};
