@@ -46,12 +46,14 @@ fn node_url(node: &str) -> String {
 /// call.
 ///
 /// ```
-/// use heat_observer::{Config, RedisClusterConnector, store::Connector};
+/// use heat_observer::{Config, RedisClusterConnector};
 ///
+/// // The second node is reached with the first's password, as are the
+/// // nodes the slot map names.
 /// let nodes = ["redis://:secret@10.0.0.5:7000", "10.0.0.6:7000"];
-/// # let nodes = ["redis://:secret@10.0.0.5:7000", "redis://:secret@10.0.0.6:7000"];
 /// let connector = RedisClusterConnector::new(&nodes, &Config::default())?;
-/// assert_eq!(connector.describe(), "redis cluster 10.0.0.5:7000,10.0.0.6:7000");
+/// let shown = format!("{connector:?}");
+/// assert!(shown.contains("10.0.0.5:7000,10.0.0.6:7000") && !shown.contains("secret"));
 /// # Ok::<(), heat_observer::store::RedisUrlError>(())
 /// ```
 #[derive(Clone)]
@@ -140,7 +142,9 @@ impl NodeClients {
 impl RedisClusterConnector {
     /// A connector for a cluster, given some of its nodes as URLs
     /// (`redis://[[user]:password@]host:port`) or bare `host:port`, with the
-    /// config's Redis timeout. Credentials must be the same on every node.
+    /// config's Redis timeout. Every node is reached with the first node's
+    /// user, password, database and TLS (those the slot map names, and
+    /// bare nodes); nodes given as URLs must agree with it.
     ///
     /// A service does not need it: `LateObserver::from_env` starts a
     /// cluster from a comma-separated list of nodes, in code or in
@@ -148,8 +152,9 @@ impl RedisClusterConnector {
     /// followed, and `LateObserver::start` says so in its log.
     ///
     /// # Errors
-    /// [`RedisUrlError`] if no node is given, one does not parse, or they
-    /// disagree on credentials or TLS.
+    /// [`RedisUrlError`] if no node is given, one does not parse or is a
+    /// unix socket, or two URLs disagree on user, password, database or
+    /// TLS.
     pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, RedisUrlError> {
         Self::build(nodes, config.redis_timeout(), None)
     }
@@ -176,11 +181,12 @@ impl RedisClusterConnector {
         let mut infos = Vec::with_capacity(nodes.len());
         let mut addresses = Vec::with_capacity(nodes.len());
         for node in nodes {
+            let bare = !node.as_ref().contains("://");
             let (info, address) = connection_info(&node_url(node.as_ref()))?;
-            infos.push(info);
+            infos.push((info, bare));
             addresses.push(address);
         }
-        let Some(first) = infos.first() else {
+        let Some((first, _)) = infos.first() else {
             return Err(RedisUrlError::new("no cluster node given"));
         };
         let tls = |info: &redis::ConnectionInfo| {
@@ -195,7 +201,7 @@ impl RedisClusterConnector {
             )
         };
         let mut seeds = Vec::with_capacity(infos.len());
-        for info in &infos {
+        for (info, bare) in &infos {
             match info.addr() {
                 redis::ConnectionAddr::Tcp(host, port)
                 | redis::ConnectionAddr::TcpTls { host, port, .. } => {
@@ -208,8 +214,9 @@ impl RedisClusterConnector {
                 }
             }
             // The slot map names the other nodes by address only: they are
-            // reached with the first node's credentials, TLS and database.
-            if settings(info) != settings(first) || tls(info) != tls(first) {
+            // reached with the first node's credentials, TLS and database,
+            // as a bare `host:port` is. A URL that says otherwise is wrong.
+            if !bare && (settings(info) != settings(first) || tls(info) != tls(first)) {
                 return Err(RedisUrlError::new(
                     "the cluster nodes differ in user, password, database or TLS",
                 ));

@@ -2,7 +2,8 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::{Redirect, SLOT_LINE_EVERY, SaidMaps, redirect};
+use super::{Redirect, RedisClusterConnector, SLOT_LINE_EVERY, SaidMaps, redirect};
+use crate::config::Config;
 use crate::store::redis::slots::SlotMap;
 
 fn map(split: i64) -> SlotMap {
@@ -63,4 +64,42 @@ fn an_ask_names_the_importing_node_by_host_and_port() {
         Some(Redirect::Moved(Some((_, 22292))))
     ));
     assert!(redirect(&error(b"-ERR other\r\n")).is_none());
+}
+
+#[test]
+fn bare_nodes_take_the_first_nodes_settings_and_urls_must_agree_with_it() {
+    let new = |nodes: &[&str]| RedisClusterConnector::new(nodes, &Config::default());
+    // What `P28_LATE_OBS_REDIS_URL=redis://:pw@h1:7000,h2:7000` gives.
+    let connector = new(&["redis://u:pw@h1:7000/0", "h2:7000", " h3:7000 "]).unwrap();
+    assert_eq!(
+        connector.nodes.seeds,
+        [
+            ("h1".to_owned(), 7000),
+            ("h2".to_owned(), 7000),
+            ("h3".to_owned(), 7000)
+        ]
+    );
+    assert_eq!(
+        connector.nodes.template.redis_settings().password(),
+        Some("pw")
+    );
+    assert!(new(&["redis://:pw@h1:7000", "redis://:pw@h2:7000"]).is_ok());
+    for (nodes, why) in [
+        (
+            &["redis://:pw@h1:7000", "redis://:other@h2:7000"][..],
+            "differ",
+        ),
+        (&["redis://:pw@h1:7000", "redis://h2:7000"][..], "differ"),
+        (
+            &["redis://u:pw@h1:7000", "redis://v:pw@h2:7000"][..],
+            "differ",
+        ),
+        (&["redis://h1:7000/1", "redis://h2:7000/2"][..], "differ"),
+        (&["h1:7000", "unix:///tmp/redis.sock"][..], "unix socket"),
+        (&[][..], "no cluster node"),
+    ] {
+        let error = new(nodes).unwrap_err().to_string();
+        assert!(error.contains(why), "{nodes:?}: {error}");
+        assert!(!error.contains("pw") && !error.contains("other"), "{error}");
+    }
 }
