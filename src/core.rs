@@ -403,7 +403,11 @@ impl Core {
             return;
         };
         match answer {
-            Ok(Answers { found, failed }) => {
+            Ok(Answers {
+                found,
+                failed,
+                looked_by,
+            }) => {
                 match failed {
                     Some(error) => self.outcomes.push(Outcome::Failed {
                         op: Op::Look,
@@ -411,7 +415,7 @@ impl Core {
                     }),
                     None => self.outcomes.push(Outcome::Answered { op: Op::Look }),
                 }
-                self.looked(&look, &found, now);
+                self.looked(&look, &found, &looked_by, now);
             }
             Err(CallError::Store(error)) => {
                 let broke = error.kind() == StoreErrorKind::Io;
@@ -429,7 +433,7 @@ impl Core {
                         ..look
                     });
                 } else {
-                    self.looked(&look, &vec![None; look.due.len()], now);
+                    self.looked(&look, &vec![None; look.due.len()], &[], now);
                 }
             }
             Err(CallError::Panicked) => {
@@ -805,7 +809,13 @@ impl Core {
     /// it is retried each tick for the retry window, unless it is an early
     /// look (one look at the call) or its window is over: then it has
     /// failed.
-    fn looked(&mut self, look: &PendingLook, found: &[Option<bool>], now: Now) {
+    fn looked(
+        &mut self,
+        look: &PendingLook,
+        found: &[Option<bool>],
+        looked_by: &[Option<Instant>],
+        now: Now,
+    ) {
         enum End {
             Decided(bool, Instant, Detect),
             Failed,
@@ -813,7 +823,7 @@ impl Core {
         let retry = self.config.retry_window();
         let lead = self.lead();
         let mut ends: Vec<(usize, End)> = Vec::new();
-        for (&i, &answer) in look.due.iter().zip(found) {
+        for (j, (&i, &answer)) in look.due.iter().zip(found).enumerate() {
             let deadline = self.watch.get(i).job.deadline();
             let Some(found) = answer else {
                 // Not looked at again at once, which would loop while the
@@ -840,21 +850,23 @@ impl Core {
             self.watch.looked(i);
             let w = self.watch.get_mut(i);
             w.polls += 1;
-            // A found key is found as of the answer: the server looked
-            // somewhere between the call and the answer. `heat_found=1`
-            // says the key was there by the deadline, so an answer later
-            // than the deadline (to the event's whole millisecond) may have
+            // A found key is found as of the moment the server looked:
+            // by the answer's arrival, or earlier where the server's clock
+            // says so (`TIME` read after the look). `heat_found=1` says
+            // the key was there by the deadline, so a look made later than
+            // the deadline (to the event's whole millisecond) may have
             // seen a key written after it: a retry across a failover, a
-            // redirect followed, a reply read late on a busy CPU. Not
-            // knowing is a failure; finding it would lift coverage above
-            // what was possible. A key still missing then was missing at
-            // the deadline.
+            // redirect followed late. Not knowing is a failure; finding it
+            // would lift coverage above what was possible. A key still
+            // missing then was missing at the deadline.
             // The one look of a point without a wait is made at the call
-            // and stands for it as long as it is answered within a store
+            // and stands for it as long as it is made within a store
             // timeout.
+            let seen = looked_by.get(j).copied().flatten();
+            let seen = seen.map_or(now.at, |at| at.min(now.at));
             let late_answer = match w.job.wait_ms() {
-                0 => now.at > deadline + self.config.redis_timeout(),
-                _ => now.at >= deadline + ON_TIME,
+                0 => seen > deadline + self.config.redis_timeout(),
+                _ => seen >= deadline + ON_TIME,
             };
             if found && (w.retrying || late_answer) {
                 ends.push((i, End::Failed));
@@ -864,15 +876,15 @@ impl Core {
                 // full tracking table, and the write may have come after
                 // it, before the look. A message only brings the look on
                 // (within a few ms) and says how the key was seen. Found
-                // as of the answer: the server looked somewhere between
-                // the call and the answer, and a key written after the
-                // call (a worker slow to send it) must not read as found
-                // before it was written. (Not found is as of the call.)
+                // as of when the server looked (`seen`), not the call: a
+                // key written after the call (a worker slow to send it)
+                // must not read as found before it was written. (Not
+                // found is as of the call.)
                 let by = match w.pushed_at {
                     Some(_) => Detect::Push,
                     None => Detect::Poll,
                 };
-                ends.push((i, End::Decided(true, now.at.max(look.at), by)));
+                ends.push((i, End::Decided(true, seen.max(look.at), by)));
             } else if deadline <= look.at + lead {
                 // Polling, a deadline less than a lead away is decided by
                 // this look (`wait_ms` says when it was made): the next

@@ -20,7 +20,7 @@ pub(crate) mod memory;
 pub(crate) mod redis;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[doc(hidden)]
 pub use crate::event::Event;
@@ -99,6 +99,10 @@ pub struct Answers {
     pub found: Vec<Option<bool>>,
     /// Why some keys were not answered.
     pub failed: Option<StoreError>,
+    /// Per key, when known: a moment by which its node had looked (from
+    /// the node's clock), earlier than the answer's arrival. Missing (or
+    /// shorter than `found`): the arrival bounds it.
+    pub looked_by: Vec<Option<Instant>>,
 }
 
 impl Answers {
@@ -107,6 +111,7 @@ impl Answers {
         Answers {
             found: found.into_iter().map(Some).collect(),
             failed: None,
+            looked_by: Vec::new(),
         }
     }
 

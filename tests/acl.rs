@@ -248,7 +248,7 @@ fn check_config_connect_proves_the_readme_rights_and_names_each_missing_one() {
     assert_eq!(poll.code, 0, "{}", poll.out);
     assert_eq!(
         poll.out.matches("\n  ok       +").count(),
-        7,
+        8,
         "{}",
         poll.out
     );

@@ -179,6 +179,51 @@ fn a_frozen_master_costs_a_look_one_timeout_and_fails_only_its_own_keys() {
 }
 
 #[test]
+fn a_frozen_master_holds_back_no_other_masters_answer() {
+    // Every master's look is sent before any answer is read, and each
+    // answer says when its server looked (`TIME` after the keys): the
+    // others' keys read as looked at when they were, not after the frozen
+    // master's timeout. (A deadline look's key found on them counts; read
+    // after the timeout, it was unknown.) Each master frozen in turn, so
+    // that one is looked at first.
+    let Some(cluster) = Cluster::start("a_frozen_master_holds_back_no_other") else {
+        return;
+    };
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &Config::default()).unwrap();
+    let mut store = connector.connect(0);
+    let keys: Vec<String> = (0..600).map(|i| format!("held-back-{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let masters: Vec<usize> = keys.iter().map(|k| cluster.node_of(k)).collect();
+    for frozen in 0..3 {
+        // Connections open, each server's clock measured.
+        for _ in 0..5 {
+            store.look(&keys, false).and_then(Answers::whole).unwrap();
+        }
+        cluster.nodes[frozen].stall();
+        let t = Instant::now();
+        let answers = store.look(&keys, false);
+        let took = t.elapsed();
+        cluster.nodes[frozen].resume();
+        let answers = answers.unwrap();
+        assert!(took >= ms(50), "no timeout waited for: {took:?}");
+        for (i, key) in keys.iter().enumerate() {
+            if masters[i] == frozen {
+                assert_eq!(answers.found[i], None, "{key}");
+                continue;
+            }
+            assert_eq!(answers.found[i], Some(false), "{key}");
+            let seen = answers.looked_by[i].expect("when the server looked");
+            assert!(
+                seen >= t && seen < t + ms(25),
+                "{key} on master {}, master {frozen} frozen: looked at {:?} into a call of {took:?}",
+                masters[i],
+                seen.saturating_duration_since(t)
+            );
+        }
+    }
+}
+
+#[test]
 fn push_on_a_cluster_subscribes_every_master_and_the_others_keep_pushing_when_one_dies() {
     let Some(mut cluster) = Cluster::start("push_on_a_cluster") else {
         return;

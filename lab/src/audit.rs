@@ -34,7 +34,7 @@ use super::report::ObservedEvent;
 use super::sim::KeyWrite;
 
 /// Slack for whole-millisecond rounding on both sides.
-const SLACK_MS: f64 = 2.0;
+pub const SLACK_MS: f64 = 2.0;
 /// Push: how late after the write a message-driven decision may be.
 const PUSH_GRACE_MS: f64 = 5.0;
 /// Poll: how much later than the poll a decision may be.

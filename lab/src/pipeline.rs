@@ -152,11 +152,12 @@ pub struct Outcome {
     pub store: String,
     pub stats: Stats,
     pub report: CoverageReport,
-    /// Best coverage possible per point: share of plans whose key was
-    /// written before that point's deadline.
+    /// Best coverage possible per point: share of plans whose key may
+    /// have been there by that point's deadline (its write sent by then).
     pub bound: [(ObsPoint, f64); 2],
     /// Per point, over the plans that got an event there: the events that
-    /// say found, and the plans whose key was written by their deadline.
+    /// say found, and the plans whose key may have been there by their
+    /// deadline.
     /// More of the first than the second is coverage above what was
     /// possible (found events that cannot all be true).
     pub possible: [(u64, u64); 2],
@@ -709,7 +710,7 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
         if *found > possible + outcome.bridge_failed_keys {
             println!(
                 "ABOVE WHAT WAS POSSIBLE at {}: {found} events say found, but only {possible} of \
-                 their plans had a key written by the deadline (see the audit)",
+                 their plans had a key written (sent) by the deadline (see the audit)",
                 ObsPoint::BUILT_IN[p]
             );
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use heat_observer::MemoryStore;
 
+use super::audit::SLACK_MS;
 use super::target::Target;
 
 /// SplitMix64: small, seedable, good enough to draw delays.
@@ -156,9 +157,15 @@ pub enum KeyWrite {
 }
 
 impl KeyWrite {
-    /// Whether the key was surely written by `deadline`.
+    /// Whether the key may have been there by `deadline`: its write was
+    /// sent by then (within the events' whole milliseconds, as the audit
+    /// reads them). A write sent before a deadline and acknowledged after
+    /// it (a redirect followed, a master stalled by `MIGRATE`) may have
+    /// landed in time, so a found event for it is true, and the best
+    /// coverage possible counts it.
     pub fn by(self, deadline: Instant) -> bool {
-        matches!(self, KeyWrite::At { done, .. } if done <= deadline)
+        let slack = Duration::from_millis(SLACK_MS as u64);
+        matches!(self, KeyWrite::At { sent, .. } if sent <= deadline + slack)
     }
 
     /// Whether the key was ever written (or may have been).

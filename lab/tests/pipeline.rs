@@ -222,6 +222,21 @@ fn the_bridge_writes_on_schedule_and_flushes_the_rest_as_late() {
     assert!(store.contains_key("k1"));
 }
 
+#[test]
+fn a_write_sent_by_the_deadline_counts_as_possible_even_if_acknowledged_after() {
+    // A redirect followed or a stalled master: the key may have landed in
+    // time, so a found event for it is true and the bound counts it. One
+    // sent after the deadline (beyond the events' whole ms) does not.
+    let sent = Instant::now();
+    let write = sim::KeyWrite::At {
+        sent,
+        done: sent + Duration::from_millis(40),
+    };
+    assert!(write.by(sent + Duration::from_millis(10)));
+    assert!(write.by(sent));
+    assert!(!write.by(sent - Duration::from_millis(3)));
+}
+
 /// Share of written events with `heat_found=1`.
 fn share_found(p: &heat_observer::PointStats) -> f64 {
     p.found as f64 / (p.found + p.not_found).max(1) as f64

@@ -110,6 +110,18 @@ impl Sim {
 
     /// [`Sim::look`], the look sent at `ms` and answered at `answer_ms`.
     fn look_answered(&mut self, ms: u64, answer_ms: u64, found: &[&str]) -> Vec<String> {
+        self.look_seen(ms, answer_ms, None, found)
+    }
+
+    /// [`Sim::look_answered`], the server's clock saying it looked by
+    /// `seen_ms`.
+    fn look_seen(
+        &mut self,
+        ms: u64,
+        answer_ms: u64,
+        seen_ms: Option<u64>,
+        found: &[&str],
+    ) -> Vec<String> {
         let action = self.action(ms);
         if let Action::Wait { until, .. } = action {
             panic!("a look at {ms} ms, not a wait until {:?}", until - self.t0);
@@ -131,6 +143,7 @@ impl Sim {
                 .map(|k| Some(found.contains(&k.trim_start_matches(KEY))))
                 .collect(),
             failed: None,
+            looked_by: vec![seen_ms.map(|ms| self.t0 + Duration::from_millis(ms)); keys.len()],
         };
         self.core.handle_looked(Ok(answer), self.now(answer_ms));
         self.collect();
@@ -239,6 +252,7 @@ fn a_key_found_is_found_as_of_the_answer_and_one_missing_as_of_the_call() {
     let answer = Answers {
         found: vec![Some(true), Some(false)],
         failed: None,
+        looked_by: Vec::new(),
     };
     sim.core.handle_looked(Ok(answer), sim.now(45));
     sim.collect();
@@ -780,6 +794,32 @@ fn a_key_found_by_an_answer_after_the_deadline_is_unknown() {
 }
 
 #[test]
+fn a_key_the_server_found_by_the_deadline_is_found_however_late_its_answer() {
+    // The deadline look's answer arrives 40 ms late (another master held
+    // the worker, a redirect was followed), but the server's clock says
+    // when it looked: by the deadline's millisecond, found at that moment;
+    // after it, unknown. A clock that says later than the arrival is
+    // bounded by the arrival.
+    for (seen_ms, decided, wait_ms) in [(298, 1, 298), (300, 1, 300), (301, 0, 0), (900, 0, 0)] {
+        let mut sim = Sim::new(config().max_wait(ms(300)));
+        sim.observe("a", 300, 0);
+        sim.look(0, &[]);
+        sim.look(100, &[]);
+        sim.look(200, &[]);
+        sim.look_seen(290, 340, Some(seen_ms), &["a"]);
+        assert_eq!(sim.decided().len(), decided, "seen at {seen_ms}");
+        if decided == 1 {
+            assert_eq!(
+                sim.decided()[0].2,
+                wait_ms,
+                "wait_ms when the server looked"
+            );
+        }
+        assert_eq!(sim.lost(Loss::Failed), 1 - decided as u64);
+    }
+}
+
+#[test]
 fn a_key_found_only_by_a_retry_after_the_deadline_is_unknown_not_found() {
     // Across a failover the deadline look fails and its retry, seconds
     // later, finds keys written after the deadline: found would lift
@@ -852,8 +892,12 @@ fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
         .map(|k| (!k.ends_with("dead")).then_some(false))
         .collect();
     let failed = Some(StoreError::new(StoreErrorKind::Io, "a master died"));
-    sim.core
-        .handle_looked(Ok(Answers { found, failed }), sim.now(0));
+    let answers = Answers {
+        found,
+        failed,
+        looked_by: Vec::new(),
+    };
+    sim.core.handle_looked(Ok(answers), sim.now(0));
     sim.collect();
     // "live" is decided by its message and the look that confirms it;
     // "dead" is not looked at again in a loop: at its deadline (or after a

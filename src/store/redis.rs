@@ -18,6 +18,7 @@ mod push_socket;
 mod readable;
 mod rights;
 mod scripts;
+mod server_clock;
 #[cfg(feature = "cluster")]
 mod slots;
 mod standalone;

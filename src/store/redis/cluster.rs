@@ -18,11 +18,10 @@
 //!   seconds and hold the worker).
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::node::{Endpoint, Node};
 use super::pipelined::EXISTS_CHUNK;
-use super::pipelined::PerKey;
 use super::scripts;
 use super::slots::{SlotMap, key_slot};
 use super::url::{RedisUrlError, connection_info};
@@ -509,7 +508,7 @@ impl RedisClusterStore {
     /// on their new masters, `ASK` sends `ASKING` and the look to the node
     /// importing the slot.
     fn look_each(&mut self, keys: &[&str], register: bool) -> Result<Answers, StoreError> {
-        let mut found = vec![None; keys.len()];
+        let mut found: Vec<Seen> = vec![None; keys.len()];
         let mut failed = None;
         let all: Vec<usize> = (0..keys.len()).collect();
         let moved = self.look_on_masters(keys, &all, register, &mut found, &mut failed)?;
@@ -549,7 +548,11 @@ impl RedisClusterStore {
         {
             return Err(e);
         }
-        Ok(Answers { found, failed })
+        Ok(Answers {
+            found: found.iter().map(|s| s.map(|(exists, _)| exists)).collect(),
+            failed,
+            looked_by: found.iter().map(|s| s.map(|(_, by)| by)).collect(),
+        })
     }
 
     /// Looks at `keys[i]` for each `i` in `which`, grouped by master with
@@ -561,7 +564,7 @@ impl RedisClusterStore {
         keys: &[&str],
         which: &[usize],
         register: bool,
-        found: &mut [Option<bool>],
+        found: &mut [Seen],
         failed: &mut Option<StoreError>,
     ) -> Result<Vec<Moved>, StoreError> {
         let map = self.slot_map()?;
@@ -579,15 +582,14 @@ impl RedisClusterStore {
                 }
             }
         }
+        let groups: Vec<(&(String, u16), Vec<usize>)> = by_node
+            .into_iter()
+            .enumerate()
+            .filter(|(_, indexes)| !indexes.is_empty())
+            .map(|(node, indexes)| (map.node(node), indexes))
+            .collect();
         let mut moved = Vec::new();
-        for (node, indexes) in by_node.iter().enumerate() {
-            let look = Look {
-                keys,
-                register,
-                node: map.node(node),
-            };
-            self.look_on(&look, indexes, found, failed, &mut moved);
-        }
+        self.look_on(keys, register, &groups, found, failed, &mut moved);
         Ok(moved)
     }
 
@@ -599,7 +601,7 @@ impl RedisClusterStore {
         keys: &[&str],
         moved: &[Moved],
         register: bool,
-        found: &mut [Option<bool>],
+        found: &mut [Seen],
         failed: &mut Option<StoreError>,
     ) -> Result<Vec<Moved>, StoreError> {
         let mut by_node: Vec<((String, u16), Vec<usize>)> = Vec::new();
@@ -617,72 +619,91 @@ impl RedisClusterStore {
             true => Vec::new(),
             false => self.look_on_masters(keys, &unnamed, register, found, failed)?,
         };
-        for (node, indexes) in &by_node {
-            let look = Look {
-                keys,
-                register,
-                node,
-            };
-            self.look_on(&look, indexes, found, failed, &mut again);
-        }
+        let groups: Vec<(&(String, u16), Vec<usize>)> =
+            by_node.iter().map(|(n, ix)| (n, ix.clone())).collect();
+        self.look_on(keys, register, &groups, found, failed, &mut again);
         Ok(again)
     }
 
-    /// Looks at `look.keys[i]` for each `i` in `indexes` on `look.node`,
-    /// 1,024 keys a call: fills `found`, keeps the first error in
-    /// `failed`, adds the keys it says `MOVED` of to `moved`, and follows
-    /// an `ASK` at once.
+    /// Looks at `keys[i]` for each `i` of each group on its node, 1,024
+    /// keys a call. Every node's call is sent before any answer is read,
+    /// so a master that stalls holds back no other's answer (each answer
+    /// says when its server looked, by the server's clock). Fills `found`,
+    /// keeps the first error in `failed`, adds the keys a node says
+    /// `MOVED` of to `moved`, and follows each `ASK` once every answer is
+    /// read: the node it names may be one whose answer is still unread. A
+    /// node that fails is not asked again within the look (one timeout),
+    /// and its keys are asked of its replicas.
     fn look_on(
         &mut self,
-        look: &Look<'_>,
-        indexes: &[usize],
-        found: &mut [Option<bool>],
+        keys: &[&str],
+        register: bool,
+        groups: &[(&(String, u16), Vec<usize>)],
+        found: &mut [Seen],
         failed: &mut Option<StoreError>,
         moved: &mut Vec<Moved>,
     ) {
-        for chunk in indexes.chunks(EXISTS_CHUNK) {
-            let chunk_keys: Vec<&str> = chunk.iter().map(|&i| look.keys[i]).collect();
-            let answer = self
-                .server(look.node)
-                .and_then(|server| server.look(&chunk_keys, look.register))
-                .and_then(|part: PerKey| {
-                    if part.len() == chunk.len() {
-                        Ok(part)
-                    } else {
-                        let why = format!(
-                            "{}: exists answered {} for {} keys",
-                            self.address.as_str(),
-                            part.len(),
-                            chunk.len()
-                        );
-                        Err(StoreError::new(StoreErrorKind::Protocol, why))
-                    }
-                });
-            let part = match answer {
-                Ok(part) => part,
-                // The first error is the cause; later ones may be its echo.
-                Err(e) => {
-                    self.found_on_replicas(look, chunk, found);
-                    failed.get_or_insert_with(|| self.master_failed(look.node, &e));
+        let rounds = groups.iter().map(|(_, ix)| ix.len().div_ceil(EXISTS_CHUNK));
+        let mut down = vec![false; groups.len()];
+        let mut asks = Vec::new();
+        for round in 0..rounds.max().unwrap_or(0) {
+            let mut sent = Vec::new();
+            for (g, (node, indexes)) in groups.iter().enumerate() {
+                let Some(chunk) = indexes.chunks(EXISTS_CHUNK).nth(round) else {
+                    continue;
+                };
+                if down[g] {
+                    self.found_on_replicas(node, keys, chunk, found);
                     continue;
                 }
-            };
-            for (&i, answer) in chunk.iter().zip(part) {
-                match answer {
-                    Ok(exists) => found[i] = Some(exists),
-                    Err(e) => match redirect(&e) {
-                        Some(Redirect::Moved(to)) => moved.push((i, to)),
-                        Some(Redirect::Ask(to)) => match self.exists_asking(&to, look.keys[i]) {
-                            Ok(exists) => found[i] = Some(exists),
-                            Err(e) => {
-                                failed.get_or_insert(e);
+                let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
+                match self
+                    .server(node)
+                    .and_then(|server| server.send_look(&chunk_keys, register))
+                {
+                    Ok(pending) => sent.push((g, chunk, pending)),
+                    Err(e) => {
+                        down[g] = true;
+                        self.found_on_replicas(node, keys, chunk, found);
+                        failed.get_or_insert_with(|| self.master_failed(node, &e));
+                    }
+                }
+            }
+            for (g, chunk, pending) in sent {
+                let node = groups[g].0;
+                let answer = self
+                    .server(node)
+                    .and_then(|server| server.read_look(pending));
+                let (part, by) = match answer {
+                    Ok(answer) => answer,
+                    // The first error is the cause; later ones may be its echo.
+                    Err(e) => {
+                        down[g] = true;
+                        self.found_on_replicas(node, keys, chunk, found);
+                        failed.get_or_insert_with(|| self.master_failed(node, &e));
+                        continue;
+                    }
+                };
+                for (&i, answer) in chunk.iter().zip(part) {
+                    match answer {
+                        Ok(exists) => found[i] = Some((exists, by)),
+                        Err(e) => match redirect(&e) {
+                            Some(Redirect::Moved(to)) => moved.push((i, to)),
+                            Some(Redirect::Ask(to)) => asks.push((i, to)),
+                            None => {
+                                let address = format!("{}:{}", node.0, node.1);
+                                failed.get_or_insert(super::link::store_error(&address, &e));
                             }
                         },
-                        None => {
-                            let address = format!("{}:{}", look.node.0, look.node.1);
-                            failed.get_or_insert(super::link::store_error(&address, &e));
-                        }
-                    },
+                    }
+                }
+            }
+        }
+        for (i, to) in asks {
+            match self.exists_asking(&to, keys[i]) {
+                Ok(exists) => found[i] = Some((exists, Instant::now())),
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
         }
@@ -744,13 +765,19 @@ impl RedisClusterStore {
     }
 
     /// The keys of `chunk` still unanswered, asked of the replicas of
-    /// `look.node`, a master that did not answer (dead, paused, backing
+    /// `node`, a master that did not answer (dead, paused, backing
     /// off): a key a replica has was written, so it is answered found, in
     /// time, where waiting for the failover would answer it late. A key a
     /// replica lacks may only not be replicated yet: it stays unanswered.
-    fn found_on_replicas(&mut self, look: &Look<'_>, chunk: &[usize], found: &mut [Option<bool>]) {
+    fn found_on_replicas(
+        &mut self,
+        node: &(String, u16),
+        keys: &[&str],
+        chunk: &[usize],
+        found: &mut [Seen],
+    ) {
         let map = self.slots.as_ref().or(self.known.as_ref());
-        let replicas = map.map_or_else(Vec::new, |m| m.replicas_of(look.node).to_vec());
+        let replicas = map.map_or_else(Vec::new, |m| m.replicas_of(node).to_vec());
         for replica in replicas {
             let left: Vec<usize> = chunk
                 .iter()
@@ -760,13 +787,14 @@ impl RedisClusterStore {
             if left.is_empty() {
                 return;
             }
-            let keys: Vec<&str> = left.iter().map(|&i| look.keys[i]).collect();
-            let Ok(answers) = self.replica(&replica).and_then(|s| s.look(&keys, false)) else {
+            let asked: Vec<&str> = left.iter().map(|&i| keys[i]).collect();
+            let Ok((answers, by)) = self.replica(&replica).and_then(|s| s.look(&asked, false))
+            else {
                 continue;
             };
             for (&i, answer) in left.iter().zip(answers) {
                 if let Ok(true) = answer {
-                    found[i] = Some(true);
+                    found[i] = Some((true, by));
                 }
             }
         }
@@ -802,12 +830,9 @@ const MOVED_ROUNDS: usize = 3;
 /// the redirect named, if it could be read.
 type Moved = (usize, Option<(String, u16)>);
 
-/// One look's keys on one node.
-struct Look<'a> {
-    keys: &'a [&'a str],
-    register: bool,
-    node: &'a (String, u16),
-}
+/// A key's answer, if any: whether it exists, and by when its node had
+/// looked (the node's clock, or the answer's arrival).
+type Seen = Option<(bool, Instant)>;
 
 /// Where a key's error sends the look.
 #[derive(Debug)]

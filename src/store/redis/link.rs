@@ -24,6 +24,9 @@ pub(crate) struct Link<C> {
     /// Connections opened so far: a change means a new connection, and
     /// whatever the server kept for the old one (tracked keys) is gone.
     opened: u64,
+    /// The connection has answered a call (a send alone proves nothing: a
+    /// server that accepts and hangs up takes the write).
+    answered: bool,
 }
 
 impl<C> Link<C> {
@@ -35,6 +38,7 @@ impl<C> Link<C> {
             reconnect: Some(Backoff::new()),
             last_failure: None,
             opened: 0,
+            answered: false,
         }
     }
 
@@ -84,17 +88,43 @@ impl<C> Link<C> {
         open: impl FnOnce() -> RedisResult<C>,
         f: impl FnOnce(&mut C) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
+        self.run(open, f, true)
+    }
+
+    /// [`Link::call`] for `f` that only writes: its success does not count
+    /// as an answer (the backoff is not reset) until a call reads one.
+    pub(crate) fn send<T>(
+        &mut self,
+        open: impl FnOnce() -> RedisResult<C>,
+        f: impl FnOnce(&mut C) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        self.run(open, f, false)
+    }
+
+    fn run<T>(
+        &mut self,
+        open: impl FnOnce() -> RedisResult<C>,
+        f: impl FnOnce(&mut C) -> RedisResult<T>,
+        reads: bool,
+    ) -> Result<T, StoreError> {
         let (mut connection, reused) = match self.connection.take() {
-            Some(connection) => (connection, true),
-            None => (self.open(open)?, false),
+            Some(connection) => (connection, self.answered),
+            None => {
+                let opened = self.open(open)?;
+                self.answered = false;
+                (opened, false)
+            }
         };
         match f(&mut connection) {
             Ok(value) => {
                 self.connection = Some(connection);
-                if let Some(backoff) = &mut self.reconnect {
-                    backoff.succeeded();
+                if reads {
+                    self.answered = true;
+                    if let Some(backoff) = &mut self.reconnect {
+                        backoff.succeeded();
+                    }
+                    self.last_failure = None;
                 }
-                self.last_failure = None;
                 Ok(value)
             }
             Err(e) => {

@@ -7,17 +7,19 @@
 //!   write timeouts (connect clears them) and, while push detection is on,
 //!   `CLIENT TRACKING ... REDIRECT` to the subscriber; after any error but a
 //!   server's reply it is dropped and reopened with backoff ([`Link`]).
-//! * Looks are pipelined `EXISTS` ([`exists_pipelined`]), registering
-//!   interest in their keys when asked.
+//! * Looks are pipelined `EXISTS` ([`send_exists`]), registering
+//!   interest in their keys when asked, then `TIME`: when the server
+//!   looked, on the worker's clock ([`ServerClock`]).
 //! * A data connection replaced while subscribed has lost the interest its
 //!   looks registered: [`Node::changes`] says `Lost` once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, ConnectionInfo, ProtocolVersion, RedisResult};
 
 use super::link::Link;
-use super::pipelined::{PerKey, exists_pipelined};
+use super::pipelined::{PerKey, read_exists, send_exists};
+use super::server_clock::ServerClock;
 use super::tracking::{self, Subscriber};
 use crate::store::{Changes, StoreError, StoreErrorKind};
 
@@ -109,6 +111,17 @@ impl Endpoint {
     }
 }
 
+/// A look sent by [`Node::send_look`], its answers still to be read.
+#[must_use = "its answers must be read before the node is used again"]
+pub(crate) struct SentLook {
+    keys: usize,
+    register: bool,
+    time: bool,
+    sent: Instant,
+    /// The connection (by `Link::opened`) it was sent on.
+    connection: u64,
+}
+
 /// One server's data connection and, with push detection, its subscriber.
 pub(crate) struct Node {
     endpoint: Endpoint,
@@ -119,6 +132,10 @@ pub(crate) struct Node {
     tracked: u64,
     /// The data connection was replaced while subscribed.
     lost: bool,
+    clock: ServerClock,
+    /// The server refused `TIME` (an ACL without `+time`): looks are
+    /// bounded by their arrival.
+    no_time: bool,
 }
 
 impl Node {
@@ -130,6 +147,8 @@ impl Node {
             subscriber: None,
             tracked: 0,
             lost: false,
+            clock: ServerClock::new(),
+            no_time: false,
         }
     }
 
@@ -158,6 +177,16 @@ impl Node {
         &mut self,
         f: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, StoreError> {
+        self.on_link(f, true)
+    }
+
+    /// `f` on the data connection; `reads`: whether `f` reads an answer
+    /// (a write alone proves no connection, see [`Link::send`]).
+    fn on_link<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        reads: bool,
+    ) -> Result<T, StoreError> {
         let endpoint = &self.endpoint;
         let redirect = self.subscriber.as_ref().map(Subscriber::id);
         let open = || {
@@ -167,7 +196,10 @@ impl Node {
             }
             Ok(c)
         };
-        let answer = self.link.call(open, f);
+        let answer = match reads {
+            true => self.link.call(open, f),
+            false => self.link.send(open, f),
+        };
         if self.subscriber.is_some() && self.link.opened() != self.tracked {
             self.tracked = self.link.opened();
             self.lost = true;
@@ -176,11 +208,61 @@ impl Node {
     }
 
     /// Whether each key exists, each its own answer (a key's error is a
-    /// redirect or a refusal); with `register`, interest in each key is
+    /// redirect or a refusal), and the moment by which the server had
+    /// looked at them all; with `register`, interest in each key is
     /// registered with the subscriber.
-    pub(crate) fn look(&mut self, keys: &[&str], register: bool) -> Result<PerKey, StoreError> {
+    pub(crate) fn look(
+        &mut self,
+        keys: &[&str],
+        register: bool,
+    ) -> Result<(PerKey, Instant), StoreError> {
+        let sent = self.send_look(keys, register)?;
+        self.read_look(sent)
+    }
+
+    /// [`Node::look`]'s first half: the look sent, its answers unread.
+    /// Nothing else may use the node until [`Node::read_look`] has read
+    /// them.
+    pub(crate) fn send_look(
+        &mut self,
+        keys: &[&str],
+        register: bool,
+    ) -> Result<SentLook, StoreError> {
         let register = register && self.subscriber.is_some();
-        self.call(|c| exists_pipelined(c, keys, register))
+        let time = !self.no_time;
+        let send = |c: &mut Connection| {
+            let sent = Instant::now();
+            send_exists(c, keys, register, time).map(|()| sent)
+        };
+        let sent = self.on_link(send, false)?;
+        Ok(SentLook {
+            keys: keys.len(),
+            register,
+            time,
+            sent,
+            connection: self.link.opened(),
+        })
+    }
+
+    /// [`Node::look`]'s second half: the answers to `look`.
+    pub(crate) fn read_look(&mut self, look: SentLook) -> Result<(PerKey, Instant), StoreError> {
+        if !self.link.is_connected() || self.link.opened() != look.connection {
+            // Not on a connection opened since: it would wait for answers
+            // to a look it never saw.
+            let why = format!("{}: the look's connection is gone", self.address());
+            return Err(StoreError::new(StoreErrorKind::Io, why));
+        }
+        let (found, time) = self.call(|c| read_exists(c, look.keys, look.register, look.time))?;
+        let arrived = Instant::now();
+        let by = match time {
+            Some(Ok(us)) => self.clock.read_by(us, look.sent, arrived),
+            Some(Err(e)) => {
+                self.no_time = super::link::is_server_reply(&e);
+                arrived
+            }
+            None => arrived,
+        };
+        Ok((found, by))
     }
 
     /// Opens the subscriber and turns tracking on for the data connection

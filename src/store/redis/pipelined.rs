@@ -17,17 +17,15 @@ pub(crate) const EXISTS_CHUNK: usize = 1024;
 /// redirect, a refusal) apart from the answers of the others.
 pub(crate) type PerKey = Vec<redis::RedisResult<bool>>;
 
-/// `EXISTS` for each key, sent in one write; every reply is read, also
-/// after one that is an error (a `MOVED` during a reshard), and each key
-/// gets its own answer: a connection is kept only with no reply left
-/// unread, or the next look would read this one's replies as its own (a
-/// key answered for another). A failed read (a timeout, a broken link)
-/// ends the call with `Err`, and the caller drops the connection.
-pub(crate) fn exists_pipelined(
+/// `EXISTS` for each key, sent in one write (then `TIME`, with `time`);
+/// [`read_exists`] reads the answers. Sending to every node of a cluster
+/// before reading any keeps a stalled one from holding the others back.
+pub(crate) fn send_exists(
     con: &mut redis::Connection,
     keys: &[&str],
     register: bool,
-) -> redis::RedisResult<PerKey> {
+    time: bool,
+) -> redis::RedisResult<()> {
     let mut packed = Vec::with_capacity(keys.len() * 64);
     for key in keys {
         // `CLIENT CACHING yes` before each: it covers the next command only.
@@ -36,9 +34,28 @@ pub(crate) fn exists_pipelined(
         }
         packed.extend(redis::cmd("EXISTS").arg(*key).get_packed_command());
     }
-    con.send_packed_command(&packed)?;
-    let mut found = Vec::with_capacity(keys.len());
-    for _ in keys {
+    if time {
+        packed.extend(redis::cmd("TIME").get_packed_command());
+    }
+    con.send_packed_command(&packed)
+}
+
+/// The answers to [`send_exists`] for `keys` keys: every reply is read,
+/// also after one that is an error (a `MOVED` during a reshard), and each
+/// key gets its own answer: a connection is kept only with no reply left
+/// unread, or the next look would read this one's replies as its own (a
+/// key answered for another). A failed read (a timeout, a broken link)
+/// ends the call with `Err`, and the caller drops the connection. With
+/// `time`, `TIME`'s answer (Unix µs, or the server's refusal) comes back
+/// too: the server read it after the keys.
+pub(crate) fn read_exists(
+    con: &mut redis::Connection,
+    keys: usize,
+    register: bool,
+    time: bool,
+) -> redis::RedisResult<(PerKey, Option<redis::RedisResult<i64>>)> {
+    let mut found = Vec::with_capacity(keys);
+    for _ in 0..keys {
         let caching = match register {
             true => con.recv_response()?.extract_error().map(drop),
             false => Ok(()),
@@ -56,5 +73,15 @@ pub(crate) fn exists_pipelined(
             }
         }));
     }
-    Ok(found)
+    let time = match time {
+        true => Some(con.recv_response()?.extract_error().and_then(unix_us)),
+        false => None,
+    };
+    Ok((found, time))
+}
+
+/// `TIME`'s answer (seconds and microseconds) as Unix µs.
+fn unix_us(reply: redis::Value) -> redis::RedisResult<i64> {
+    let (secs, micros): (i64, i64) = redis::from_redis_value(reply)?;
+    Ok(secs * 1_000_000 + micros)
 }

@@ -42,6 +42,7 @@ pub(crate) fn probes(config: &Config) -> Vec<(String, Cmd)> {
             format!("+exists on {heat} (the look; reads only: %R~ is enough)"),
             cmd(&["EXISTS", &heat]),
         ),
+        ("+time (when a look was made)".to_owned(), cmd(&["TIME"])),
         (
             format!("+evalsha on {stream} and {dedupe} (the write)"),
             cmd(&["EVALSHA", &sha, "2", &stream, &dedupe]),

@@ -205,16 +205,20 @@ impl RedisStore {
         }
     }
 
-    /// Which of `keys` exist, 1,024 a call; the first key's error, if any,
-    /// is the call's (every reply read, the connection kept).
-    fn looks(&mut self, keys: &[&str], register: bool) -> Result<Vec<bool>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
+    /// Which of `keys` exist, 1,024 a call, and when the server looked;
+    /// the first key's error, if any, is the call's (every reply read, the
+    /// connection kept).
+    fn looks(&mut self, keys: &[&str], register: bool) -> Result<Answers, StoreError> {
+        let mut answers = Answers::all(Vec::with_capacity(keys.len()));
         for chunk in keys.chunks(EXISTS_CHUNK) {
-            for answer in self.node.look(chunk, register)? {
-                found.push(answer.map_err(|e| store_error(self.node.address(), &e))?);
+            let (found, by) = self.node.look(chunk, register)?;
+            for answer in found {
+                let exists = answer.map_err(|e| store_error(self.node.address(), &e))?;
+                answers.found.push(Some(exists));
+                answers.looked_by.push(Some(by));
             }
         }
-        Ok(found)
+        Ok(answers)
     }
 }
 
@@ -222,9 +226,7 @@ impl Store for RedisStore {
     /// Subscribed, a watching look registers interest in its keys.
     fn look(&mut self, keys: &[&str], watch: bool) -> Result<Answers, StoreError> {
         let answer = self.looks(keys, watch);
-        answer
-            .map(Answers::all)
-            .map_err(|e| self.name_the_rights(e))
+        answer.map_err(|e| self.name_the_rights(e))
     }
 
     fn claim_and_append(
