@@ -122,6 +122,34 @@ impl Fault {
     }
 }
 
+/// The deadlines fault `n` of `faults` owns: from its start until it has
+/// recovered, or until `reach` before the next one starts. A look is made
+/// within `reach` (the store timeout) of its deadline, a later answer
+/// deciding nothing, so a plan whose deadline falls within that time
+/// before a fault may have failed to it or to what came before: it is
+/// [`at_edge`], counted apart. (Until the tenth round it was counted as
+/// the fault's before: an early look made 1 ms before a pause counted as
+/// the reshard's.)
+pub fn window(faults: &[Fault], n: usize, reach: Duration) -> (Instant, Instant) {
+    let fault = &faults[n];
+    let until = match faults.get(n + 1) {
+        Some(next) => fault.recovered().min(edge_of(next, reach)),
+        None => fault.recovered(),
+    };
+    (fault.start, until)
+}
+
+/// Whether `at` falls within `reach` before one of `faults`.
+pub fn at_edge(faults: &[Fault], reach: Duration, at: Instant) -> bool {
+    faults
+        .iter()
+        .any(|f| edge_of(f, reach) <= at && at < f.start)
+}
+
+fn edge_of(fault: &Fault, reach: Duration) -> Instant {
+    fault.start.checked_sub(reach).unwrap_or(fault.start)
+}
+
 /// What the schedule did, and the server back.
 pub struct Record {
     pub faults: Vec<Fault>,
@@ -684,6 +712,8 @@ impl Run {
             unread: decided.saturating_sub(events.len() as u64 - duplicates),
             duplicates,
             quiet_lines,
+            // The pipeline fills it in, with the kinds' counts.
+            no_event_at_edges: [0, 0],
         };
         (outcome, events, record)
     }
@@ -722,6 +752,9 @@ pub struct Outcome {
     pub duplicates: u64,
     /// Warnings before the first fault.
     pub quiet_lines: u64,
+    /// Plans left without an event, `[early, late]`, whose deadline fell
+    /// just before a fault ([`at_edge`]): in no kind's count.
+    pub no_event_at_edges: [u64; 2],
 }
 
 impl Outcome {
@@ -759,6 +792,10 @@ impl Outcome {
         serde_json::json!({
             "faults": self.faults,
             "per_kind": kinds,
+            "no_event_at_fault_edges": {
+                "early": self.no_event_at_edges[0],
+                "late": self.no_event_at_edges[1],
+            },
             "schedule": self.schedule.iter().map(|f| serde_json::json!({
                 "kind": f.kind, "unix_ms": f.unix_ms, "lasted_ms": f.lasted_ms,
             })).collect::<Vec<_>>(),
@@ -809,6 +846,10 @@ impl Outcome {
                 k.kind, k.made, k.failed, k.max_lines, k.no_event[0], k.no_event[1]
             );
         }
+        println!(
+            "          {:<22} plans without an event early {} late {} (a look made then may have met either fault)",
+            "just before a fault", self.no_event_at_edges[0], self.no_event_at_edges[1]
+        );
     }
 }
 
@@ -868,4 +909,45 @@ pub fn count_heap(on: bool) {
 /// Bytes held now beyond what was held when counting started, in MB.
 pub fn heap_mb() -> f64 {
     LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(kind: &'static str, start: Instant, lasted: Duration) -> Fault {
+        Fault {
+            kind,
+            start,
+            end: start + lasted,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_deadline_just_before_a_fault_is_at_its_edge_not_the_one_before() {
+        let t0 = Instant::now() + Duration::from_secs(60);
+        let reach = Duration::from_millis(50);
+        let faults = [
+            fault("reshard", t0, Duration::from_secs(3)),
+            fault(
+                "stop-master",
+                t0 + Duration::from_secs(8),
+                Duration::from_secs(3),
+            ),
+        ];
+        let owns = |n: usize, at: Instant| {
+            let (from, until) = window(&faults, n, reach);
+            from <= at && at < until
+        };
+        let pause = t0 + Duration::from_secs(8);
+        for at in [pause - Duration::from_millis(1), pause - reach] {
+            assert!(!owns(0, at) && !owns(1, at), "owned by a fault");
+            assert!(at_edge(&faults, reach, at), "not at an edge");
+        }
+        let before = pause - reach - Duration::from_millis(1);
+        assert!(owns(0, before) && !at_edge(&faults, reach, before));
+        assert!(owns(1, pause) && !at_edge(&faults, reach, pause));
+        assert!(owns(0, t0) && !owns(0, t0 - Duration::from_millis(1)));
+    }
 }

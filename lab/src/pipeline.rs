@@ -421,32 +421,56 @@ pub fn run_with(
                 has_event[i][usize::from(e.obs_point == "publish_plan_post")] = true;
             }
         }
+        let reach = config.redis_timeout();
         for (n, fault) in record.faults.iter().enumerate() {
-            // Until it has recovered, or the next fault starts.
-            let until = match record.faults.get(n + 1) {
-                Some(next) => fault.recovered().min(next.start),
-                None => fault.recovered(),
-            };
-            let during = |at: Instant| fault.start <= at && at <= until;
+            let (from, until) = chaos::window(&record.faults, n, reach);
+            let during = |at: Instant| from <= at && at < until;
             let missing = |p: usize| {
                 (0..options.plans)
                     .filter(|&i| !has_event[i][p] && during(deadlines[i][p]))
                     .count() as u64
             };
             let (early, late) = (missing(0), missing(1));
-            if late > 0 && std::env::var_os("LAB_EXPLAIN_LATE").is_some() {
-                explain_late(
-                    fault,
-                    &has_event,
-                    &deadlines,
-                    &written,
-                    during,
-                    &options.run_id,
-                );
+            if std::env::var_os("LAB_EXPLAIN_LATE").is_some() {
+                for (point, missing) in [(0, early), (1, late)] {
+                    if missing > 0 {
+                        explain_missing(
+                            point,
+                            fault,
+                            &has_event,
+                            &deadlines,
+                            &written,
+                            during,
+                            &options.run_id,
+                        );
+                    }
+                }
             }
             if let Some(k) = chaos.kinds.iter_mut().find(|k| k.kind == fault.kind) {
                 k.no_event[0] += early;
                 k.no_event[1] += late;
+            }
+        }
+        let (has_event, deadlines) = (&has_event, &deadlines);
+        let at_edge = |p: usize| {
+            (0..options.plans)
+                .filter(move |&i| !has_event[i][p])
+                .filter(move |&i| chaos::at_edge(&record.faults, reach, deadlines[i][p]))
+        };
+        chaos.no_event_at_edges = [0, 1].map(|p| at_edge(p).count() as u64);
+        if std::env::var_os("LAB_EXPLAIN_LATE").is_some() {
+            for p in [0, 1] {
+                for i in at_edge(p).take(12) {
+                    let at = deadlines[i][p];
+                    if let Some(next) = record.faults.iter().find(|f| at < f.start) {
+                        eprintln!(
+                            "{}, no event: {i} {:.0} ms before {}: a look made then may have met either fault",
+                            ["early", "late"][p],
+                            (next.start - at).as_secs_f64() * 1e3,
+                            next.kind
+                        );
+                    }
+                }
             }
         }
     }
@@ -510,10 +534,11 @@ pub fn run_with(
     (outcome, metrics)
 }
 
-/// Up to 12 plans of `fault` left without a late event, on stderr (with
-/// `LAB_EXPLAIN_LATE` set): when each deadline fell in the fault and when
-/// its key was written, against that deadline, and the key's slot.
-fn explain_late(
+/// Up to 12 plans of `fault` left without an event at `point` (0 early, 1
+/// late), on stderr (with `LAB_EXPLAIN_LATE` set): when each deadline fell
+/// in the fault and when its key was written, against that deadline.
+fn explain_missing(
+    point: usize,
     fault: &chaos::Fault,
     has_event: &[[bool; 2]],
     deadlines: &[[Instant; 2]],
@@ -528,9 +553,10 @@ fn explain_late(
             -((b - a).as_secs_f64() * 1e3)
         }
     };
-    let plans = (0..deadlines.len()).filter(|&i| !has_event[i][1] && during(deadlines[i][1]));
+    let plans =
+        (0..deadlines.len()).filter(|&i| !has_event[i][point] && during(deadlines[i][point]));
     for i in plans.take(12) {
-        let deadline = deadlines[i][1];
+        let deadline = deadlines[i][point];
         let write = match written.get(i) {
             Some(sim::KeyWrite::At { sent, done }) => format!(
                 "written {:+.1}..{:+.1} ms from the deadline",
@@ -541,7 +567,8 @@ fn explain_late(
         };
         let key = format!("{}{run_id}-{i}", report::DEFAULT_HEAT_KEY_PREFIX);
         eprintln!(
-            "late, no event: {} at +{:.0} ms of {} ({:.0} ms long): {write}, {}",
+            "{}, no event: {} at +{:.0} ms of {} ({:.0} ms long): {write}, {}",
+            ["early", "late"][point],
             i,
             ms(deadline, fault.start),
             fault.kind,

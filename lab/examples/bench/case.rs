@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::args::fail;
 use crate::baseline::ThreadPerPlan;
 use crate::floor::Floor;
+use crate::keyspace::Listener;
 use crate::oracle::Oracle;
 use crate::probe;
 use crate::server;
@@ -42,7 +43,8 @@ enum Subject {
 }
 
 impl Subject {
-    /// `told`: the plans whose keys the bridge wrote (mode `oracle`).
+    /// `told`: the plans whose keys were written (modes `oracle` and
+    /// `keyspace`).
     fn start(mode: &str, url: &str, config: Config, told: Option<Receiver<usize>>) -> Subject {
         match mode {
             "thread-per-plan" => Subject::ThreadPerPlan(ThreadPerPlan::new(url, config)),
@@ -197,11 +199,20 @@ pub fn run(
     let sampler = probe::ThreadSampler::start();
     let calls_before = probe::command_calls(&mut admin);
     let (tell, told) = match mode {
-        "oracle" => {
+        "oracle" | "keyspace" => {
             let (tell, told) = crossbeam_channel::unbounded();
             (Some(tell), Some(told))
         }
         _ => (None, None),
+    };
+    // Mode `keyspace`: Redis tells which keys were written, not the bridge.
+    let (listener, tell) = match (mode, tell) {
+        ("keyspace", Some(tell)) => {
+            let heat_prefix = config.heat_key("");
+            let listener = Listener::start(url, &heat_prefix, plan_prefix(), tell);
+            (Some(listener), None)
+        }
+        (_, tell) => (None, tell),
     };
     let subject = Subject::start(mode, &observed_url, config.clone(), told);
     if let Subject::Pool(o) = &subject {
@@ -286,6 +297,8 @@ pub fn run(
     subject.settle(config.max_wait() + config.retry_window() + Duration::from_secs(60));
     let wall = started.elapsed();
     let worker_cpu_s = subject.worker_cpu_s();
+    // After the workers' CPU is read: the listener's is counted with it.
+    drop(listener);
     let process_cpu_s = probe::process_cpu_s();
     let calls_settled = probe::command_calls(&mut admin);
     barrier();

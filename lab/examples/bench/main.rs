@@ -16,7 +16,9 @@
 //! every event audited; modes `pool` and `push`). Modes: `channel-floor` (a bare
 //! bounded channel, the floor), `oracle` (told when each key is written:
 //! one look per plan at the right moment, the floor of detection; steady
-//! scenarios and `processes` only), `pool` (the crate's defaults), `push`
+//! scenarios and `processes` only), `keyspace` (the oracle, told by
+//! keyspace notifications instead: what that detection would cost; the
+//! same scenarios), `pool` (the crate's defaults), `push`
 //! (push detection), `one-per-worker` (one job in flight per worker: the
 //! literal loop), `thread-per-plan` (the seed's design, see
 //! `baseline.rs`).
@@ -29,6 +31,7 @@ mod baseline;
 mod case;
 mod chaos;
 mod floor;
+mod keyspace;
 mod oracle;
 mod probe;
 mod processes;
@@ -62,8 +65,8 @@ const FLAGS: &[Flag] = &[
     opt(
         "--mode",
         "NAMES",
-        "channel-floor, oracle, pool, push, one-per-worker, thread-per-plan, a comma list of them, or \
-         all (default all)",
+        "channel-floor, oracle, keyspace, pool, push, one-per-worker, thread-per-plan, a comma list \
+         of them, or all (default all)",
     ),
     opt("--plans", "N", "plans in the burst (default 10000)"),
     opt(
@@ -95,6 +98,16 @@ const FLAGS: &[Flag] = &[
     ),
     opt("--seed", "N", "seed of the bridge delays (default 42)"),
     opt(
+        "--processes",
+        "LIST",
+        "processes: the counts of Apply processes, a comma list (default 1,4)",
+    ),
+    opt(
+        "--other-writes",
+        "PER_SEC",
+        "processes: other clients' writes a second, of keys nobody watches (default 0)",
+    ),
+    opt(
         "--load",
         "N",
         "chaos: N busy threads in another process for the whole run (default 0)",
@@ -125,9 +138,10 @@ const SCENARIOS: [&str; 6] = [
     "down",
     "soak",
 ];
-const MODES: [&str; 6] = [
+const MODES: [&str; 7] = [
     "channel-floor",
     "oracle",
+    "keyspace",
     "pool",
     "push",
     "one-per-worker",
@@ -247,7 +261,8 @@ fn main() {
             if scenario == "short-lived" && matches!(mode, "one-per-worker" | "thread-per-plan") {
                 continue; // the question there is poll against push
             }
-            if mode == "oracle" && !matches!(scenario, "steady" | "steady-20k") {
+            if matches!(mode, "oracle" | "keyspace") && !matches!(scenario, "steady" | "steady-20k")
+            {
                 continue; // a reference for what a steady flow costs Redis
             }
             eprintln!("running {scenario} / {mode} ...");

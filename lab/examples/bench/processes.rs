@@ -1,6 +1,10 @@
-//! Scenario `processes`: K Apply processes (K = 1 and 4, each a process of
-//! its own, with its own simulated bridge) on one private Redis, at the
-//! same total rate, in poll and in push. What each plan costs Redis (CPU
+//! Scenario `processes`: K Apply processes (K = 1 and 4, or those
+//! `--processes` lists; each a process of its own, with its own simulated
+//! bridge) on one private Redis, at the same total rate, in poll and in
+//! push, and in `keyspace` (detection by keyspace notifications, measured
+//! before it is built: `keyspace.rs`). `--other-writes N` adds the shared
+//! server's other clients: N writes a second of keys nobody watches, in
+//! every mode (with notifications on, each pays for one). What each plan costs Redis (CPU
 //! from `INFO cpu`, bytes sent from `total_net_output_bytes`) and the
 //! observers' worker threads, and the coverage against its bound, each
 //! also as a ratio to mode `oracle` in the same run (one look per plan at
@@ -27,10 +31,24 @@ pub fn run(args: &Args) -> Vec<Value> {
     let server = server::Server::start(server::free_port(), &[]);
     let mut admin = server::connect(&server.url());
     let mut rows = Vec::new();
-    for processes in [1usize, 4] {
+    let counts: Vec<usize> = args
+        .opt("--processes")
+        .unwrap_or_else(|| "1,4".to_owned())
+        .split(',')
+        .map(|k| {
+            k.trim()
+                .parse()
+                .unwrap_or_else(|_| fail(&format!("--processes: not a count: {k:?}")))
+        })
+        .collect();
+    let other_writes: f64 = args.get("--other-writes", 0.0);
+    for processes in counts {
         let mut oracle: Option<Value> = None;
-        for mode in ["oracle", "pool", "push"] {
+        for mode in ["oracle", "keyspace", "pool", "push"] {
             eprintln!("running processes / {mode} / {processes} process(es) ...");
+            // The shared server's other clients, writing keys nobody
+            // watches, in every mode alike.
+            let others = (other_writes > 0.0).then(|| Others::start(&server.url(), other_writes));
             let (cpu_before, out_before) = probe::redis_cpu_and_output(&mut admin);
             let calls_before = probe::command_calls(&mut admin);
             // One prefix for the heat keys of every process, as in
@@ -46,6 +64,16 @@ pub fn run(args: &Args) -> Vec<Value> {
             let mut readers: Vec<_> = children.iter_mut().map(settled).collect();
             let (cpu_after, out_after) = probe::redis_cpu_and_output(&mut admin);
             let calls_after = probe::command_calls(&mut admin);
+            let other_writes_made = others.map_or(0, Others::stop);
+            if mode == "keyspace" {
+                // Off again: the other modes' writes pay for no message.
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("notify-keyspace-events")
+                    .arg("")
+                    .exec(&mut admin)
+                    .unwrap_or_else(|e| fail(&format!("CONFIG SET: {e}")));
+            }
             for child in &mut children {
                 go(child);
             }
@@ -98,6 +126,7 @@ pub fn run(args: &Args) -> Vec<Value> {
                 "bound": weighted("bound"),
                 "lag_p99_ms": lag_p99,
                 "commands_per_plan": (scripts + plain) as f64 / total.max(1.0),
+                "other_writes": other_writes_made,
                 "accounted": cases.iter().all(|c| c["accounted"] == true),
             });
             let floor = oracle.get_or_insert_with(|| row.clone());
@@ -200,7 +229,7 @@ fn finish(
 /// The table of the rows, as the README shows it.
 pub fn print(rows: &[Value]) {
     println!(
-        "\n{:<6} {:>3} {:>7} {:>14} {:>9} {:>16} {:>15} {:>9} {:>15} {:>8} {:>7} {:>8} {:>7}",
+        "\n{:<8} {:>3} {:>7} {:>14} {:>9} {:>16} {:>15} {:>9} {:>15} {:>8} {:>7} {:>8} {:>7}",
         "mode",
         "K",
         "plans",
@@ -218,7 +247,7 @@ pub fn print(rows: &[Value]) {
     for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<6} {:>3} {:>7} {:>14.1} {:>9.2} {:>16.1} {:>15.1} {:>9.2} {:>15.1} {:>8.4} {:>7.4} {:>8} {:>7.2}",
+            "{:<8} {:>3} {:>7} {:>14.1} {:>9.2} {:>16.1} {:>15.1} {:>9.2} {:>15.1} {:>8.4} {:>7.4} {:>8} {:>7.2}",
             r["mode"].as_str().unwrap_or(""),
             f("processes"),
             f("plans"),
@@ -233,5 +262,51 @@ pub fn print(rows: &[Value]) {
             f("lag_p99_ms"),
             f("commands_per_plan"),
         );
+    }
+}
+
+/// Other clients of a shared Redis: `SET other:<n> x EX 60`, paced at a
+/// rate, 1 ms of writes pipelined at a time.
+struct Others {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Others {
+    fn start(url: &str, rate: f64) -> Others {
+        let mut con = server::connect(url);
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut made = 0u64;
+            while stopped.try_recv().is_err() {
+                let due = (start.elapsed().as_secs_f64() * rate) as u64;
+                if due <= made {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                let mut pipe = redis::pipe();
+                for n in made..due {
+                    pipe.cmd("SET")
+                        .arg(format!("other:{n}"))
+                        .arg("x")
+                        .arg("EX")
+                        .arg(60)
+                        .ignore();
+                }
+                if pipe.exec(&mut con).is_err() {
+                    break;
+                }
+                made = due;
+            }
+            made
+        });
+        Others { stop, thread }
+    }
+
+    /// Stops the writers; how many writes they made.
+    fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(0)
     }
 }
