@@ -238,7 +238,20 @@ pub fn audit(
                 .is_some_and(|l| l.maybe.0 <= by + SLACK_MS && observed - SLACK_MS < l.maybe.1);
             if !there {
                 audit.false_found += 1;
-                example(&mut audit, "false found", e);
+                // What the bridge knows of the key, against the call.
+                let what = match &life {
+                    Some(l) => format!(
+                        "false found (key maybe there from {:+.0} to {:+.0} ms, decided at {:+.0} ms)",
+                        l.maybe.0 - observed,
+                        (l.maybe.1 - observed).min(1e9),
+                        decided - observed
+                    ),
+                    None => format!(
+                        "false found (key never written: {write:?}, decided at {:+.0} ms)",
+                        decided - observed
+                    ),
+                };
+                example(&mut audit, &what, e);
                 continue;
             }
             let Some(l) = life else { continue };
@@ -369,8 +382,15 @@ mod tests {
             (7, 3, 1, 1),
             "{audit:?}"
         );
+        // Each lie says what the bridge knows of its key.
         assert!(
-            audit.examples[0].starts_with("false found: p0"),
+            audit.examples[0].starts_with("false found (key never written: Never, decided at ")
+                && audit.examples[0].contains("): p0 "),
+            "{audit:?}"
+        );
+        assert!(
+            audit.examples[1].starts_with("false found (key maybe there from ")
+                && audit.examples[1].contains("): p1 "),
             "{audit:?}"
         );
 
