@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Instant;
+
 use heat_observer::{Config, ConfigBuilder, Detect, LateObserver};
 use support::rig::{Op, RiggedStore};
 use support::{events, ms, wait_stats};
@@ -55,12 +57,26 @@ fn a_key_already_there_is_found_by_the_intake_look() {
 fn a_withheld_message_is_made_up_for_by_the_deadline_look() {
     let store = RiggedStore::new();
     let observer = start(&store);
+    let called = Instant::now();
     observer.observe_late("withheld", "S").unwrap();
     wait_stats(&observer, "the intake look", |s| s.exists_calls == 1);
     store.withhold_messages(true);
     store.insert_key(heat_key("withheld"));
-    let stats = wait_stats(&observer, "found at the deadline", |s| s.found == 1);
+    let stats = wait_stats(&observer, "decided at the deadline", |s| {
+        s.found + s.failed == 1
+    });
     assert_eq!(stats.exists_calls, 2, "intake and deadline: {stats:?}");
+    if stats.failed == 1 {
+        // Only if this worker's thread ran late (a busy machine): a look
+        // answered after the deadline cannot say the key was there by it.
+        let (made, answered) = store.look_times()[1];
+        let deadline = called + ms(400);
+        assert!(
+            made + ms(5) >= deadline && answered.is_some_and(|a| a >= deadline),
+            "failed although the deadline look was made and answered in time: {stats:?}"
+        );
+        return;
+    }
     let event = &events(&store)[0];
     assert_eq!(event.field("decided_by"), Some("poll"));
     // The deadline look, made 5 ms ahead of the 400 ms deadline.

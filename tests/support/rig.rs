@@ -44,6 +44,8 @@ struct Control {
     withhold: bool,
     /// Keys named by the messages dropped so far.
     withheld: u64,
+    /// When each `exists` call was entered and when it returned.
+    looks: Vec<(Instant, Option<Instant>)>,
 }
 
 #[derive(Debug, Default)]
@@ -137,8 +139,21 @@ impl RiggedStore {
 
     /// Counts an `op` call as returned.
     fn answered(&self, op: Op) {
-        self.rig.lock().answered[op as usize] += 1;
+        let mut c = self.rig.lock();
+        c.answered[op as usize] += 1;
+        if op == Op::Exists
+            && let Some(look) = c.looks.last_mut()
+        {
+            look.1 = Some(Instant::now());
+        }
+        drop(c);
         self.rig.changed.notify_all();
+    }
+
+    /// When each `exists` call was entered and when it returned (`None`
+    /// while it has not), in order.
+    pub fn look_times(&self) -> Vec<(Instant, Option<Instant>)> {
+        self.rig.lock().looks.clone()
     }
 
     /// Number of keys asked about in all `exists` calls.
@@ -165,6 +180,7 @@ impl RiggedStore {
         c.calls[i] += 1;
         if op == Op::Exists {
             c.keys_checked += keys as u64;
+            c.looks.push((Instant::now(), None));
         }
         let fault = c.faults[i];
         drop(c);
