@@ -21,11 +21,13 @@
 //!   by more than the poll plus 20 ms (poll) or 5 ms (push). Those whose
 //!   key came during a fault (or the recovery after it) are counted apart.
 //!
-//! Times are compared in Unix ms, the events' own clock (`ts_ms`); 2 ms of
-//! slack cover the rounding of whole milliseconds.
+//! Times are compared in Unix ms, the events' own clock (`ts_ms`), each
+//! instant mapped through the wall clock read nearest before it
+//! ([`WallClock`]); 2 ms of slack cover the rounding of whole milliseconds.
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -45,30 +47,76 @@ const POLL_OWED_MS: f64 = 50.0;
 /// How many plan ids each kind of lie lists.
 const EXAMPLES: usize = 5;
 
-/// An `Instant` as Unix ms, from one reading of both clocks.
-#[derive(Clone, Copy)]
+/// `Instant`s as Unix ms. The workers stamp each event with the wall
+/// clock read at its moment, but a wall clock may be stepped under a long
+/// run (NTP, a VM's host) while `Instant` is not: one reading of both
+/// clocks at the end would misplace the run's earlier moments by every
+/// step since, and a step of a few ms turns a true find into a false one.
+/// So both clocks are read every
+/// [`SAMPLE_EVERY`] from the first [`WallClock::now`] on, by a thread of
+/// their own, and an instant is mapped through the reading just before it.
+#[derive(Clone)]
 pub struct WallClock {
-    instant: Instant,
-    unix_ms: f64,
+    /// `(instant, unix ms)`, in order.
+    samples: Vec<(Instant, f64)>,
+}
+
+/// How often both clocks are read.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+/// Both clocks, read together.
+fn reading() -> (Instant, f64) {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0;
+    (Instant::now(), unix)
+}
+
+/// The readings so far; the first use starts the thread that takes them.
+fn readings() -> &'static Mutex<Vec<(Instant, f64)>> {
+    static READINGS: OnceLock<&'static Mutex<Vec<(Instant, f64)>>> = OnceLock::new();
+    READINGS.get_or_init(|| {
+        // An hour's room, touched now, so that the readings do not grow
+        // the memory a chaos run measures.
+        let mut room = vec![reading(); 3600 * 1000 / SAMPLE_EVERY.as_millis() as usize];
+        room.truncate(1);
+        let readings: &'static Mutex<_> = Box::leak(Box::new(Mutex::new(room)));
+        let _ = std::thread::Builder::new()
+            .name("wall-clock".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(SAMPLE_EVERY);
+                    readings
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(reading());
+                }
+            });
+        readings
+    })
 }
 
 impl WallClock {
+    /// The readings taken so far and one now (the first call starts
+    /// taking them: call it when a run starts).
     pub fn now() -> WallClock {
-        WallClock {
-            instant: Instant::now(),
-            unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64()
-                * 1000.0,
-        }
+        let mut samples = readings()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        samples.push(reading());
+        WallClock { samples }
     }
 
     pub fn unix_ms(&self, at: Instant) -> f64 {
-        if at >= self.instant {
-            self.unix_ms + (at - self.instant).as_secs_f64() * 1000.0
+        let before = self.samples.partition_point(|(i, _)| *i <= at);
+        let (instant, unix_ms) = self.samples[before.saturating_sub(1)];
+        if at >= instant {
+            unix_ms + (at - instant).as_secs_f64() * 1000.0
         } else {
-            self.unix_ms - (self.instant - at).as_secs_f64() * 1000.0
+            unix_ms - (instant - at).as_secs_f64() * 1000.0
         }
     }
 }
@@ -332,9 +380,24 @@ mod tests {
     }
 
     #[test]
+    fn an_instant_is_mapped_through_the_wall_clock_read_just_before_it() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // The wall clock was stepped 5 ms ahead between the two readings.
+        let clock = WallClock {
+            samples: vec![(ms(10), 1010.0), (ms(110), 1115.0)],
+        };
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(near(clock.unix_ms(ms(0)), 1000.0));
+        assert!(near(clock.unix_ms(ms(60)), 1060.0));
+        assert!(near(clock.unix_ms(ms(110)), 1115.0));
+        assert!(near(clock.unix_ms(ms(160)), 1165.0));
+    }
+
+    #[test]
     fn each_lie_is_told_from_the_truth() {
         let clock = WallClock::now();
-        let t0 = clock.instant + Duration::from_secs(1);
+        let t0 = Instant::now() + Duration::from_secs(1);
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let at = |n: u64| KeyWrite::At {
             sent: ms(n),
@@ -424,7 +487,7 @@ mod tests {
     #[test]
     fn in_push_a_key_gone_soon_after_its_write_is_counted_apart_not_as_a_lie() {
         let clock = WallClock::now();
-        let t0 = clock.instant + Duration::from_secs(1);
+        let t0 = Instant::now() + Duration::from_secs(1);
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let written = [
             KeyWrite::At {

@@ -12,6 +12,7 @@
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -361,6 +362,8 @@ pub struct FaultLines {
 /// not hide the observer's memory in the run's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TailEvent {
+    /// The entry's stream id, `(ms, seq)`.
+    pub id: (u64, u64),
     pub plan: u32,
     pub late_point: bool,
     pub found: bool,
@@ -395,7 +398,12 @@ impl TailEvent {
 pub struct Tail {
     stop: Sender<()>,
     thread: JoinHandle<Vec<TailEvent>>,
+    nodes: Vec<String>,
+    stream: String,
 }
+
+/// The ids the stream holds after the run: what survived every failover.
+pub type Surviving = HashSet<(u64, u64)>;
 
 impl Tail {
     /// Tails `stream` on `nodes` (one URL: a server; several: a cluster's
@@ -404,18 +412,57 @@ impl Tail {
         let mut events = vec![TailEvent::default(); capacity];
         events.clear();
         let (stop, stopped) = bounded(1);
+        let (tail_nodes, tail_stream) = (nodes.clone(), stream.clone());
         let thread = thread::Builder::new()
             .name("chaos-tail".into())
-            .spawn(move || tail(&nodes, &stream, events, stopped))
+            .spawn(move || tail(&tail_nodes, &tail_stream, events, stopped))
             .expect("spawn the tail thread");
-        Tail { stop, thread }
+        Tail {
+            stop,
+            thread,
+            nodes,
+            stream,
+        }
     }
 
-    /// Reads what is left and returns every event read.
-    pub fn finish(self) -> Vec<TailEvent> {
+    /// Reads what is left and returns every event read, with the ids the
+    /// stream still holds (`None` if it could not be read).
+    pub fn finish(self) -> (Vec<TailEvent>, Option<Surviving>) {
         let _ = self.stop.send(());
-        self.thread.join().expect("the tail thread panicked")
+        let events = self.thread.join().expect("the tail thread panicked");
+        (events, surviving(&self.nodes, &self.stream))
     }
+}
+
+/// Every id of `stream` as it is now. A tail that reads a master during a
+/// failover may read an entry the master had not yet replicated: the
+/// promoted replica never holds it (Redis replicates after it replies).
+fn surviving(nodes: &[String], stream: &str) -> Option<Surviving> {
+    let mut con = tail_connection(nodes).ok()?;
+    let mut ids = HashSet::new();
+    let mut from = "-".to_owned();
+    loop {
+        type Entries = Vec<(String, redis::Value)>;
+        let page: Entries = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(10_000)
+            .query(con.as_mut())
+            .ok()?;
+        let Some((last, _)) = page.last() else {
+            return Some(ids);
+        };
+        from = format!("({last}");
+        ids.extend(page.iter().filter_map(|(id, _)| stream_id(id)));
+    }
+}
+
+/// `"<ms>-<seq>"` as numbers.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// A connection for the tail: to the server, or a cluster connection
@@ -498,6 +545,14 @@ fn tail(
     }
 }
 
+/// How many of `events` repeat an earlier one's plan and point.
+fn twice<'a>(events: impl Iterator<Item = &'a TailEvent>) -> u64 {
+    let mut seen = HashSet::new();
+    events
+        .filter(|e| !seen.insert((e.plan, e.late_point)))
+        .count() as u64
+}
+
 fn compact(e: &ObservedEvent) -> TailEvent {
     let plan = e
         .plan_id
@@ -506,6 +561,7 @@ fn compact(e: &ObservedEvent) -> TailEvent {
         .and_then(|i| i.parse().ok())
         .unwrap_or(u32::MAX);
     TailEvent {
+        id: stream_id(&e.id).unwrap_or_default(),
         plan,
         late_point: e.obs_point == "publish_plan_post",
         found: e.heat_found,
@@ -676,17 +732,34 @@ impl Run {
         count_heap(false);
         let end = Instant::now();
         let record = self.schedule.finish();
-        let tail = self.tail.finish();
+        let (tail, surviving) = self.tail.finish();
         let lines = warnings();
         let quiet_lines = lines
             .iter()
             .filter(|at| record.faults.first().is_none_or(|f| **at < f.start))
             .count() as u64;
-        let mut seen = std::collections::HashSet::with_capacity(tail.len());
-        let duplicates = tail
-            .iter()
-            .filter(|e| !seen.insert((e.plan, e.late_point)))
-            .count() as u64;
+        let read_twice = twice(tail.iter());
+        // What a reader of the stream after the run sees, once every
+        // failover is over; without it, every copy read counts.
+        let (duplicates, read_then_lost, lost) = match &surviving {
+            Some(ids) => {
+                // Entries older than the stream's first were trimmed
+                // (`MAXLEN`), not lost: only the later ones are judged.
+                let first = ids.iter().min().copied().unwrap_or((u64::MAX, 0));
+                let judged = tail.iter().filter(|e| e.id >= first);
+                let kept = judged.clone().filter(|e| ids.contains(&e.id));
+                let kept_plans: HashSet<(u32, bool)> =
+                    kept.clone().map(|e| (e.plan, e.late_point)).collect();
+                let read: HashSet<(u32, bool)> =
+                    judged.clone().map(|e| (e.plan, e.late_point)).collect();
+                (
+                    twice(kept.clone()),
+                    (judged.count() - kept.count()) as u64,
+                    read.difference(&kept_plans).count() as u64,
+                )
+            }
+            None => (read_twice, 0, 0),
+        };
         let events: Vec<ObservedEvent> = tail.iter().map(|e| e.to_observed(&self.run_id)).collect();
         let clock = super::audit::WallClock::now();
         let schedule = record
@@ -709,8 +782,11 @@ impl Run {
             heap_samples_mb: self.heap_samples_mb,
             heap_end_mb,
             events_read: events.len() as u64,
-            unread: decided.saturating_sub(events.len() as u64 - duplicates),
+            unread: decided.saturating_sub(events.len() as u64 - read_twice),
+            read_twice,
             duplicates,
+            read_then_lost,
+            lost,
             quiet_lines,
             // The pipeline fills it in, with the kinds' counts.
             no_event_at_edges: [0, 0],
@@ -747,9 +823,20 @@ pub struct Outcome {
     /// Decided events the tail never read: written just before a kill and
     /// taken with the server (or never written).
     pub unread: u64,
-    /// Events read twice for one plan and point: a write retried after a
-    /// restart took its dedupe key.
+    /// Events read twice for one plan and point by the tail, as it read
+    /// them during the run.
+    pub read_twice: u64,
+    /// Events twice for one plan and point in the stream as it is after
+    /// the run.
     pub duplicates: u64,
+    /// Events the tail read that the stream no longer holds (of those
+    /// not older than its first entry, which `MAXLEN` may have trimmed):
+    /// appended on a master that died before its replica had them. When
+    /// the reply was lost too, the observer appends the event again on the
+    /// new master: the tail reads it twice, the stream holds it once.
+    pub read_then_lost: u64,
+    /// Plans and points whose every event read is gone from the stream.
+    pub lost: u64,
     /// Warnings before the first fault.
     pub quiet_lines: u64,
     /// Plans left without an event, `[early, late]`, whose deadline fell
@@ -811,14 +898,17 @@ impl Outcome {
             "heap_mb_over_base": {"samples": self.heap_samples_mb, "end": self.heap_end_mb},
             "events_read": self.events_read,
             "unread": self.unread,
+            "read_twice": self.read_twice,
             "duplicates": self.duplicates,
+            "read_then_lost": self.read_then_lost,
+            "lost": self.lost,
         })
     }
 
     pub fn print(&self) {
         let fig = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.1}"));
         println!(
-            "chaos:    {} faults; warnings per fault at most {} (before the first: {}); RSS {} MB before the first plan, {} MB warm, {} MB at the end ({}x over the base); events read {}, unread {}, duplicates {}",
+            "chaos:    {} faults; warnings per fault at most {} (before the first: {}); RSS {} MB before the first plan, {} MB warm, {} MB at the end ({}x over the base); events read {}, unread {}, read twice {}, then lost with a master {}, duplicates in the stream {}, lost from it {}",
             self.faults,
             self.max_lines(),
             self.quiet_lines,
@@ -829,7 +919,10 @@ impl Outcome {
                 .map_or("-".to_owned(), |r| format!("{r:.3}")),
             self.events_read,
             self.unread,
-            self.duplicates
+            self.read_twice,
+            self.read_then_lost,
+            self.duplicates,
+            self.lost
         );
         println!(
             "          heap held beyond the base, per cycle: {} MB; at the end {:.1} MB",

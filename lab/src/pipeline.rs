@@ -331,7 +331,9 @@ pub fn run_with(
     // warm-up with the memory at its end, and these must not grow under it.
     let mut deadlines = vec![[started; 2]; options.plans];
     let mut observed = vec![[started; 2]; options.plans];
-    let clock = audit::WallClock::now();
+    // Starts reading both clocks: the audit maps the run's instants
+    // through the readings taken along it.
+    let _ = audit::WallClock::now();
     let mut chaos = chaos_server.map(|server| {
         let feeding = Duration::from_secs_f64(options.plans as f64 / options.rate.max(1.0));
         chaos::Run::start(
@@ -502,7 +504,7 @@ pub fn run_with(
         poll: config.poll(),
         push: config.detect() == heat_observer::Detect::Push,
     };
-    let audit = audit::audit(&truth, &events, index, &clock);
+    let audit = audit::audit(&truth, &events, index, &audit::WallClock::now());
     let possible = [0, 1].map(|p| {
         let at = |e: &&ObservedEvent| e.obs_point == ObsPoint::BUILT_IN[p].as_str();
         let found = events.iter().filter(at).filter(|e| e.heat_found).count() as u64;

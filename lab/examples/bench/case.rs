@@ -17,6 +17,7 @@ use crate::probe;
 use crate::server;
 use crate::sim::{Bridge, Delays, KeyWrite, Sink};
 use crate::target::Target;
+use heat_observer_lab::audit::WallClock;
 
 /// Restarts of Redis during the soak are this far apart.
 const SOAK_RESTART_EVERY: Duration = Duration::from_secs(30);
@@ -235,7 +236,8 @@ pub fn run(
         )
     });
     let mut delays = Delays::new(load.median_ms, 0.8, load.missing_pct, load.seed);
-    let clock = WallClock::new();
+    // Starts reading both clocks, for the lags read back at the end.
+    let _ = WallClock::now();
     // Filled (so touched) now: the soak samples RSS, and the bench's own
     // bookkeeping must not grow under it.
     let mut submit_ns = vec![u64::MAX; plans];
@@ -348,7 +350,7 @@ pub fn run(
             .filter(|(d, w)| w.by(**d))
             .count();
         bound = Some(hits as f64 / plans as f64);
-        let (found, lags) = read_back(&mut admin, &config, &written, &clock);
+        let (found, lags) = read_back(&mut admin, &config, &written, &WallClock::now());
         coverage = Some(found as f64 / plans as f64);
         lag = percentiles(lags, &[0.5, 0.99]).map(|p| json!({"p50": p[0], "p99": p[1]}));
     }
@@ -553,31 +555,6 @@ impl Soak {
         );
         self.checks.push(exact);
         start.elapsed()
-    }
-}
-
-/// Unix milliseconds of an `Instant`, through one anchor.
-struct WallClock {
-    instant: Instant,
-    unix_ms: f64,
-}
-
-impl WallClock {
-    fn new() -> Self {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        WallClock {
-            instant: Instant::now(),
-            unix_ms: unix.as_secs_f64() * 1000.0,
-        }
-    }
-
-    fn unix_ms(&self, at: Instant) -> f64 {
-        match at.checked_duration_since(self.instant) {
-            Some(after) => self.unix_ms + after.as_secs_f64() * 1000.0,
-            None => self.unix_ms - (self.instant - at).as_secs_f64() * 1000.0,
-        }
     }
 }
 

@@ -69,6 +69,9 @@ pub fn run_case(args: &Args, mode: &str, cluster: bool) -> Value {
         ))
         .poll(std::time::Duration::from_millis(args.get("--poll-ms", 100)))
         .detect(detect)
+        // The whole run stays in the stream, which is read again after it
+        // (what a failover lost, what it holds twice).
+        .stream_maxlen(1 << 22)
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
     let (outcome, _) = pipeline::run_with(&options, config.clone(), Some(troubled));
