@@ -216,6 +216,13 @@ impl Ledger {
             Outcome::Answered { op } => self.warnings().answered(worker, op, now),
             Outcome::Failed { op, error } => {
                 Counters::add(&c.store_errors[error.kind().index()], 1);
+                // Every failure, where the warnings say one per interval:
+                // what a fault did, call by call, for whoever debugs it.
+                say!(
+                    Level::Debug,
+                    "Late observer worker {worker}: {} failed: {error}",
+                    op.as_str()
+                );
                 self.warnings().failed(worker, op, &error, now)
             }
             Outcome::Panicked { op, jobs } => self.warnings().panicked(op.as_str(), jobs, now),

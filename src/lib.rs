@@ -52,82 +52,40 @@
 //! # What happens to an observation
 //!
 //! * `observe_*` validates its arguments, offers one 120-byte job to a
-//!   bounded queue with `try_send`, and returns. It takes no lock, makes no
-//!   Redis call, writes no log line, allocates nothing (for a plan id and
-//!   symbol of up to 78 bytes together), and never blocks or panics. When
-//!   the queue is full the job is dropped and counted as
-//!   `refused_queue_full`; a worker warns about it, at most once per
-//!   interval with the count since the previous warning.
-//! * Each worker holds up to `max_in_flight` jobs and checks all their keys
-//!   in one batched store call per tick (`poll`). A job ends when its key is
-//!   found or its deadline passes; the deadline counts from the observe call,
-//!   so time spent queued counts against it. A last look happens at the
-//!   deadline (up to 10 ms after it, so that a burst's deadlines share one
-//!   call): a key written before the deadline is found.
-//! * With `P28_LATE_OBS_DETECT=push` ([`Detect::Push`]) Redis tells the
-//!   workers when a key under the heat prefix is written (client tracking):
-//!   a job is looked at when taken and at its deadline, and decided the
-//!   moment a message names its key; everything is looked at again when a
-//!   message may have been lost. Where the store cannot push, workers poll.
-//! * A decided job becomes an event whose dedupe key is claimed and appended
-//!   in one batched call: one event per `(plan_id, obs_point)`, also across
-//!   processes. A write that fails is retried with backoff for the retry
-//!   window, then counted as failed.
-//! * Every observe call ends in exactly one counted outcome (see [`Stats`]):
-//!   refused (disabled, invalid, queue full, shut down), or accepted and then
-//!   found, not found, deduplicated, failed, panicked or abandoned.
+//!   bounded queue with `try_send` and returns: no lock, no Redis call, no
+//!   log line, no allocation (plan id and symbol up to 78 bytes together),
+//!   never a block or a panic. A full queue drops the job, counted as
+//!   `refused_queue_full` and warned about by a worker, throttled.
+//! * Each worker holds up to `max_in_flight` jobs and looks at all their
+//!   keys in one batched call per tick (`poll`), or, with
+//!   `P28_LATE_OBS_DETECT=push` ([`Detect::Push`]), when Redis says a key
+//!   was written (client tracking). A job ends when its key is found or by
+//!   the look at its deadline, which counts from the observe call.
+//! * A decided job's event is claimed and appended in one batched call:
+//!   one event per `(plan_id, obs_point)`, also across processes; a failed
+//!   write is retried with backoff for the retry window.
+//! * Every observe call ends in exactly one counted outcome ([`Stats`]).
 //!
-//! # Stopping
+//! [`LateObserver::shutdown`] (or dropping the owner) drains what is held
+//! within its timeout, even if the store hangs; [`ObserverHandle`]s do not
+//! keep the pool alive. A store error or panic delays or fails
+//! observations, never the caller; [`LateObserver::disabled`] starts
+//! nothing. [`Config`] lists every `P28_LATE_OBS_*` setting; a bad value
+//! is a [`ConfigError`] naming the variable, and
+//! `P28_LATE_OBS_ENABLED=false` (the runbook's rollback) leaves only the
+//! early look, `observe_now`, running.
 //!
-//! The service owns the [`LateObserver`]; other threads hold
-//! [`ObserverHandle`]s, which do not keep the pool alive.
-//! [`LateObserver::shutdown`] refuses new observations, keeps watching what
-//! is queued or held until each plan is decided or the timeout nearly
-//! passes, writes the events, and counts the rest as abandoned; it returns
-//! within its timeout even if the store hangs (workers that do not stop in
-//! time are detached). Dropping the owner does the same with the configured
-//! timeout (the max wait plus 500 ms by default, so a default stop abandons
-//! nothing). [`LateObserver::shutdown_now`] abandons what is watched at
-//! once. `std::process::exit` skips all of it.
+//! # Stores, features and logging
 //!
-//! # Failing open
-//!
-//! A store error delays or fails observations, never the caller. A panic in
-//! a store call is caught per call, its jobs are counted as panicked, the
-//! store is replaced and the worker lives on (with `panic = "abort"` in the
-//! application's profile a panic cannot be caught; the crate's own code has
-//! no panicking paths). [`LateObserver::disabled`] starts nothing and
-//! connects nothing: observing is a counted no-op.
-//!
-//! # Configuration
-//!
-//! [`Config::from_env`] reads the `P28_LATE_OBS_*` variables; each is also a
-//! builder setter, and setters override the environment. A value that does
-//! not parse or is out of range, or an unknown variable under the prefix
-//! (a typo), is a [`ConfigError`] naming the variable. [`Config`]'s docs
-//! list every setting with its default. With `P28_LATE_OBS_ENABLED=false`
-//! (the runbook's rollback) the late observer is off and `observe_late` a
-//! counted no-op, while the early look, `observe_now`, still runs.
-//!
-//! # Stores and features
-//!
-//! [`RedisConnector`] gives each worker its own lazily opened connection to
-//! one Redis; [`MemoryStore`] keeps everything in memory (tests, the
-//! simulator). Cargo features: `cluster` adds `RedisClusterConnector`
-//! (Redis Cluster, Redis 7.0 or later); `tls` adds `rediss://` through
-//! rustls and `TlsCerts` for a private CA.
-//!
-//! # Logging
-//!
-//! Through the `log` facade only, target `heat_observer`; the library never
-//! installs a logger. At start, at info:
-//! `P2.8A.3 Late Observer: True (wait=2000ms, poll=100ms)` (see
-//! [`Config::startup_line`]). Warnings (queue full, invalid input, store
-//! errors) are written by workers, never on the caller's thread, throttled
-//! to one per kind per interval with the count since the previous one, and
-//! start with "Late observer"; when the store answers again after errors,
-//! one info line says so. One summary line at shutdown. Per plan (taken,
-//! decided, written) at debug, each look at trace, with the plan id.
+//! [`RedisConnector`] gives each worker its own lazily opened connection;
+//! [`MemoryStore`] keeps everything in memory. Feature `cluster` adds
+//! `RedisClusterConnector` (Redis 7.0 or later), `tls` adds `rediss://`
+//! (rustls) and `TlsCerts`, `metrics` reports to the `metrics` facade.
+//! Logging goes through `log` only (target `heat_observer`); the library
+//! never installs a logger. Warnings come from workers, never the caller's
+//! thread, one per kind per interval with the count since the last; each
+//! failed store call and the lines per plan are at debug, each look at
+//! trace.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

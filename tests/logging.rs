@@ -214,6 +214,16 @@ fn store_errors_add_up_and_recovery_is_reported() {
     );
     let summary = containing(Level::Info, "Late observer stopped");
     assert!(summary[0].contains(&format!("store errors {}", report.stats.store_errors)));
+    // At debug, every failed call has a line of its own.
+    let each: Vec<(Level, String, String)> = lines(Level::Debug)
+        .into_iter()
+        .filter(|(_, _, m)| m.contains("worker 0: heat key check failed: store error"))
+        .collect();
+    assert_eq!(each.len() as u64, report.stats.store_errors);
+    assert!(
+        each.iter()
+            .all(|(l, t, _)| *l == Level::Debug && t == LOG_TARGET)
+    );
 }
 
 #[test]

@@ -216,11 +216,14 @@ fn run(
         }
         let start = Instant::now();
         let made = match &mut troubled {
-            Troubled::Server(server) => make(kind, server, &mut wipes),
+            Troubled::Server(server) => make(kind, server, &mut wipes).map(|()| *kind),
             #[cfg(feature = "cluster")]
             Troubled::Cluster(cluster) => cluster_faults::make(kind, cluster, stream, &mut doubts),
         };
-        let error = made.err().map(|e| e.to_string());
+        let (kind, error) = match made {
+            Ok(made) => (made, None),
+            Err(e) => (*kind, Some(e.to_string())),
+        };
         if let Some(e) = &error {
             eprintln!("chaos: {kind} could not be made: {e}");
         }

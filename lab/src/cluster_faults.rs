@@ -286,22 +286,46 @@ fn replica_in_sync(cluster: &Cluster, index: usize) -> bool {
     info.is_ok_and(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
 }
 
-/// Makes one fault; returns when the cluster is whole again. `stream` is
-/// the event stream's key; `doubts` gets the windows in which an
-/// acknowledged write may have been lost.
+/// Makes one fault; returns, when the cluster is whole again, the kind
+/// made: a reshard that moved the stream's slot is told apart
+/// (`reshard+stream-slot`), as its `MIGRATE` carries the whole stream and
+/// holds two masters for as long (docs/measurements.md, twelfth round).
+/// `stream` is the event stream's key; `doubts` gets the windows in which
+/// an acknowledged write may have been lost.
 pub fn make(
+    kind: &'static str,
+    cluster: &mut Cluster,
+    stream: &str,
+    doubts: &mut Vec<(Instant, Instant)>,
+) -> redis::RedisResult<&'static str> {
+    let before = stream_master(cluster, stream).ok();
+    make_kind(kind, cluster, stream, doubts)?;
+    let moved = before != stream_master(cluster, stream).ok();
+    Ok(match kind {
+        "reshard" if moved => "reshard+stream-slot",
+        "reshard-back" if moved => "reshard-back+stream-slot",
+        _ => kind,
+    })
+}
+
+/// The index of the master that serves the stream's slot.
+fn stream_master(cluster: &Cluster, stream: &str) -> redis::RedisResult<usize> {
+    let slot = slot_of(cluster, stream, &[])?;
+    view(cluster, &[])?
+        .iter()
+        .find(|n| n.master && n.serves(slot))
+        .map(|n| n.index)
+        .ok_or_else(|| refused("the stream's slot has no master".into()))
+}
+
+fn make_kind(
     kind: &str,
     cluster: &mut Cluster,
     stream: &str,
     doubts: &mut Vec<(Instant, Instant)>,
 ) -> redis::RedisResult<()> {
     let nodes = view(cluster, &[])?;
-    let stream_slot = slot_of(cluster, stream, &[])?;
-    let stream_master = nodes
-        .iter()
-        .find(|n| n.master && n.serves(stream_slot))
-        .map(|n| n.index)
-        .ok_or_else(|| refused("the stream's slot has no master".into()))?;
+    let stream_master = stream_master(cluster, stream)?;
     // A master that does not hold the stream, taking turns.
     let key_master = |nodes: &[NodeView]| {
         nodes

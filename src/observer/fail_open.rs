@@ -1,10 +1,5 @@
-//! The fail-open start from the environment: whatever the variables hold,
-//! a service gets an observer and carries on. What an invalid setting turns
-//! off depends on what it belongs to (the settings table's "used by"): a
-//! setting only the late look uses (or an unknown `P28_LATE_OBS_*` name)
-//! turns the late look off and keeps the early look, as the rollback does;
-//! one both looks need turns both off. Either way the error is logged, the
-//! startup line says what still runs, and `p28_config_error` is 1.
+//! The fail-open start from the environment ([`LateObserver::from_env`]):
+//! whatever the variables hold, a service gets an observer and carries on.
 
 use std::ffi::OsString;
 
@@ -25,17 +20,13 @@ impl LateObserver {
     /// Either may name a Redis Cluster as a comma-separated list of nodes
     /// (`redis://:pw@10.0.0.5:7000,redis://:pw@10.0.0.6:7000`; feature
     /// `cluster`), which it starts the same way.
-    /// It never fails. On an invalid setting it logs one error line
-    /// starting with `Late observer disabled:` that names the variable and
-    /// what is wrong (never a password), and `p28_config_error` is 1:
-    /// - a setting only the late look uses (`P28_LATE_OBS_MAX_WAIT_MS`,
-    ///   `_POLL_MS`, `_ENABLED`, `_DETECT`) or an unknown `P28_LATE_OBS_*`
-    ///   name turns the late look off (`observe_late` refused as
-    ///   `config_error`) and keeps the early look (`observe_now`), as the
-    ///   rollback does;
-    /// - any other (the URL, the workers, the queue, ...) turns both off.
-    ///
-    /// The startup line says which, and where `enabled` came from.
+    /// It never fails. An invalid setting is logged as one error line,
+    /// `Late observer disabled: ...`, naming the variable (never a
+    /// password), and `p28_config_error` is 1. A setting only the late look
+    /// uses (`_MAX_WAIT_MS`, `_POLL_MS`, `_ENABLED`, `_DETECT`) or an
+    /// unknown `P28_LATE_OBS_*` name turns the late look off as
+    /// `config_error` and keeps the early look, as the rollback does; any
+    /// other turns both off. The startup line says which.
     ///
     /// ```no_run
     /// use heat_observer::LateObserver;

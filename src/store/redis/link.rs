@@ -217,9 +217,15 @@ pub(crate) fn store_error(address: &str, e: &RedisError) -> StoreError {
                 "the URL's database does not exist on this server (see `databases` in redis.conf)";
             (StoreErrorKind::Database, why.to_owned())
         } else if code == "CLUSTERDOWN" {
-            let why = "the cluster is down (CLUSTERDOWN): a master failed and until its replica \
-                       takes over every node refuses";
-            (StoreErrorKind::Server, why.to_owned())
+            // Redis's own words tell a slot left unserved from a cluster
+            // marked failed (seen briefly in a planned failover too); they
+            // are fixed texts, cut short all the same.
+            let said: String = e.detail().unwrap_or("").chars().take(48).collect();
+            let why = format!(
+                "the cluster is down (CLUSTERDOWN: {said}): until a master serves every slot \
+                 again (a failover ends) the nodes refuse"
+            );
+            (StoreErrorKind::Server, why)
         } else if e.is_timeout() {
             (StoreErrorKind::Timeout, text)
         } else if e.is_connection_refusal() {

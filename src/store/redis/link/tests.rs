@@ -38,7 +38,7 @@ fn a_cluster_that_is_down_is_said_so() {
     assert!(
         error
             .message()
-            .starts_with("10.0.0.5:7000: the cluster is down (CLUSTERDOWN): a master failed"),
+            .starts_with("10.0.0.5:7000: the cluster is down (CLUSTERDOWN: The cluster is down): until a master serves"),
         "{error}"
     );
 }
