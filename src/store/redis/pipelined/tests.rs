@@ -1,0 +1,92 @@
+use heat_observer_testkit::server;
+use redis::{Client, Connection, ProtocolVersion};
+
+use super::{read_exists, send_exists};
+
+/// A connection to `url` speaking `protocol`.
+fn connect(url: &str, protocol: ProtocolVersion) -> Connection {
+    let info = Client::open(url)
+        .expect("a URL")
+        .get_connection_info()
+        .clone();
+    let settings = info.redis_settings().clone().set_protocol(protocol);
+    Client::open(info.set_redis_settings(settings))
+        .and_then(|c| c.get_connection())
+        .expect("connect to the test Redis")
+}
+
+/// Looks at `keys` (registering interest with `register`) and returns the
+/// answers, each `Ok(found)` or the error's text.
+fn look(con: &mut Connection, keys: &[&str], register: bool) -> Vec<Result<bool, String>> {
+    send_exists(con, keys, register, true).expect("sent");
+    let (found, time) = read_exists(con, keys.len(), register, true).expect("read");
+    assert!(
+        matches!(time, Some(Ok(us)) if us > 0),
+        "TIME answered: {time:?}"
+    );
+    found
+        .into_iter()
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// A data connection that speaks RESP3 (a URL with `?protocol=resp3`) is
+/// sent `tracking-redir-broken` when the subscriber its tracking is
+/// redirected to is gone and a key it registered is written. That push
+/// comes between replies; read as one, every later key of the look would
+/// take the answer of the key before it, and the connection, kept,
+/// would answer the next look with this one's last reply.
+#[test]
+fn a_push_between_replies_is_not_read_as_a_keys_answer() {
+    let Some(target) = server::any("a_push_between_replies_is_not_read_as_a_keys_answer") else {
+        return;
+    };
+    let url = target.url();
+    let run = format!("pipelined-push-{}", std::process::id());
+    let (written, missing) = (format!("{run}:written"), format!("{run}:missing"));
+    let mut admin = connect(&url, ProtocolVersion::RESP2);
+    redis::cmd("DEL")
+        .arg(&written)
+        .arg(&missing)
+        .exec(&mut admin)
+        .expect("DEL");
+
+    let mut subscriber = connect(&url, ProtocolVersion::RESP3);
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query(&mut subscriber)
+        .expect("CLIENT ID");
+    let mut data = connect(&url, ProtocolVersion::RESP3);
+    crate::store::redis::tracking::enable(id)
+        .exec(&mut data)
+        .expect("CLIENT TRACKING");
+    assert_eq!(look(&mut data, &[&written], true), [Ok(false)]);
+
+    // The subscriber goes; the write of a registered key then sends the
+    // data connection its push.
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .exec(&mut admin)
+        .expect("CLIENT KILL");
+    redis::cmd("SET")
+        .arg(&written)
+        .arg(1)
+        .exec(&mut admin)
+        .expect("SET");
+
+    assert_eq!(
+        look(&mut data, &[&missing, &written, &missing], false),
+        [Ok(false), Ok(true), Ok(false)]
+    );
+    // Nothing left unread: the next look is answered by its own replies.
+    assert_eq!(
+        look(&mut data, &[&written, &missing], false),
+        [Ok(true), Ok(false)]
+    );
+    redis::cmd("DEL")
+        .arg(&written)
+        .exec(&mut admin)
+        .expect("DEL");
+}
