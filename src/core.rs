@@ -82,18 +82,22 @@ pub(crate) const PUSH_LEAD: Duration = Duration::from_millis(5);
 pub(crate) const PUSH_RETRY: Duration = Duration::from_secs(1);
 
 /// A moment, as the worker's loop read it: the monotonic clock for every
-/// rule, the wall clock for the events' `ts_ms`.
+/// rule, the wall clock (since the Unix epoch) for the events' `ts_ms`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Now {
     pub(crate) at: Instant,
-    pub(crate) unix_ms: u64,
+    pub(crate) unix: Duration,
 }
 
 impl Now {
-    /// Unix milliseconds of `at`, an instant at or before this one.
+    /// Unix milliseconds of `at`, an instant at or before this one,
+    /// rounded down once (rounding each term to whole ms put it up to
+    /// 1 ms late).
     fn unix_ms_of(&self, at: Instant) -> u64 {
-        self.unix_ms
-            .saturating_sub(millis(self.at.saturating_duration_since(at)))
+        millis(
+            self.unix
+                .saturating_sub(self.at.saturating_duration_since(at)),
+        )
     }
 }
 

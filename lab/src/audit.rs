@@ -65,13 +65,29 @@ pub struct WallClock {
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 /// Both clocks, read together.
+/// Both clocks, read together: the wall clock between two reads of the
+/// monotonic one no more than 20 µs apart (the closest of a few tries),
+/// as the workers read them: a reading split by a preemption would move
+/// the 20 ms of instants mapped through it.
 fn reading() -> (Instant, f64) {
-    let unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-        * 1000.0;
-    (Instant::now(), unix)
+    let mut best: Option<(Duration, Instant, f64)> = None;
+    for _ in 0..8 {
+        let before = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0;
+        let gap = before.elapsed();
+        if best.is_none_or(|(closest, ..)| gap < closest) {
+            best = Some((gap, before + gap / 2, unix));
+        }
+        if gap <= Duration::from_micros(20) {
+            break;
+        }
+    }
+    let (_, at, unix) = best.expect("read at least once");
+    (at, unix)
 }
 
 /// The readings so far; the first use starts the thread that takes them.
@@ -160,6 +176,13 @@ pub struct Audit {
     pub wait_errors_in_faults: u64,
     /// How late the latest of the wait errors (outside faults) was, in ms.
     pub worst_wait_error_ms: f64,
+    /// Events whose `ts_ms` is more than the slack before the call plus
+    /// their `wait_ms`: stamped with a wall clock read apart from the
+    /// monotonic one. Not a lie about the key, but an untrue field that
+    /// makes a find look earlier than it was.
+    pub stamped_early: u64,
+    /// The earliest of those stamps against the call plus `wait_ms`, in ms.
+    pub worst_stamp_early_ms: f64,
     pub examples: Vec<String>,
 }
 
@@ -178,6 +201,8 @@ impl Audit {
             "wait_errors": self.wait_errors,
             "wait_errors_in_faults": self.wait_errors_in_faults,
             "worst_wait_error_ms": self.worst_wait_error_ms,
+            "stamped_early": self.stamped_early,
+            "worst_stamp_early_ms": self.worst_stamp_early_ms,
             "examples": self.examples,
         })
     }
@@ -258,6 +283,19 @@ pub fn audit(
             continue;
         };
         audit.events += 1;
+        let decided = decided as f64;
+        let observed = clock.unix_ms(observed[point]);
+        // `ts_ms` against the call plus `wait_ms` (the worker's monotonic
+        // clock): whole ms each, so within 1 ms before and the call's own
+        // microseconds after, unless the wall clock was read apart from
+        // the monotonic one (a thread preempted between the two reads).
+        let stamp = decided - (observed + e.wait_ms as f64);
+        if stamp < -SLACK_MS {
+            audit.stamped_early += 1;
+            audit.worst_stamp_early_ms = audit.worst_stamp_early_ms.min(stamp);
+            let what = format!("stamped early (ts_ms {stamp:+.1} ms from the call plus wait_ms)");
+            example(&mut audit, &what, e);
+        }
         let doubted = match write {
             KeyWrite::At { done, .. } => truth.doubts.iter().any(|(a, b)| a <= done && done <= b),
             _ => false,
@@ -266,8 +304,6 @@ pub fn audit(
             audit.unknown += 1;
             continue;
         }
-        let decided = decided as f64;
-        let observed = clock.unix_ms(observed[point]);
         let max_wait = e.max_wait_ms.unwrap_or(0) as f64;
         let deadline = observed + max_wait;
         let on_time = (e.wait_ms as f64) <= max_wait;
@@ -289,13 +325,13 @@ pub fn audit(
                 // What the bridge knows of the key, against the call.
                 let what = match &life {
                     Some(l) => format!(
-                        "false found (key maybe there from {:+.0} to {:+.0} ms, decided at {:+.0} ms)",
+                        "false found (key maybe there from {:+.1} to {:+.1} ms, decided at {:+.1} ms, stamp {stamp:+.1} ms)",
                         l.maybe.0 - observed,
                         (l.maybe.1 - observed).min(1e9),
                         decided - observed
                     ),
                     None => format!(
-                        "false found (key never written: {write:?}, decided at {:+.0} ms)",
+                        "false found (key never written: {write:?}, decided at {:+.1} ms, stamp {stamp:+.1} ms)",
                         decided - observed
                     ),
                 };
@@ -445,6 +481,7 @@ mod tests {
             (7, 3, 1, 1),
             "{audit:?}"
         );
+        assert_eq!(audit.stamped_early, 0, "{audit:?}");
         // Each lie says what the bridge knows of its key.
         assert!(
             audit.examples[0].starts_with("false found (key never written: Never, decided at ")
@@ -482,6 +519,53 @@ mod tests {
         };
         let audit = super::audit(&after, &events[2..3], index, &clock);
         assert_eq!(audit.false_found, 1, "{audit:?}");
+    }
+
+    #[test]
+    fn a_stamp_earlier_than_the_call_plus_wait_ms_is_counted() {
+        let clock = WallClock::now();
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let written = [KeyWrite::At {
+            sent: ms(500),
+            done: ms(501),
+        }];
+        let observed = [[t0, t0]];
+        let truth = Truth {
+            written: &written,
+            observed: &observed,
+            ttl: None,
+            wipes: &[],
+            doubts: &[],
+            faults: &[],
+            poll: Duration::from_millis(100),
+            push: true,
+        };
+        let index = |e: &ObservedEvent| e.plan_id[1..].parse().ok();
+        // Found 2 ms after the write by `wait_ms`, but stamped 5 ms earlier:
+        // the stamp alone makes the find come before the write.
+        let early = [event(0, true, 502, clock.unix_ms(ms(497)))];
+        let audit = audit(&truth, &early, index, &clock);
+        assert_eq!(
+            (audit.stamped_early, audit.false_found),
+            (1, 1),
+            "{audit:?}"
+        );
+        assert!(audit.worst_stamp_early_ms <= -4.0, "{audit:?}");
+        assert!(
+            audit
+                .examples
+                .iter()
+                .any(|x| x.starts_with("stamped early (ts_ms -")),
+            "{audit:?}"
+        );
+        let right = [event(0, true, 502, clock.unix_ms(ms(502)))];
+        let audit = super::audit(&truth, &right, index, &clock);
+        assert_eq!(
+            (audit.stamped_early, audit.false_found),
+            (0, 0),
+            "{audit:?}"
+        );
     }
 
     #[test]

@@ -775,14 +775,16 @@ fn print_table(options: &Options, config: &Config, outcome: &Outcome) {
     let a = &outcome.audit;
     println!(
         "audit:    {} events held against the bridge's writes: false found {}, false not-found {}, \
-         wait errors {} (and {} in faults), not judged {}, short-lived not found {}",
+         wait errors {} (and {} in faults), not judged {}, short-lived not found {}, \
+         stamped early {}",
         a.events,
         a.false_found,
         a.false_not_found,
         a.wait_errors,
         a.wait_errors_in_faults,
         a.unknown,
-        a.short_lived_not_found
+        a.short_lived_not_found,
+        a.stamped_early
     );
     for example in &a.examples {
         println!("          {example}");

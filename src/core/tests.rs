@@ -69,7 +69,7 @@ impl Sim {
     fn now(&self, ms: u64) -> Now {
         Now {
             at: self.at(ms),
-            unix_ms: 1_000_000 + ms,
+            unix: Duration::from_millis(1_000_000 + ms),
         }
     }
 
@@ -911,4 +911,17 @@ fn a_look_answered_in_part_decides_what_it_answered_and_backs_off() {
     assert_eq!(sim.write(50, Ok(())), ["live"]);
     assert_eq!(sim.waits_until(290), (295, WaitOn::Push));
     assert_eq!(sim.look(295, &[]), ["dead"]);
+}
+
+#[test]
+fn an_events_unix_ms_is_rounded_down_once() {
+    let t0 = Instant::now();
+    let now = Now {
+        at: t0 + Duration::from_micros(900),
+        unix: Duration::from_micros(1_000_000_200),
+    };
+    // 1,000,000.2 ms less 0.9 ms: 999,999.3 ms (whole ms of each term
+    // would have said 1,000,000).
+    assert_eq!(now.unix_ms_of(t0), 999_999);
+    assert_eq!(now.unix_ms_of(now.at), 1_000_000);
 }

@@ -126,3 +126,53 @@ fn a_draining_worker_goes_on_reading_messages() {
         "the intake look and the one that confirms the message"
     );
 }
+
+/// Clocks that tick as told: the monotonic one from `steps` (µs after
+/// `t0` at each read), the wall clock 1,000 s after the monotonic one.
+fn scripted(t0: Instant, steps: &[u64]) -> (impl FnMut() -> Instant, impl FnMut() -> Duration) {
+    let reads = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let last = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let steps = steps.to_vec();
+    let (r, l) = (reads.clone(), last.clone());
+    let instant = move || {
+        let us = steps[r.get().min(steps.len() - 1)];
+        r.set(r.get() + 1);
+        l.set(us);
+        t0 + Duration::from_micros(us)
+    };
+    // The wall clock is read right after the first monotonic read of a pair.
+    let unix = move || Duration::from_secs(1000) + Duration::from_micros(last.get() + 1);
+    (instant, unix)
+}
+
+#[test]
+fn a_pair_of_clock_reads_split_by_a_preemption_is_read_again() {
+    let t0 = Instant::now();
+    // First pair: 5 ms between the monotonic reads (preempted after the
+    // wall clock read); second pair: 2 µs.
+    let (instant, unix) = scripted(t0, &[100, 5_100, 5_200, 5_202]);
+    let now = paired(instant, unix);
+    let wall_at =
+        |now: &Now| now.unix.as_micros() as i64 - now.at.duration_since(t0).as_micros() as i64;
+    // The wall clock, read 1 µs after the pair's first read, is 1,000 s
+    // ahead of the midpoint of a 2 µs pair; the first pair's midpoint
+    // would have made it 2.5 ms behind (every `ts_ms` 2.5 ms early).
+    assert_eq!(wall_at(&now), 1_000_000_000);
+    assert_eq!(now.at, t0 + Duration::from_micros(5_201));
+}
+
+#[test]
+fn when_no_pair_is_close_the_closest_is_kept() {
+    let t0 = Instant::now();
+    let (instant, unix) = scripted(
+        t0,
+        &[0, 9_000, 10_000, 13_000, 20_000, 30_000, 40_000, 44_000],
+    );
+    let now = paired(instant, unix);
+    // Gaps of 9, 3, 10 and 4 ms: the second pair's midpoint.
+    assert_eq!(now.at, t0 + Duration::from_micros(11_500));
+    assert_eq!(
+        now.unix,
+        Duration::from_secs(1000) + Duration::from_micros(10_001)
+    );
+}

@@ -810,7 +810,12 @@ impl RedisClusterStore {
             packed.extend(redis::cmd("EXISTS").arg(key).get_packed_command());
             let replies = redis::ConnectionLike::req_packed_commands(con, &packed, 0, 2)?;
             match replies.as_slice() {
-                [_, redis::Value::Int(n)] => Ok(*n == 1),
+                [redis::Value::Okay, redis::Value::Int(n @ (0 | 1))] => Ok(*n == 1),
+                // A refusal (`TRYAGAIN` while keys move): the connection is in step.
+                [redis::Value::Okay, refused @ redis::Value::ServerError(_)] => {
+                    refused.clone().extract_error().map(|_| false)
+                }
+                // Out of step with the commands: failed, and the connection dropped.
                 other => Err((
                     redis::ErrorKind::UnexpectedReturnType,
                     "ASKING EXISTS answered",

@@ -48,6 +48,13 @@ pub(crate) fn send_exists(
 /// ends the call with `Err`, and the caller drops the connection. With
 /// `time`, `TIME`'s answer (Unix µs, or the server's refusal) comes back
 /// too: the server read it after the keys.
+///
+/// A reply of the wrong shape (an `EXISTS` that is not 0 or 1, a `CLIENT
+/// CACHING` that is not `OK`, a `TIME` that is not a time) means the
+/// replies are out of step with the commands, whatever left one unread:
+/// the whole call fails with `Err` (and the connection is dropped) rather
+/// than answer a key with another command's reply. `TIME`, the last
+/// command, is the check that catches a reply left from before the look.
 pub(crate) fn read_exists(
     con: &mut redis::Connection,
     keys: usize,
@@ -57,27 +64,39 @@ pub(crate) fn read_exists(
     let mut found = Vec::with_capacity(keys);
     for _ in 0..keys {
         let caching = match register {
-            true => reply(con)?.extract_error().map(drop),
+            true => match reply(con)?.extract_error() {
+                Ok(redis::Value::Okay) => Ok(()),
+                Ok(other) => return Err(out_of_step("CLIENT CACHING", &other)),
+                Err(refused) => Err(refused),
+            },
             false => Ok(()),
         };
-        let reply = reply(con)?.extract_error();
-        found.push(caching.and(reply).and_then(|reply| {
-            match reply {
-                redis::Value::Int(n) => Ok(n == 1),
-                other => Err((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "EXISTS answered",
-                    format!("{other:?}"),
-                )
-                    .into()),
-            }
-        }));
+        let exists = match reply(con)?.extract_error() {
+            Ok(redis::Value::Int(n @ (0 | 1))) => Ok(n == 1),
+            Ok(other) => return Err(out_of_step("EXISTS", &other)),
+            Err(refused) => Err(refused),
+        };
+        found.push(caching.and(exists));
     }
     let time = match time {
-        true => Some(reply(con)?.extract_error().and_then(unix_us)),
+        true => Some(match reply(con)?.extract_error() {
+            Ok(answer) => Ok(unix_us(&answer).ok_or_else(|| out_of_step("TIME", &answer))?),
+            Err(refused) => Err(refused),
+        }),
         false => None,
     };
     Ok((found, time))
+}
+
+/// A reply that cannot be `command`'s: the replies are out of step.
+fn out_of_step(command: &'static str, reply: &redis::Value) -> redis::RedisError {
+    let shown: String = format!("{reply:?}").chars().take(48).collect();
+    (
+        redis::ErrorKind::UnexpectedReturnType,
+        "replies out of step with the commands",
+        format!("{command} answered {shown}"),
+    )
+        .into()
 }
 
 /// The next reply, past any push message: a RESP3 data connection (a URL
@@ -95,10 +114,14 @@ fn reply(con: &mut redis::Connection) -> redis::RedisResult<redis::Value> {
     }
 }
 
-/// `TIME`'s answer (seconds and microseconds) as Unix µs.
-fn unix_us(reply: redis::Value) -> redis::RedisResult<i64> {
-    let (secs, micros): (i64, i64) = redis::from_redis_value(reply)?;
-    Ok(secs * 1_000_000 + micros)
+/// `TIME`'s answer (seconds and microseconds, two bulk strings) as Unix µs.
+fn unix_us(reply: &redis::Value) -> Option<i64> {
+    let redis::Value::Array(parts) = reply else {
+        return None;
+    };
+    let (secs, micros): (i64, i64) = redis::from_redis_value_ref(reply).ok()?;
+    (parts.len() == 2 && secs > 0 && (0..1_000_000).contains(&micros))
+        .then_some(secs * 1_000_000 + micros)
 }
 
 #[cfg(test)]

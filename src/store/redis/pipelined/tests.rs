@@ -90,3 +90,48 @@ fn a_push_between_replies_is_not_read_as_a_keys_answer() {
         .exec(&mut admin)
         .expect("DEL");
 }
+
+/// Whatever leaves a reply unread on a kept connection (the defect of
+/// #26 in any of its forms), the look that reads it must not take it as a
+/// key's answer: the replies are read one late, so `TIME`, the look's
+/// last command, is answered by the last key's `EXISTS`. The look fails
+/// as a whole (and the caller drops the connection) instead of answering
+/// each key with the reply of the command before it.
+#[test]
+fn a_reply_left_unread_before_a_look_fails_the_look_instead_of_answering_a_key() {
+    let name = "a_reply_left_unread_before_a_look_fails_the_look_instead_of_answering_a_key";
+    let Some(target) = server::any(name) else {
+        return;
+    };
+    let url = target.url();
+    let run = format!("pipelined-unread-{}", std::process::id());
+    let (written, missing) = (format!("{run}:written"), format!("{run}:missing"));
+    let mut admin = connect(&url, ProtocolVersion::RESP2);
+    redis::cmd("SET")
+        .arg(&written)
+        .arg(1)
+        .exec(&mut admin)
+        .expect("SET");
+    redis::cmd("DEL")
+        .arg(&missing)
+        .exec(&mut admin)
+        .expect("DEL");
+
+    for keys in [vec![missing.as_str()], vec![missing.as_str(), missing.as_str()]] {
+        let mut data = connect(&url, ProtocolVersion::RESP2);
+        // A reply nobody reads: `1`, as a found key's would be.
+        data.send_packed_command(&redis::cmd("EXISTS").arg(&written).get_packed_command())
+            .expect("sent");
+        send_exists(&mut data, &keys, false, true).expect("sent");
+        let read = read_exists(&mut data, keys.len(), false, true);
+        assert!(
+            read.is_err(),
+            "{} missing key(s) read one reply late: {read:?}",
+            keys.len()
+        );
+    }
+    redis::cmd("DEL")
+        .arg(&written)
+        .exec(&mut admin)
+        .expect("DEL");
+}
