@@ -338,11 +338,11 @@ impl RedisClusterStore {
         self.map_reads = self.map_reads.wrapping_add(1);
         let mut last = None;
         for node in known {
-            let read = self.server(&node).and_then(|server| {
-                let reply = server.call(|c| slots.query(c))?;
-                SlotMap::from_reply(reply, &node.0)
-                    .map_err(|e| super::link::store_error(server.address(), &e))
-            });
+            // Read inside the call: a reply that is no map is one out of
+            // step, and its connection is dropped.
+            let read = self
+                .server(&node)
+                .and_then(|server| server.call(|c| SlotMap::from_reply(slots.query(c)?, &node.0)));
             match read {
                 Ok(map) => {
                     self.read_map(&map);
