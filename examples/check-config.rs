@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use heat_observer::{Config, Detect, RedisConnector, store::StoreErrorKind};
+use heat_observer::{Config, Detect, RedisConnector};
 
 /// What a check found: the text to print and the exit code.
 pub struct Checked {
@@ -126,16 +126,10 @@ pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked
         Ok(checks) => checks,
         Err(e) => {
             checked.code = 2;
-            // The error, never the URL: a refused password says so by kind.
-            let why = match e.kind() {
-                StoreErrorKind::Auth => {
-                    "authentication failed: check the user and password".to_owned()
-                }
-                _ => e.to_string(),
-            };
+            // The error names the address and what failed, never the URL.
             checked
                 .out
-                .push_str(&format!("error: cannot connect to {address}: {why}\n"));
+                .push_str(&format!("error: cannot connect: {e}\n"));
             return;
         }
     };
@@ -148,16 +142,14 @@ pub fn connect(config: &Config, url: &str, variable: &str, checked: &mut Checked
         }
     ));
     let mut missing = 0;
-    for check in checks {
-        match check.missing {
-            None => checked
-                .out
-                .push_str(&format!("  ok       {}\n", check.right)),
+    for (right, why_missing) in checks {
+        match why_missing {
+            None => checked.out.push_str(&format!("  ok       {right}\n")),
             Some(why) => {
                 missing += 1;
                 checked
                     .out
-                    .push_str(&format!("  MISSING  {}: {why}\n", check.right));
+                    .push_str(&format!("  MISSING  {right}: {why}\n"));
             }
         }
     }

@@ -7,7 +7,7 @@
 //! that does not parse, or is out of range, is a [`ConfigError`] naming the
 //! variable and the value, and so is an unknown variable under the prefix.
 
-mod checks;
+pub(crate) mod checks;
 mod env;
 mod error;
 mod settings;
@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use crate::obs_point::ObsPoint;
 
-pub use error::{ConfigError, ConfigErrorKind};
+pub use error::ConfigError;
+pub(crate) use error::ConfigErrorKind;
 pub use settings::Config;
 pub(crate) use settings::*;
 

@@ -309,7 +309,7 @@ impl Ledger {
             store_errors: c.store_errors.iter().map(Counters::get).sum(),
             store_errors_by_kind: StoreErrorKind::ALL
                 .iter()
-                .map(|k| (*k, Counters::get(&c.store_errors[k.index()])))
+                .map(|k| (k.as_str(), Counters::get(&c.store_errors[k.index()])))
                 .collect(),
             exists_calls: Counters::get(&c.exists_calls),
             append_calls: Counters::get(&c.append_calls),

@@ -107,11 +107,11 @@ pub mod store;
 mod text;
 mod worker;
 
-pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind, Detect};
+pub use config::{Config, ConfigBuilder, ConfigError, Detect};
 pub use obs_point::ObsPoint;
 pub use observer::{LateObserver, ObserverHandle, ShutdownReport};
 pub use refusal::{InvalidInput, Refused};
-pub use stats::{PointStats, Stats, WaitHistogram};
+pub use stats::{PointStats, Stats};
 #[cfg(feature = "cluster")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 pub use store::redis::RedisClusterConnector;

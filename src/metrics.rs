@@ -291,7 +291,7 @@ static TABLE: [Row; 14] = [
         "Store calls that returned an error, by kind; auth, permission and database are operators' errors.",
         |s, out| {
             for (kind, n) in &s.store_errors_by_kind {
-                out.push("", &[("kind", kind.as_str())], *n);
+                out.push("", &[("kind", kind)], *n);
             }
         },
     ),
@@ -357,7 +357,11 @@ fn wait_histogram(out: &mut Samples, point: &str, wait: &WaitHistogram) {
         let le = le.map_or_else(|| "+Inf".to_owned(), |ms| (ms as f64 / 1000.0).to_string());
         out.push("_bucket", &[("obs_point", point), ("le", &le)], n);
     }
-    out.push_f64("_sum", &[("obs_point", point)], wait.sum_ms as f64 / 1000.0);
+    out.push_f64(
+        "_sum",
+        &[("obs_point", point)],
+        wait.sum_ms() as f64 / 1000.0,
+    );
     out.push("_count", &[("obs_point", point)], wait.count());
 }
 

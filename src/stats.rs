@@ -4,7 +4,6 @@
 
 use crate::obs_point::ObsPoint;
 use crate::refusal::Refused;
-use crate::store::StoreErrorKind;
 
 /// Generates [`Stats`] with the simple counters of its `counters` part
 /// (each an unlabelled `u64` counter: its field, the [`Count`] the ledger
@@ -99,9 +98,11 @@ stats! {
         pub push_workers: u64,
         /// Store calls that returned an error.
         pub store_errors: u64,
-        /// The same, by kind (every kind, in [`StoreErrorKind::ALL`] order);
-        /// `Auth`, `Permission` and `Database` are operators' errors.
-        pub store_errors_by_kind: Vec<(StoreErrorKind, u64)>,
+        /// The same, by the `kind` label of `p28_store_errors_total`, every
+        /// kind in its order: `unavailable`, `timeout`, `io`, `server`,
+        /// `protocol`, `auth`, `permission`, `database`, `other`; `auth`,
+        /// `permission` and `database` are operators' errors.
+        pub store_errors_by_kind: Vec<(&'static str, u64)>,
         /// Store calls that look at heat keys (round trips).
         pub exists_calls: u64,
         /// Store calls that claim and append events (round trips).
@@ -147,25 +148,22 @@ pub struct PointStats {
     pub not_found: u64,
     /// Observations deduplicated.
     pub deduplicated: u64,
-    /// Wait of the events with `heat_found=1`.
-    pub wait: WaitHistogram,
+    /// Wait of the events with `heat_found=1`: read it with
+    /// [`PointStats::wait_buckets`] and [`PointStats::wait_sum_ms`].
+    pub(crate) wait: WaitHistogram,
 }
 
-/// Distribution of waits, bucketed by [`WaitHistogram::BUCKETS_MS`].
+/// Distribution of waits, bucketed by [`PointStats::WAIT_BUCKETS_MS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WaitHistogram {
+pub(crate) struct WaitHistogram {
     /// Count per bucket (not cumulative); the last one is `+Inf`.
-    pub counts: [u64; WaitHistogram::BUCKETS_MS.len() + 1],
+    counts: [u64; PointStats::WAIT_BUCKETS_MS.len() + 1],
     /// Sum of the waits, in milliseconds.
-    pub sum_ms: u64,
+    sum_ms: u64,
 }
 
 impl WaitHistogram {
-    /// Upper bounds (milliseconds) of the buckets; a last `+Inf` bucket
-    /// follows.
-    pub const BUCKETS_MS: [u64; 12] = [
-        50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000,
-    ];
+    const BUCKETS_MS: [u64; 12] = PointStats::WAIT_BUCKETS_MS;
 
     pub(crate) fn record(&mut self, wait_ms: u64) {
         let bucket = Self::BUCKETS_MS
@@ -177,12 +175,16 @@ impl WaitHistogram {
     }
 
     /// Number of waits recorded.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
 
+    pub(crate) fn sum_ms(&self) -> u64 {
+        self.sum_ms
+    }
+
     /// `(upper bound in ms, cumulative count)` per bucket, `None` for `+Inf`.
-    pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+    pub(crate) fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
         let bounds = Self::BUCKETS_MS.iter().map(|&b| Some(b)).chain([None]);
         bounds.zip(self.counts.iter().scan(0, |acc, &n| {
             *acc += n;
@@ -192,6 +194,25 @@ impl WaitHistogram {
 }
 
 impl PointStats {
+    /// Upper bounds (milliseconds) of the wait buckets of
+    /// `p28_heat_wait_seconds`; a last `+Inf` bucket follows.
+    pub const WAIT_BUCKETS_MS: [u64; 12] = [
+        50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000,
+    ];
+
+    /// The waits of the events with `heat_found=1` as `(upper bound in ms,
+    /// cumulative count)` per bucket of [`PointStats::WAIT_BUCKETS_MS`],
+    /// `None` for the last, `+Inf` (whose count is [`PointStats::found`]).
+    pub fn wait_buckets(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        self.wait.cumulative()
+    }
+
+    /// The sum of the waits of the events with `heat_found=1`, in
+    /// milliseconds.
+    pub fn wait_sum_ms(&self) -> u64 {
+        self.wait.sum_ms()
+    }
+
     pub(crate) fn new(obs_point: ObsPoint) -> Self {
         Self {
             obs_point,

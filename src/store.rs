@@ -7,14 +7,14 @@
 //! one event per claim won". [`MemoryStore`] implements both traits in memory;
 //! everything Redis-specific lives in `store/redis`.
 //!
-//! **Stability.** A service needs none of this module but the errors it
-//! reads ([`StoreError`] in logs, [`StoreErrorKind`] in
-//! [`Stats`](crate::Stats), [`RedisUrlError`], [`RightCheck`]) and
-//! [`StreamEntry`], what [`MemoryStore`] holds. The traits and their types
-//! (`Store`, `Connector`, `Answers`, `Changes`, `Claim`, `Claimed`,
-//! `StreamSpec`, `Event`) are for those who write a store of their own (a
-//! test double, another database): they are hidden from these docs and may
-//! change in a minor release, with a note in the changelog.
+//! **Stability.** A service needs none of this module but [`StoreError`]
+//! (what [`RedisConnector::check_rights`](crate::RedisConnector::check_rights)
+//! and the logs report) and [`StreamEntry`], what [`MemoryStore`] holds.
+//! The traits and their types (`Store`, `Connector`, `Answers`, `Changes`,
+//! `Claim`, `Claimed`, `StreamSpec`, `Event`, `StoreErrorKind`) are for
+//! those who write a store of their own (a test double, another database):
+//! they are hidden from these docs and may change in a minor release, with
+//! a note in the changelog.
 
 pub(crate) mod memory;
 pub(crate) mod redis;
@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 #[doc(hidden)]
 pub use crate::event::Event;
 pub use memory::{MemoryStore, StreamEntry};
-pub use redis::{RedisUrlError, RightCheck};
 
 /// One worker's access to the key-value store. Calls may block, but should
 /// be bounded by the store's own timeouts; a call that panics is caught by
@@ -202,7 +201,9 @@ pub struct StoreError {
     message: String,
 }
 
-/// The broad class of a [`StoreError`].
+/// The broad class of a [`StoreError`], for those who write a store (the
+/// `kind` label of `p28_store_errors_total` names it for everyone else).
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreErrorKind {
@@ -277,6 +278,7 @@ impl StoreErrorKind {
 
 impl StoreError {
     /// An error of `kind` described by `message`.
+    #[doc(hidden)]
     pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -285,6 +287,7 @@ impl StoreError {
     }
 
     /// Its class.
+    #[doc(hidden)]
     pub fn kind(&self) -> StoreErrorKind {
         self.kind
     }

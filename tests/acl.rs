@@ -378,8 +378,8 @@ fn a_refused_call_names_the_missing_right_as_check_config_does() {
         let checks = connector.check_rights(&config).unwrap();
         let missing: Vec<&str> = checks
             .iter()
-            .filter(|c| c.missing.is_some())
-            .map(|c| c.right.as_str())
+            .filter(|(_, missing)| missing.is_some())
+            .map(|(right, _)| right.as_str())
             .collect();
         assert_eq!(missing.len(), 1, "{missing:?}");
         assert!(

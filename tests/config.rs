@@ -138,10 +138,6 @@ fn every_invalid_value_is_an_error_naming_its_variable_and_value() {
 fn errors_say_what_was_expected() {
     let err = from(&[("P28_LATE_OBS_POLL_MS", "3000")]).unwrap_err();
     assert_eq!(
-        err.kind(),
-        &ConfigErrorKind::PollExceedsWait { max_wait_ms: 2000 }
-    );
-    assert_eq!(
         err.to_string(),
         r#"invalid P28_LATE_OBS_POLL_MS="3000": the poll interval must not exceed P28_LATE_OBS_MAX_WAIT_MS=2000"#
     );
@@ -175,7 +171,10 @@ fn setters_override_the_environment_and_are_validated_too() {
     let err = Config::builder().stream("").build().unwrap_err();
     assert_eq!(err.variable(), "stream");
     let err = Config::builder().stream("{s}").build().unwrap_err();
-    assert_eq!(err.kind(), &ConfigErrorKind::BadName);
+    assert_eq!(
+        err.to_string(),
+        r#"invalid stream="{s}": must be non-empty, without control or format characters (or braces, in a stream name)"#
+    );
     let err = Config::builder()
         .heat_key_prefix("a\nb")
         .build()

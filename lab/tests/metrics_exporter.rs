@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use heat_observer::{
-    Config, LateObserver, MemoryStore, ObserverHandle, WaitHistogram, metrics::MetricsFormat,
+    Config, LateObserver, MemoryStore, ObserverHandle, PointStats, metrics::MetricsFormat,
 };
 use heat_observer_lab::{PATIENCE, ms, promtool, wait_stats, wait_until};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -65,7 +65,7 @@ fn differences(ours: &BTreeMap<String, f64>, theirs: &BTreeMap<String, f64>) -> 
 
 fn install() -> PrometheusHandle {
     // The crate's buckets, in seconds, as the README says to set them.
-    let buckets: Vec<f64> = WaitHistogram::BUCKETS_MS
+    let buckets: Vec<f64> = PointStats::WAIT_BUCKETS_MS
         .iter()
         .map(|ms| *ms as f64 / 1000.0)
         .collect();

@@ -27,10 +27,9 @@ pub struct ConfigError {
     kind: ConfigErrorKind,
 }
 
-/// What was wrong with a setting.
+/// What was wrong with a setting; the message says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigErrorKind {
+pub(crate) enum ConfigErrorKind {
     /// The value was empty or blank.
     Empty,
     /// The value was not valid UTF-8.
@@ -67,6 +66,9 @@ pub enum ConfigErrorKind {
         /// The known variable nearest to it.
         nearest: &'static str,
     },
+    /// A Redis URL (or TLS material) that cannot be used: why, said by
+    /// position, never quoting the URL (it may hold a password).
+    BadUrl(String),
 }
 
 impl ConfigError {
@@ -92,30 +94,49 @@ impl ConfigError {
         }
     }
 
+    /// A Redis URL given to a connector that cannot be used, named `Redis
+    /// URL`; `why` says what is wrong and where without quoting it.
+    pub(crate) fn url(why: impl Into<String>) -> Self {
+        Self {
+            variable: Cow::Borrowed("Redis URL"),
+            value: String::new(),
+            kind: ConfigErrorKind::BadUrl(why.into()),
+        }
+    }
+
+    /// The same error, naming where the value came from (a URL from
+    /// `P28_LATE_OBS_REDIS_URL` rather than from code).
+    pub(crate) fn naming(mut self, variable: &'static str) -> Self {
+        self.variable = Cow::Borrowed(variable);
+        self
+    }
+
     /// The short form the startup line gives: `invalid NAME="value"`, or
     /// `unknown NAME`.
     pub(crate) fn summary(&self) -> String {
         match self.kind {
             ConfigErrorKind::UnknownVariable { .. } => format!("unknown {}", self.variable),
+            ConfigErrorKind::BadUrl(_) => format!("invalid {}", self.variable),
             _ => format!("invalid {}={:?}", self.variable, self.value),
         }
     }
 
     /// The environment variable that carries the refused setting, for example
     /// `P28_LATE_OBS_POLL_MS`. Settings that exist only in code are named by
-    /// their builder method, for example `stream`.
+    /// their builder method, for example `stream`; a URL given to a
+    /// connector is `Redis URL`.
     pub fn variable(&self) -> &str {
         &self.variable
     }
 
     /// The refused value, as it was written (milliseconds for durations set in
-    /// code; empty for an unknown variable, whose value is not read).
+    /// code; empty for an unknown variable, whose value is not read, and
+    /// for a URL given to a connector, which may hold a password).
     pub fn value(&self) -> &str {
         &self.value
     }
 
-    /// What was wrong with it.
-    pub fn kind(&self) -> &ConfigErrorKind {
+    pub(crate) fn kind(&self) -> &ConfigErrorKind {
         &self.kind
     }
 }
@@ -129,6 +150,9 @@ impl fmt::Display for ConfigError {
                  name or remove it",
                 self.variable
             );
+        }
+        if let ConfigErrorKind::BadUrl(why) = &self.kind {
+            return write!(f, "invalid {}: {why}", self.variable);
         }
         write!(f, "invalid {}={:?}: ", self.variable, self.value)?;
         match &self.kind {
@@ -152,7 +176,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::BadName => f.write_str(
                 "must be non-empty, without control or format characters (or braces, in a stream name)",
             ),
-            ConfigErrorKind::UnknownVariable { .. } => Ok(()),
+            ConfigErrorKind::UnknownVariable { .. } | ConfigErrorKind::BadUrl(_) => Ok(()),
         }
     }
 }

@@ -75,7 +75,10 @@ fn histogram_is_cumulative_and_inf_equals_count() {
             (le.to_owned(), n.parse().unwrap())
         })
         .collect();
-    assert_eq!(buckets.len(), WaitHistogram::BUCKETS_MS.len() + 1);
+    assert_eq!(
+        buckets.len(),
+        crate::stats::PointStats::WAIT_BUCKETS_MS.len() + 1
+    );
     assert_eq!(buckets[0], ("0.05".to_owned(), 1));
     assert_eq!(buckets[2], ("0.2".to_owned(), 2));
     assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");

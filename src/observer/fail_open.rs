@@ -108,25 +108,25 @@ impl LateObserver {
             None => (redis_url.to_owned(), "Redis URL"),
         };
         let name = config.name().map(str::to_owned);
-        let refused = |why: String| {
-            let long = format!("invalid {source}: {why}");
+        let refused = |why: ConfigError| {
+            let long = why.naming(source).to_string();
             Self::broken(&long, &long, name.clone())
         };
         let launched = match cluster_nodes(&url) {
             None => match RedisConnector::new(&url, &config) {
                 Ok(connector) => Self::launch(config, connector, launch),
-                Err(e) => return refused(e.reason().to_owned()),
+                Err(e) => return refused(e),
             },
             #[cfg(feature = "cluster")]
             Some(nodes) => match crate::RedisClusterConnector::new(&nodes, &config) {
                 Ok(connector) => Self::launch(config, connector, launch),
-                Err(e) => return refused(e.reason().to_owned()),
+                Err(e) => return refused(e),
             },
             #[cfg(not(feature = "cluster"))]
             Some(_) => {
-                return refused(
-                    "a list of cluster nodes needs the crate feature `cluster`".to_owned(),
-                );
+                return refused(ConfigError::url(
+                    "a list of cluster nodes needs the crate feature `cluster`",
+                ));
             }
         };
         match launched {

@@ -7,7 +7,7 @@ fn histogram_buckets_are_inclusive_and_cumulative() {
         h.record(ms);
     }
     assert_eq!(h.count(), 5);
-    assert_eq!(h.sum_ms, 12_102);
+    assert_eq!(h.sum_ms(), 12_102);
     let cum: Vec<_> = h.cumulative().collect();
     assert_eq!(cum[0], (Some(50), 2));
     assert_eq!(cum[1], (Some(100), 3));

@@ -29,11 +29,9 @@ mod url;
 
 #[cfg(feature = "cluster")]
 pub use cluster::RedisClusterConnector;
-pub use rights::RightCheck;
 pub use standalone::RedisConnector;
 #[cfg(feature = "tls")]
 pub use tls::TlsCerts;
-pub use url::RedisUrlError;
 pub(crate) use url::redact;
 
 use redis::Cmd;

@@ -24,8 +24,8 @@ use super::node::{Endpoint, Node};
 use super::pipelined::EXISTS_CHUNK;
 use super::scripts;
 use super::slots::{SlotMap, key_slot};
-use super::url::{RedisUrlError, connection_info};
-use crate::config::Config;
+use super::url::connection_info;
+use crate::config::{Config, ConfigError};
 use crate::store::{
     Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
@@ -53,7 +53,7 @@ fn node_url(node: &str) -> String {
 /// let connector = RedisClusterConnector::new(&nodes, &Config::default())?;
 /// let shown = format!("{connector:?}");
 /// assert!(shown.contains("10.0.0.5:7000,10.0.0.6:7000") && !shown.contains("secret"));
-/// # Ok::<(), heat_observer::store::RedisUrlError>(())
+/// # Ok::<(), heat_observer::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisClusterConnector {
@@ -151,10 +151,10 @@ impl RedisClusterConnector {
     /// followed, and `LateObserver::start` says so in its log.
     ///
     /// # Errors
-    /// [`RedisUrlError`] if no node is given, one does not parse or is a
+    /// A [`ConfigError`] if no node is given, one does not parse or is a
     /// unix socket, or two URLs disagree on user, password, database or
     /// TLS.
-    pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, RedisUrlError> {
+    pub fn new<S: AsRef<str>>(nodes: &[S], config: &Config) -> Result<Self, ConfigError> {
         Self::build(nodes, config.redis_timeout(), None)
     }
 
@@ -168,7 +168,7 @@ impl RedisClusterConnector {
         nodes: &[S],
         config: &Config,
         certs: super::tls::TlsCerts,
-    ) -> Result<Self, RedisUrlError> {
+    ) -> Result<Self, ConfigError> {
         Self::build(nodes, config.redis_timeout(), Some(certs))
     }
 
@@ -176,7 +176,7 @@ impl RedisClusterConnector {
         nodes: &[S],
         timeout: Duration,
         certs: super::node::Certs,
-    ) -> Result<Self, RedisUrlError> {
+    ) -> Result<Self, ConfigError> {
         let mut infos = Vec::with_capacity(nodes.len());
         let mut addresses = Vec::with_capacity(nodes.len());
         for node in nodes {
@@ -186,7 +186,7 @@ impl RedisClusterConnector {
             addresses.push(address);
         }
         let Some((first, _)) = infos.first() else {
-            return Err(RedisUrlError::new("no cluster node given"));
+            return Err(ConfigError::url("no cluster node given"));
         };
         let tls = |info: &redis::ConnectionInfo| {
             matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
@@ -207,7 +207,7 @@ impl RedisClusterConnector {
                     seeds.push((host.clone(), *port));
                 }
                 _ => {
-                    return Err(RedisUrlError::new(
+                    return Err(ConfigError::url(
                         "a cluster node must be host:port (CLUSTER SLOTS names nodes so, never by a unix socket)",
                     ));
                 }
@@ -216,7 +216,7 @@ impl RedisClusterConnector {
             // reached with the first node's credentials, TLS and database,
             // as a bare `host:port` is. A URL that says otherwise is wrong.
             if !bare && (settings(info) != settings(first) || tls(info) != tls(first)) {
-                return Err(RedisUrlError::new(
+                return Err(ConfigError::url(
                     "the cluster nodes differ in user, password, database or TLS",
                 ));
             }

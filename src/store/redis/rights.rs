@@ -11,16 +11,10 @@ use redis::{Cmd, ConnectionLike};
 use crate::config::{Config, Detect};
 use crate::obs_point::ObsPoint;
 
-/// One right and what proving it found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RightCheck {
-    /// The right as an ACL rule, with the key it was tried on: `+xadd on
-    /// quantum:stream:apply.heat.observed`.
-    pub right: String,
-    /// Why it is missing (the server's `NOPERM`), or `None` when the user
-    /// has it.
-    pub missing: Option<String>,
-}
+/// One right as an ACL rule with the key it was tried on (`+xadd on
+/// quantum:stream:apply.heat.observed`), and why it is missing (the
+/// server's `NOPERM`), `None` when the user has it.
+pub(crate) type RightCheck = (String, Option<String>);
 
 /// The rights the observer uses with `config`, each as a command.
 pub(crate) fn probes(config: &Config) -> Vec<(String, Cmd)> {
@@ -97,7 +91,7 @@ pub(crate) fn check(
             }
             _ => None,
         };
-        checks.push(RightCheck { right, missing });
+        checks.push((right, missing));
     }
     Ok(checks)
 }
@@ -106,8 +100,8 @@ pub(crate) fn check(
 pub(crate) fn missing_phrase(checks: &[RightCheck]) -> Option<String> {
     let missing: Vec<&str> = checks
         .iter()
-        .filter(|c| c.missing.is_some())
-        .map(|c| c.right.as_str())
+        .filter(|(_, missing)| missing.is_some())
+        .map(|(right, _)| right.as_str())
         .collect();
     (!missing.is_empty()).then(|| format!("user lacks {}", missing.join(", ")))
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use super::link::store_error;
 use super::node::{Endpoint, Node};
 use super::pipelined::EXISTS_CHUNK;
-use super::rights::{self, RightCheck};
+use super::rights;
 use super::scripts;
-use super::url::{RedisUrlError, connection_info};
-use crate::config::Config;
+use super::url::connection_info;
+use crate::config::checks::in_range;
+use crate::config::{Config, ConfigError};
 use crate::store::{
     Answers, Changes, Claim, Claimed, Connector, Store, StoreError, StoreErrorKind, StreamSpec,
 };
@@ -34,7 +35,7 @@ use crate::store::{
 ///
 /// let connector = RedisConnector::new("redis://:secret@10.0.0.5:6380/2", &Config::default())?;
 /// assert_eq!(connector.describe(), "redis 10.0.0.5:6380");
-/// # Ok::<(), heat_observer::store::RedisUrlError>(())
+/// # Ok::<(), heat_observer::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisConnector {
@@ -49,9 +50,20 @@ impl RedisConnector {
     /// (`P28_LATE_OBS_REDIS_TIMEOUT_MS`).
     ///
     /// # Errors
-    /// [`RedisUrlError`] if the URL does not parse or needs a feature this
-    /// build lacks.
-    pub fn new(url: &str, config: &Config) -> Result<Self, RedisUrlError> {
+    /// A [`ConfigError`] if the URL does not parse or needs a feature this
+    /// build lacks. It says what is wrong and where, and never repeats any
+    /// part of the user or password:
+    ///
+    /// ```
+    /// use heat_observer::RedisConnector;
+    ///
+    /// let url = "redis://default:S3cr/tPw@10.0.0.5:6379";
+    /// let err = RedisConnector::new(url, &Default::default()).unwrap_err();
+    /// assert_eq!(err.variable(), "Redis URL");
+    /// assert!(err.to_string().starts_with("invalid Redis URL: the user and password"));
+    /// assert!(!err.to_string().contains("S3cr") && !format!("{err:?}").contains("S3cr"));
+    /// ```
+    pub fn new(url: &str, config: &Config) -> Result<Self, ConfigError> {
         let mut connector = Self::with_timeout(url, config.redis_timeout())?;
         connector.rights = Arc::new(config.clone());
         Ok(connector)
@@ -69,19 +81,14 @@ impl RedisConnector {
     /// use heat_observer::RedisConnector;
     ///
     /// let err = RedisConnector::with_timeout("redis://127.0.0.1", Duration::ZERO).unwrap_err();
-    /// assert!(err.to_string().contains("timeout of 0 ms"));
+    /// assert_eq!(err.to_string(), r#"invalid timeout="0": must be at least 1"#);
     /// ```
-    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, RedisUrlError> {
-        if !(Duration::from_millis(1)..=Duration::from_secs(60)).contains(&timeout) {
-            return Err(RedisUrlError::new(format!(
-                "the connector's timeout of {} ms is out of range: it must be 1 ms to 60 s \
-                 (a zero timeout fails every call)",
-                timeout.as_millis()
-            )));
-        }
+    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, ConfigError> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        in_range("timeout", ms, 1, 60_000)?;
         let (info, address) = connection_info(url)?;
         let endpoint = Endpoint::new(info, address, timeout, None)
-            .map_err(|e| RedisUrlError::new(e.to_string()))?;
+            .map_err(|e| ConfigError::url(e.to_string()))?;
         Ok(Self {
             endpoint,
             rights: Arc::new(Config::default()),
@@ -99,10 +106,10 @@ impl RedisConnector {
         url: &str,
         config: &Config,
         certs: super::TlsCerts,
-    ) -> Result<Self, RedisUrlError> {
+    ) -> Result<Self, ConfigError> {
         let (info, address) = connection_info(url)?;
         let endpoint = Endpoint::new(info, address, config.redis_timeout(), Some(certs))
-            .map_err(|e| RedisUrlError::new(e.to_string()))?;
+            .map_err(|e| ConfigError::url(e.to_string()))?;
         Ok(Self {
             endpoint,
             rights: Arc::new(config.clone()),
@@ -117,15 +124,31 @@ impl RedisConnector {
     /// Connects (with this connector's timeout) and proves each right the
     /// observer needs with `config`'s names and detection mode, writing
     /// nothing: what `check-config --connect` prints, and what a store
-    /// refused for a right says it lacks.
+    /// refused for a right says it lacks. Each right comes as an ACL rule
+    /// with the key it was tried on (`+xadd on
+    /// quantum:stream:apply.heat.observed`) and why it is missing (the
+    /// server's `NOPERM`), `None` when the user has it.
     ///
     /// # Errors
     /// A [`StoreError`] when the connection cannot be made or a probe gets
     /// no answer (authentication failed, said by kind).
-    pub fn check_rights(&self, config: &Config) -> Result<Vec<RightCheck>, StoreError> {
+    pub fn check_rights(
+        &self,
+        config: &Config,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
         let address = self.endpoint.address();
-        let mut con = self.endpoint.open().map_err(|e| store_error(address, &e))?;
-        rights::check(&mut con, config).map_err(|e| store_error(address, &e))
+        let error = |e: &redis::RedisError| {
+            let error = store_error(address, e);
+            match error.kind() {
+                StoreErrorKind::Auth => StoreError::new(
+                    StoreErrorKind::Auth,
+                    format!("{address}: authentication failed: check the user and password"),
+                ),
+                _ => error,
+            }
+        };
+        let mut con = self.endpoint.open().map_err(|e| error(&e))?;
+        rights::check(&mut con, config).map_err(|e| error(&e))
     }
 }
 

@@ -7,48 +7,10 @@
 //! so where a URL holds an `@`, nothing before its last `@` is ever quoted,
 //! not even a piece of it. Mistakes are said by position instead.
 
-use std::fmt;
-
 use redis::io::tcp::TcpSettings;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
-/// A Redis URL (or TLS material) the observer cannot use. The message says
-/// what is wrong and where, and never repeats any part of the user or
-/// password.
-///
-/// ```
-/// use heat_observer::RedisConnector;
-///
-/// let err = RedisConnector::new("redis://default:S3cr/tPw@10.0.0.5:6379", &Default::default())
-///     .unwrap_err();
-/// assert!(err.to_string().starts_with("invalid Redis URL: the user and password"));
-/// assert!(!err.to_string().contains("S3cr"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisUrlError {
-    reason: String,
-}
-
-impl RedisUrlError {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-        }
-    }
-
-    /// What is wrong, without the "invalid Redis URL" prefix.
-    pub(crate) fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl fmt::Display for RedisUrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid Redis URL: {}", self.reason)
-    }
-}
-
-impl std::error::Error for RedisUrlError {}
+use crate::config::ConfigError;
 
 const SCHEMES: &str = "redis://, rediss://, unix:// or redis+unix://";
 const ENCODE: &str = "'/', '#', '?', '@' and '%' in a password must be percent-encoded \
@@ -80,11 +42,11 @@ impl<'a> Parts<'a> {
 
 /// Parses `url` for the observer: Nagle off, no `CLIENT SETINFO` on
 /// connect. Returns the connection info and `host:port` for logs.
-pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), RedisUrlError> {
+pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), ConfigError> {
     let url = url.trim();
     let info = parse(url)?;
     if !info.addr().is_supported() {
-        return Err(RedisUrlError::new(
+        return Err(ConfigError::url(
             "TLS (rediss://) needs the crate feature `tls`",
         ));
     }
@@ -104,31 +66,31 @@ pub(crate) fn connection_info(url: &str) -> Result<(ConnectionInfo, String), Red
 }
 
 /// redis-rs's parse, then the crate's checks on what it accepted.
-fn parse(url: &str) -> Result<ConnectionInfo, RedisUrlError> {
+fn parse(url: &str) -> Result<ConnectionInfo, ConfigError> {
     let parts = Parts::new(url);
     if url.is_empty() {
-        return Err(RedisUrlError::new("the URL is empty"));
+        return Err(ConfigError::url("the URL is empty"));
     }
     let Some(parsed) = redis::parse_redis_url(url) else {
-        return Err(RedisUrlError::new(diagnose(&parts)));
+        return Err(ConfigError::url(diagnose(&parts)));
     };
     let tcp = !matches!(parsed.scheme(), "unix" | "redis+unix" | "valkey+unix");
     if tcp && parts.secret.is_some() && parsed.username().is_empty() && parsed.password().is_none()
     {
         // `redis://u:1234/5@host` reads as host "u", port 1234, database
         // "5@host": the '@' ended nothing.
-        return Err(RedisUrlError::new(format!(
+        return Err(ConfigError::url(format!(
             "the URL holds an '@' but no user or password was read before it: a character \
              in the password ended the address early; {ENCODE}"
         )));
     }
     if tcp {
         if parsed.port() == Some(0) {
-            return Err(RedisUrlError::new("bad port \"0\" (expected 1 to 65535)"));
+            return Err(ConfigError::url("bad port \"0\" (expected 1 to 65535)"));
         }
         let db = parsed.path().trim_matches('/');
         if !db.is_empty() && db.parse::<u16>().is_err() {
-            return Err(RedisUrlError::new(format!(
+            return Err(ConfigError::url(format!(
                 "bad database{} (expected a number such as /0 after the host)",
                 parts.quote(db)
             )));
@@ -168,7 +130,7 @@ fn parse(url: &str) -> Result<ConnectionInfo, RedisUrlError> {
         .into_iter()
         .find_map(|(needle, why)| text.contains(needle).then_some(why))
         .unwrap_or_else(|| "redis-rs cannot use it".to_owned());
-        RedisUrlError::new(why)
+        ConfigError::url(why)
     })
 }
 
