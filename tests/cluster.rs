@@ -596,3 +596,73 @@ fn a_master_that_stops_answering_has_its_keys_found_on_its_replica() {
     assert_eq!(answers.found, [Some(true), None, Some(true)], "{answers:?}");
     assert!(answers.failed.is_some());
 }
+
+#[test]
+fn a_master_that_refuses_with_clusterdown_has_its_keys_found_on_its_replica() {
+    let Some(cluster) = Cluster::start_with("clusterdown_replica", 1, 10_000) else {
+        return;
+    };
+    let config = config().build().unwrap();
+    let key = |name: &str| config.heat_key(name);
+    let master = cluster.node_of(&key("written"));
+    let on = |want: bool, not: &[u16]| {
+        (0..)
+            .map(|i| key(&format!("k{i}")))
+            .find(|k| (cluster.node_of(k) == master) == want && !not.contains(&cluster.slot_of(k)))
+            .unwrap()
+    };
+    let written = key("written");
+    let missing = on(true, &[cluster.slot_of(&written)]);
+    let elsewhere = on(false, &[]);
+    // A slot of the master's own that no key here is in: deleting it from
+    // the master's view alone leaves a hole there (nobody else claims it
+    // back), so the master refuses every key with CLUSTERDOWN while its
+    // replica, whose view is whole, still serves them.
+    let hole = on(
+        true,
+        &[cluster.slot_of(&written), cluster.slot_of(&missing)],
+    );
+    let hole = cluster.slot_of(&hole);
+    let mut con = cluster.nodes[master].connection();
+    let _: () = con.set(&written, 1).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
+    assert_eq!(acked, 1, "the replica has the key");
+    let mut other = cluster.connection();
+    let _: () = other.set(&elsewhere, 1).unwrap();
+
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &config).unwrap();
+    let mut store = connector.connect(0);
+    let keys = [written.clone(), missing, elsewhere];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(
+        store.look(&keys, false).and_then(Answers::whole).unwrap(),
+        [true, false, true]
+    );
+    let _: () = redis::cmd("CLUSTER")
+        .arg("DELSLOTS")
+        .arg(hole)
+        .query(&mut con)
+        .unwrap();
+    let refuses = |con: &mut redis::Connection| {
+        let reply: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(&written).query(con);
+        reply.is_err_and(|e| e.code() == Some("CLUSTERDOWN"))
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while !refuses(&mut con) {
+        assert!(Instant::now() < deadline, "the master never refused");
+        std::thread::sleep(ms(10));
+    }
+    let answers = store.look(&keys, false);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTS")
+        .arg(hole)
+        .query(&mut con)
+        .unwrap();
+    let answers = answers.unwrap();
+    // Found on the replica: written, so answered in time; missing there
+    // may only not be replicated yet: unanswered, with the master's
+    // refusal as the cause.
+    assert_eq!(answers.found, [Some(true), None, Some(true)], "{answers:?}");
+    let failed = answers.failed.expect("the refusal is said");
+    assert!(failed.message().contains("CLUSTERDOWN"), "{failed}");
+}

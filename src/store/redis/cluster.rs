@@ -684,6 +684,7 @@ impl RedisClusterStore {
                         continue;
                     }
                 };
+                let mut refused = Vec::new();
                 for (&i, answer) in chunk.iter().zip(part) {
                     match answer {
                         Ok(exists) => found[i] = Some((exists, by)),
@@ -691,11 +692,20 @@ impl RedisClusterStore {
                             Some(Redirect::Moved(to)) => moved.push((i, to)),
                             Some(Redirect::Ask(to)) => asks.push((i, to)),
                             None => {
+                                // A master whose own view of the slots has a
+                                // hole refuses every key while its replica's
+                                // view may be whole: asked as a dead one's.
+                                if e.code() == Some("CLUSTERDOWN") {
+                                    refused.push(i);
+                                }
                                 let address = format!("{}:{}", node.0, node.1);
                                 failed.get_or_insert(super::link::store_error(&address, &e));
                             }
                         },
                     }
+                }
+                if !refused.is_empty() {
+                    self.found_on_replicas(node, keys, &refused, found);
                 }
             }
         }
@@ -766,7 +776,7 @@ impl RedisClusterStore {
 
     /// The keys of `chunk` still unanswered, asked of the replicas of
     /// `node`, a master that did not answer (dead, paused, backing
-    /// off): a key a replica has was written, so it is answered found, in
+    /// off) or refused them with `CLUSTERDOWN`: a key a replica has was written, so it is answered found, in
     /// time, where waiting for the failover would answer it late. A key a
     /// replica lacks may only not be replicated yet: it stays unanswered.
     fn found_on_replicas(
