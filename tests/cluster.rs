@@ -597,33 +597,52 @@ fn a_master_that_stops_answering_has_its_keys_found_on_its_replica() {
     assert!(answers.failed.is_some());
 }
 
+/// The port of the replica of the master `con` is connected to.
+fn replica_port(con: &mut redis::Connection) -> u16 {
+    let (_, _, replicas): (String, i64, Vec<(String, String, String)>) =
+        redis::cmd("ROLE").query(con).unwrap();
+    replicas[0].1.parse().unwrap()
+}
+
+/// How far the replica on `con` has applied its master's writes.
+fn applied(con: &mut redis::Connection) -> i64 {
+    let role: (String, String, i64, String, i64) = redis::cmd("ROLE").query(con).unwrap();
+    role.4
+}
+
 #[test]
-fn a_master_that_refuses_with_clusterdown_has_its_keys_found_on_its_replica() {
+fn a_master_that_refuses_with_clusterdown_has_its_keys_answered_by_a_replica_that_applied_its_writes()
+ {
     let Some(cluster) = Cluster::start_with("clusterdown_replica", 1, 10_000) else {
         return;
     };
     let config = config().build().unwrap();
     let key = |name: &str| config.heat_key(name);
     let master = cluster.node_of(&key("written"));
-    let on = |want: bool, not: &[u16]| {
-        (0..)
+    let mut taken = vec![cluster.slot_of(&key("written"))];
+    let mut on = |want: bool| {
+        let k = (0..)
             .map(|i| key(&format!("k{i}")))
-            .find(|k| (cluster.node_of(k) == master) == want && !not.contains(&cluster.slot_of(k)))
-            .unwrap()
+            .find(|k| {
+                (cluster.node_of(k) == master) == want && !taken.contains(&cluster.slot_of(k))
+            })
+            .unwrap();
+        taken.push(cluster.slot_of(&k));
+        k
     };
     let written = key("written");
-    let missing = on(true, &[cluster.slot_of(&written)]);
-    let elsewhere = on(false, &[]);
+    let missing = on(true);
+    let behind = on(true);
+    let elsewhere = on(false);
     // A slot of the master's own that no key here is in: deleting it from
     // the master's view alone leaves a hole there (nobody else claims it
     // back), so the master refuses every key with CLUSTERDOWN while its
     // replica, whose view is whole, still serves them.
-    let hole = on(
-        true,
-        &[cluster.slot_of(&written), cluster.slot_of(&missing)],
-    );
-    let hole = cluster.slot_of(&hole);
+    let hole = cluster.slot_of(&on(true));
     let mut con = cluster.nodes[master].connection();
+    let port = replica_port(&mut con);
+    let replica = cluster.nodes.iter().position(|n| n.port() == port).unwrap();
+    let mut replica = cluster.nodes[replica].connection();
     let _: () = con.set(&written, 1).unwrap();
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
     assert_eq!(acked, 1, "the replica has the key");
@@ -632,12 +651,20 @@ fn a_master_that_refuses_with_clusterdown_has_its_keys_found_on_its_replica() {
 
     let connector = RedisClusterConnector::new(&cluster.addresses(), &config).unwrap();
     let mut store = connector.connect(0);
-    let keys = [written.clone(), missing, elsewhere];
+    let keys = [written.clone(), missing, behind.clone(), elsewhere];
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     assert_eq!(
         store.look(&keys, false).and_then(Answers::whole).unwrap(),
-        [true, false, true]
+        [true, false, false, true]
     );
+    // The replica stops applying its master's writes (a write pause holds
+    // its replication link too), and misses the next one.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "20000", "WRITE"])
+        .query(&mut replica)
+        .unwrap();
+    let before = applied(&mut replica);
+    let _: () = con.set(&behind, 1).unwrap();
     let _: () = redis::cmd("CLUSTER")
         .arg("DELSLOTS")
         .arg(hole)
@@ -652,17 +679,77 @@ fn a_master_that_refuses_with_clusterdown_has_its_keys_found_on_its_replica() {
         assert!(Instant::now() < deadline, "the master never refused");
         std::thread::sleep(ms(10));
     }
-    let answers = store.look(&keys, false);
+    let lagging = store.look(&keys, false);
+    assert_eq!(applied(&mut replica), before, "the replica stayed behind");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut replica)
+        .unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
+    assert_eq!(acked, 1, "the replica caught up");
+    assert!(applied(&mut replica) > before);
+    let caught_up = store.look(&keys, false);
+    // A user without `+role`: found keys only, and `ROLE` asked once.
+    for node in &cluster.nodes {
+        let _: () = redis::cmd("ACL")
+            .arg(&[
+                "SETUSER", "norole", "on", ">pw", "~*", "&*", "+@all", "-role",
+            ])
+            .query(&mut node.connection())
+            .unwrap();
+    }
+    let nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://norole:pw@127.0.0.1:{}", n.port()))
+        .collect();
+    let mut norole = RedisClusterConnector::new(&nodes, &config)
+        .unwrap()
+        .connect(0);
+    let refused_role = [norole.look(&keys, false), norole.look(&keys, false)];
+    let role_denials = |con: &mut redis::Connection| -> i64 {
+        let log: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("ACL").arg("LOG").query(con).unwrap();
+        log.iter()
+            .filter(|e| e.get("object") == Some(&redis::Value::BulkString(b"role".to_vec())))
+            .map(|e| match e.get("count") {
+                Some(redis::Value::Int(n)) => *n,
+                _ => 0,
+            })
+            .sum()
+    };
+    let denied = role_denials(&mut con);
     let _: () = redis::cmd("CLUSTER")
         .arg("ADDSLOTS")
         .arg(hole)
         .query(&mut con)
         .unwrap();
-    let answers = answers.unwrap();
-    // Found on the replica: written, so answered in time; missing there
-    // may only not be replicated yet: unanswered, with the master's
-    // refusal as the cause.
-    assert_eq!(answers.found, [Some(true), None, Some(true)], "{answers:?}");
-    let failed = answers.failed.expect("the refusal is said");
+
+    // Behind: found on the replica if it has the key; a key it lacks may
+    // be one it has not applied yet (`behind` was written): unanswered,
+    // with the master's refusal as the cause. Never not found.
+    let lagging = lagging.unwrap();
+    assert_eq!(
+        lagging.found,
+        [Some(true), None, None, Some(true)],
+        "{lagging:?}"
+    );
+    let failed = lagging.failed.expect("the refusal is said");
     assert!(failed.message().contains("CLUSTERDOWN"), "{failed}");
+    // Caught up: what the replica lacks, the master lacked when asked.
+    let caught_up = caught_up.unwrap();
+    assert_eq!(
+        caught_up.found,
+        [Some(true), Some(false), Some(true), Some(true)],
+        "{caught_up:?}"
+    );
+    for answers in refused_role {
+        let answers = answers.unwrap();
+        assert_eq!(
+            answers.found,
+            [Some(true), None, Some(true), Some(true)],
+            "{answers:?}"
+        );
+    }
+    assert_eq!(denied, 1, "ROLE refused once, not asked again");
 }

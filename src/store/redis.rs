@@ -16,6 +16,8 @@ mod push_frames;
 mod push_socket;
 #[cfg(unix)]
 mod readable;
+#[cfg(feature = "cluster")]
+mod replication;
 mod rights;
 mod scripts;
 mod server_clock;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::node::{Endpoint, Node};
 use super::pipelined::EXISTS_CHUNK;
+use super::replication::{self, Role};
 use super::scripts;
 use super::slots::{SlotMap, key_slot};
 use super::url::connection_info;
@@ -260,6 +261,7 @@ impl Connector for RedisClusterConnector {
             lost: false,
             turn: 0,
             resubscribe_at: None,
+            role_refused: false,
         }
     }
 
@@ -298,6 +300,9 @@ pub struct RedisClusterStore {
     turn: usize,
     /// No attempt to rebuild a broken subscription before this.
     resubscribe_at: Option<std::time::Instant>,
+    /// The user may not run `ROLE`: a replica's "no such key" never
+    /// answers for a master.
+    role_refused: bool,
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -653,7 +658,7 @@ impl RedisClusterStore {
                     continue;
                 };
                 if down[g] {
-                    self.found_on_replicas(node, keys, chunk, found);
+                    self.found_on_replicas(node, keys, chunk, found, None);
                     continue;
                 }
                 let chunk_keys: Vec<&str> = chunk.iter().map(|&i| keys[i]).collect();
@@ -664,7 +669,7 @@ impl RedisClusterStore {
                     Ok(pending) => sent.push((g, chunk, pending)),
                     Err(e) => {
                         down[g] = true;
-                        self.found_on_replicas(node, keys, chunk, found);
+                        self.found_on_replicas(node, keys, chunk, found, None);
                         failed.get_or_insert_with(|| self.master_failed(node, &e));
                     }
                 }
@@ -679,7 +684,7 @@ impl RedisClusterStore {
                     // The first error is the cause; later ones may be its echo.
                     Err(e) => {
                         down[g] = true;
-                        self.found_on_replicas(node, keys, chunk, found);
+                        self.found_on_replicas(node, keys, chunk, found, None);
                         failed.get_or_insert_with(|| self.master_failed(node, &e));
                         continue;
                     }
@@ -705,7 +710,8 @@ impl RedisClusterStore {
                     }
                 }
                 if !refused.is_empty() {
-                    self.found_on_replicas(node, keys, &refused, found);
+                    let written = self.written_by(node);
+                    self.found_on_replicas(node, keys, &refused, found, written);
                 }
             }
         }
@@ -774,21 +780,64 @@ impl RedisClusterStore {
         StoreError::new(e.kind(), why)
     }
 
+    /// How far `node`, a master that refused keys with `CLUSTERDOWN`, has
+    /// written (`ROLE`), if it says so as a master. A user without `+role`
+    /// is not asked again (each refusal would fill the ACL log).
+    fn written_by(&mut self, node: &(String, u16)) -> Option<i64> {
+        if self.role_refused {
+            return None;
+        }
+        match self
+            .server(node)
+            .and_then(|s| s.call(|c| replication::role(c)))
+        {
+            Ok(Role::Master { offset }) => Some(offset),
+            Err(e) if e.kind() == StoreErrorKind::Permission => {
+                self.role_refused = true;
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// The keys of `chunk` still unanswered, asked of the replicas of
-    /// `node`, a master that did not answer (dead, paused, backing
-    /// off) or refused them with `CLUSTERDOWN`: a key a replica has was written, so it is answered found, in
-    /// time, where waiting for the failover would answer it late. A key a
-    /// replica lacks may only not be replicated yet: it stays unanswered.
+    /// `node`, a master that did not answer (dead, paused, backing off)
+    /// or refused them with `CLUSTERDOWN`: a key a replica has was
+    /// written, so it is answered found, in time, where waiting for the
+    /// failover would answer it late. A key a replica lacks may only not
+    /// be replicated yet, and stays unanswered, unless the master said it
+    /// had `written` up to an offset that the replica has applied (see
+    /// `replication`): then it is answered not found. Not while a replica
+    /// of `node` says it is a master: promoted, it takes writes the
+    /// others do not see.
     fn found_on_replicas(
         &mut self,
         node: &(String, u16),
         keys: &[&str],
         chunk: &[usize],
         found: &mut [Seen],
+        written: Option<i64>,
     ) {
         let map = self.slots.as_ref().or(self.known.as_ref());
         let replicas = map.map_or_else(Vec::new, |m| m.replicas_of(node).to_vec());
-        for replica in replicas {
+        // Asked before each replica's look, on the same connection: the
+        // look then sees at least what `ROLE` said was applied.
+        let roles: Vec<Option<Role>> = match written {
+            Some(_) => replicas
+                .iter()
+                .map(|r| {
+                    self.replica(r)
+                        .and_then(|s| s.call(|c| replication::role(c)))
+                        .ok()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let promoted = roles
+            .iter()
+            .flatten()
+            .any(|r| matches!(r, Role::Master { .. }));
+        for (k, replica) in replicas.iter().enumerate() {
             let left: Vec<usize> = chunk
                 .iter()
                 .copied()
@@ -797,14 +846,22 @@ impl RedisClusterStore {
             if left.is_empty() {
                 return;
             }
+            let answers_for = match (written, roles.get(k)) {
+                (Some(written), Some(Some(role))) if !promoted => {
+                    replication::answers_for(role, node, written)
+                }
+                _ => false,
+            };
             let asked: Vec<&str> = left.iter().map(|&i| keys[i]).collect();
-            let Ok((answers, by)) = self.replica(&replica).and_then(|s| s.look(&asked, false))
+            let Ok((answers, by)) = self.replica(replica).and_then(|s| s.look(&asked, false))
             else {
                 continue;
             };
             for (&i, answer) in left.iter().zip(answers) {
-                if let Ok(true) = answer {
-                    found[i] = Some((true, by));
+                match answer {
+                    Ok(true) => found[i] = Some((true, by)),
+                    Ok(false) if answers_for => found[i] = Some((false, by)),
+                    _ => {}
                 }
             }
         }
