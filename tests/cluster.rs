@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use heat_observer::{
     Config, ConfigBuilder, LateObserver, ObsPoint, RedisClusterConnector,
-    store::{Answers, Claim, Claimed, Connector, Event, Store, StoreErrorKind, StreamSpec},
+    store::{
+        Answers, Changes, Claim, Claimed, Connector, Event, Store, StoreErrorKind, StreamSpec,
+    },
 };
 use redis::Commands;
 use support::cluster::Cluster;
@@ -638,12 +640,14 @@ fn a_master_that_refuses_with_clusterdown_has_its_keys_answered_by_a_replica_tha
     // the master's view alone leaves a hole there (nobody else claims it
     // back), so the master refuses every key with CLUSTERDOWN while its
     // replica, whose view is whole, still serves them.
-    let hole = cluster.slot_of(&on(true));
+    let in_hole = on(true);
+    let hole = cluster.slot_of(&in_hole);
     let mut con = cluster.nodes[master].connection();
     let port = replica_port(&mut con);
     let replica = cluster.nodes.iter().position(|n| n.port() == port).unwrap();
     let mut replica = cluster.nodes[replica].connection();
     let _: () = con.set(&written, 1).unwrap();
+    let _: () = con.set(&in_hole, 1).unwrap();
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
     assert_eq!(acked, 1, "the replica has the key");
     let mut other = cluster.connection();
@@ -689,6 +693,12 @@ fn a_master_that_refuses_with_clusterdown_has_its_keys_answered_by_a_replica_tha
     assert_eq!(acked, 1, "the replica caught up");
     assert!(applied(&mut replica) > before);
     let caught_up = store.look(&keys, false);
+    // The slot map is read again after each look that failed, from the
+    // next node each time: one of them is the master, whose map lacks
+    // the slot; the key in it is still asked of the replica.
+    let in_hole_found: Vec<_> = (0..2 * cluster.nodes.len())
+        .map(|_| store.look(&[&in_hole], false).map(|a| a.found))
+        .collect();
     // A user without `+role`: found keys only, and `ROLE` asked once.
     for node in &cluster.nodes {
         let _: () = redis::cmd("ACL")
@@ -752,4 +762,65 @@ fn a_master_that_refuses_with_clusterdown_has_its_keys_answered_by_a_replica_tha
         );
     }
     assert_eq!(denied, 1, "ROLE refused once, not asked again");
+    for found in in_hole_found {
+        assert_eq!(
+            found.unwrap(),
+            [Some(true)],
+            "the key in the slot the master lost"
+        );
+    }
+}
+
+#[test]
+fn keys_registered_while_their_master_refused_with_clusterdown_are_registered_again_after() {
+    let Some(cluster) = Cluster::start_with("clusterdown_push", 1, 10_000) else {
+        return;
+    };
+    let config = config().build().unwrap();
+    let watched = config.heat_key("watched");
+    let master = cluster.node_of(&watched);
+    let hole = (0..)
+        .map(|i| config.heat_key(&format!("h{i}")))
+        .find(|k| cluster.node_of(k) == master && cluster.slot_of(k) != cluster.slot_of(&watched))
+        .map(|k| cluster.slot_of(&k))
+        .unwrap();
+    let mut con = cluster.nodes[master].connection();
+    let connector = RedisClusterConnector::new(&cluster.addresses(), &config).unwrap();
+    let mut store = connector.connect(0);
+    assert!(store.subscribe().unwrap(), "push on a cluster");
+    let exists = |con: &mut redis::Connection| -> redis::RedisResult<i64> {
+        redis::cmd("EXISTS").arg(&watched).query(con)
+    };
+    let slots = |con: &mut redis::Connection, what: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg(what)
+            .arg(hole)
+            .query(con)
+            .unwrap();
+    };
+    slots(&mut con, "DELSLOTS");
+    let deadline = Instant::now() + PATIENCE;
+    while !exists(&mut con).is_err_and(|e| e.code() == Some("CLUSTERDOWN")) {
+        assert!(Instant::now() < deadline, "the master never refused");
+        std::thread::sleep(ms(10));
+    }
+    // The look that registers interest is refused by the master (its
+    // replica answers, registering nothing there).
+    let refused = store.look(&[&watched], true).unwrap();
+    assert!(refused.failed.is_some(), "{refused:?}");
+    let during = store.changes(ms(20)).unwrap();
+    slots(&mut con, "ADDSLOTS");
+    let deadline = Instant::now() + PATIENCE;
+    while exists(&mut con).is_err() {
+        assert!(Instant::now() < deadline, "the master never answered again");
+        std::thread::sleep(ms(10));
+    }
+    let answered = store.look(&[&watched], false).unwrap();
+    let after = store.changes(ms(20)).unwrap();
+
+    assert_eq!(during, Changes::Quiet, "nothing lost while it refuses");
+    assert_eq!(answered.found, [Some(false)], "{answered:?}");
+    // Written now, the key would tell nobody: every watched key is looked
+    // at again, which registers it.
+    assert_eq!(after, Changes::Lost);
 }

@@ -4,7 +4,10 @@
 //! a live reshard of 3,000 slots (from the master with the most slots to
 //! the one with the fewest, so the next goes back), a planned switch
 //! (`CLUSTER FAILOVER` on a replica), a master paused (`SIGSTOP` 3 s, long
-//! enough for its replica to take over). Each fault returns when the
+//! enough for its replica to take over), a hole in a master's own view of
+//! the slots (`CLUSTER DELSLOTS` of one of its slots on it alone, 3 s: it
+//! refuses every key with `CLUSTERDOWN` while its replica serves them, as
+//! Redis 7.0 masters were seen to do after a pause). Each fault returns when the
 //! cluster is whole again: every slot served, the old master back as a
 //! replica in sync.
 //!
@@ -22,13 +25,14 @@ use std::time::{Duration, Instant};
 use super::cluster::Cluster;
 
 /// The faults, in the order they come.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "kill-stream-master",
     "reshard",
     "stop-master",
     "planned-failover",
     "reshard-back",
     "kill-key-master",
+    "hole",
 ];
 /// How long a paused master stays paused.
 const STOPPED: Duration = Duration::from_secs(3);
@@ -354,6 +358,23 @@ fn make_kind(
             .and_then(|()| wait_whole(cluster));
             doubts.push((from, Instant::now()));
             healed
+        }
+        "hole" => {
+            let victim = key_master(&nodes).ok_or_else(|| refused("no other master".into()))?;
+            let slot = nodes
+                .iter()
+                .find(|n| n.index == victim)
+                .and_then(|n| n.slots.first())
+                .map(|(first, _)| *first)
+                .ok_or_else(|| refused("the master serves no slot".into()))?;
+            let mut con = connect(cluster, victim)?;
+            let slots = |con: &mut redis::Connection, what: &str| {
+                redis::cmd("CLUSTER").arg(what).arg(slot).exec(con)
+            };
+            slots(&mut con, "DELSLOTS")?;
+            thread::sleep(STOPPED);
+            slots(&mut con, "ADDSLOTS")?;
+            wait_whole(cluster)
         }
         "planned-failover" => {
             let master = key_master(&nodes).unwrap_or(stream_master);

@@ -262,6 +262,7 @@ impl Connector for RedisClusterConnector {
             turn: 0,
             resubscribe_at: None,
             role_refused: false,
+            unregistered: Vec::new(),
         }
     }
 
@@ -303,6 +304,11 @@ pub struct RedisClusterStore {
     /// The user may not run `ROLE`: a replica's "no such key" never
     /// answers for a master.
     role_refused: bool,
+    /// Masters that refused a look registering interest (`CLUSTERDOWN`):
+    /// the keys answered by a replica meanwhile have none there. The
+    /// first look such a master answers again says `Lost`, so every
+    /// watched key is looked at (and registered) again.
+    unregistered: Vec<(String, u16)>,
 }
 
 impl fmt::Debug for RedisClusterStore {
@@ -341,7 +347,7 @@ impl RedisClusterStore {
             known.rotate_left(first);
         }
         self.map_reads = self.map_reads.wrapping_add(1);
-        let mut last = None;
+        let (mut last, mut holed) = (None, None::<SlotMap>);
         for node in known {
             // Read inside the call: a reply that is no map is one out of
             // step, and its connection is dropped.
@@ -349,12 +355,24 @@ impl RedisClusterStore {
                 .server(&node)
                 .and_then(|server| server.call(|c| SlotMap::from_reply(slots.query(c)?, &node.0)));
             match read {
+                // A map with a hole may be its node's alone (a master
+                // whose own view lost a slot refuses every key): one more
+                // node is asked, and the map that serves more is kept.
+                Ok(map) if map.served() < 16384 && holed.is_none() => holed = Some(map),
                 Ok(map) => {
+                    let map = match holed {
+                        Some(first) if first.served() > map.served() => first,
+                        _ => map,
+                    };
                     self.read_map(&map);
                     return Ok(map);
                 }
                 Err(e) => last = Some(e),
             }
+        }
+        if let Some(map) = holed {
+            self.read_map(&map);
+            return Ok(map);
         }
         let why = format!("{}: no node answered CLUSTER SLOTS", self.address);
         Err(last.map_or_else(
@@ -710,8 +728,14 @@ impl RedisClusterStore {
                     }
                 }
                 if !refused.is_empty() {
+                    if register && !self.unregistered.contains(node) {
+                        self.unregistered.push(node.clone());
+                    }
                     let written = self.written_by(node);
                     self.found_on_replicas(node, keys, &refused, found, written);
+                } else if let Some(at) = self.unregistered.iter().position(|n| n == node) {
+                    self.unregistered.swap_remove(at);
+                    self.lost |= self.push;
                 }
             }
         }
@@ -969,6 +993,7 @@ impl Store for RedisClusterStore {
         }
         self.push = true;
         self.lost = false;
+        self.unregistered.clear();
         Ok(true)
     }
 

@@ -126,6 +126,14 @@ impl SlotMap {
         (first..=last).contains(&slot).then_some(node)
     }
 
+    /// How many of the 16,384 slots have a master in this map.
+    pub(crate) fn served(&self) -> u32 {
+        self.ranges
+            .iter()
+            .map(|r| u32::from(r.1) - u32::from(r.0) + 1)
+            .sum()
+    }
+
     pub(crate) fn node(&self, index: usize) -> &(String, u16) {
         &self.nodes[index]
     }
