@@ -8,9 +8,9 @@
 //! Store health is one state per observer, whatever the number of
 //! workers: an outage opens with the first failed call of any worker and
 //! closes, with one "recovered" line, once every worker whose last call
-//! failed has answered again (or holds nothing and so has no stake). The
-//! recovery line carries the failures not yet said, so one outage gives
-//! two lines. A store that flaps (a write paused, a connection killed, a
+//! failed has answered again (or holds nothing and so has no stake) and
+//! no call has failed for [`RECOVERY_HOLD`]. The recovery line carries
+//! the failures not yet said, so one outage gives two lines. A store that flaps (a write paused, a connection killed, a
 //! recovery, again) gives at most one failure and one recovery line per
 //! interval: an outage that closes within the interval of the last
 //! recovery line is said with the next one, which counts the outages.
@@ -28,6 +28,14 @@ use crate::store::{StoreError, StoreErrorKind};
 
 /// A line to log.
 pub(crate) type Line = (Level, String);
+
+/// How long every call must have answered before an outage is said to be
+/// over. On a cluster a dead master fails only the looks that hold one of
+/// its keys, and looks of other masters' keys answer between them: without
+/// the hold, one failover read as a dozen outages ("the store is
+/// flapping") and a second warning ten seconds on (a ten-minute chaos run
+/// of the seventeenth round).
+pub(crate) const RECOVERY_HOLD: Duration = Duration::from_secs(1);
 
 /// One kind of warning: what is counted but not yet written.
 #[derive(Debug, Default)]
@@ -86,6 +94,8 @@ struct Outage {
 struct Unsaid {
     outages: u64,
     since: Instant,
+    /// When the last of them was over: every call answering again.
+    until: Instant,
     errors: u64,
     workers: u64,
 }
@@ -113,6 +123,9 @@ struct Health {
     last_recovery_line: Option<Instant>,
     /// A call answered since the last failure.
     answered: bool,
+    /// Since when every worker with a stake has answered, no call failing
+    /// (the outage closes [`RECOVERY_HOLD`] after).
+    clear_since: Option<Instant>,
     faults: Throttled,
     /// Operators' errors (credentials, rights, database): said every
     /// interval while they last.
@@ -294,6 +307,7 @@ impl Warnings {
         }
         h.failing[kind(op)] |= bit;
         h.answered = false;
+        h.clear_since = None;
         let outage = h.outage.get_or_insert(Outage {
             since: now,
             errors: 0,
@@ -318,7 +332,7 @@ impl Warnings {
             h.failing[k] &= !bit(worker);
         }
         h.answered = true;
-        self.close_outage(now)
+        self.close_outage(now, false)
     }
 
     /// Worker `worker` holds nothing: it has no stake in the store's health
@@ -327,25 +341,34 @@ impl Warnings {
         for failing in &mut self.health.failing {
             *failing &= !bit(worker);
         }
-        self.close_outage(now)
+        self.close_outage(now, false)
     }
 
-    fn close_outage(&mut self, now: Instant) -> Vec<Line> {
+    /// Closes the open outage once every worker with a stake has answered
+    /// and none has failed for [`RECOVERY_HOLD`] (`force`: at once).
+    fn close_outage(&mut self, now: Instant, force: bool) -> Vec<Line> {
         let every = self.every;
         let h = &mut self.health;
-        if h.failing.iter().any(|f| *f != 0) || !h.answered {
+        if h.outage.is_none() || h.failing.iter().any(|f| *f != 0) || !h.answered {
+            return Vec::new();
+        }
+        let clear = *h.clear_since.get_or_insert(now);
+        if !force && within(clear, now, RECOVERY_HOLD) {
             return Vec::new();
         }
         let Some(outage) = h.outage.take() else {
             return Vec::new();
         };
+        h.clear_since = None;
         let unsaid = h.unsaid.get_or_insert(Unsaid {
             outages: 0,
             since: outage.since,
+            until: clear,
             errors: 0,
             workers: 0,
         });
         unsaid.outages += 1;
+        unsaid.until = clear;
         unsaid.errors += outage.errors;
         unsaid.workers |= outage.workers;
         if h.last_recovery_line.is_some_and(|t| within(t, now, every)) {
@@ -382,7 +405,7 @@ impl Warnings {
                 "Late observer store recovered after {} error(s) on {} worker(s) in {:.1} s{flapping}{unwarned}",
                 unsaid.errors,
                 unsaid.workers.count_ones(),
-                now.saturating_duration_since(unsaid.since).as_secs_f64()
+                unsaid.until.saturating_duration_since(unsaid.since).as_secs_f64()
             ),
         ));
         lines
@@ -415,6 +438,7 @@ impl Warnings {
     /// while a failing worker waits); `force` writes everything pending.
     pub(crate) fn due(&mut self, now: Instant, force: bool) -> Vec<Line> {
         let mut lines = self.reuse_due(now, force);
+        lines.extend(self.close_outage(now, force));
         let h = &self.health;
         let quiet = h
             .last_recovery_line
